@@ -1,0 +1,88 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// writeMarkdown renders the plan as GitHub-flavoured Markdown: heading, settings,
+// summary, a table with the same columns as the text table, and the "Why" list.
+func writeMarkdown(w io.Writer, p *Plan) error {
+	fmt.Fprintln(w, "# imdsguard plan")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Generated %s; lookback %dh, min observed %dh, mode `%s`.\n",
+		p.GeneratedAt.UTC().Format("2006-01-02T15:04:05Z"), p.Settings.LookbackHours, p.Settings.MinObservedHours, mdText(p.Settings.Mode))
+	fmt.Fprintln(w)
+	if len(p.Instances) == 0 {
+		fmt.Fprintln(w, "**No instances found.**")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, apiCallsLine(p.APICalls))
+		return nil
+	}
+	account, region := scope(p)
+	if line := scopeLine(account, region); line != "" {
+		fmt.Fprintf(w, "Scope: %s.\n\n", mdText(line))
+	}
+	fmt.Fprintf(w, "**%s**\n\n", summaryLine(p.Summary))
+
+	var header []string
+	if account == "" {
+		header = append(header, "Account")
+	}
+	if region == "" {
+		header = append(header, "Region")
+	}
+	header = append(header, "Instance", "Name", "State", "Action", "Reason", "Evidence")
+	fmt.Fprintln(w, "| "+strings.Join(header, " | ")+" |")
+	fmt.Fprintln(w, strings.Repeat("|---", len(header))+"|")
+	for _, in := range p.Instances {
+		var row []string
+		if account == "" {
+			row = append(row, orDash(in.AccountID))
+		}
+		if region == "" {
+			row = append(row, orDash(in.Region))
+		}
+		row = append(row,
+			orDash(in.InstanceID),
+			orDash(in.Name),
+			orDash(in.State),
+			orDash(string(in.Action)),
+			reasonText(in),
+			evidenceText(in, p.Settings, p.GeneratedAt),
+		)
+		for i := range row {
+			row[i] = mdCell(row[i])
+		}
+		fmt.Fprintln(w, "| "+strings.Join(row, " | ")+" |")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, apiCallsLine(p.APICalls))
+
+	if ws := whys(p); len(ws) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "## Why")
+		fmt.Fprintln(w)
+		for _, y := range ws {
+			fmt.Fprintf(w, "- %s **%s**: %s\n", mdText(instanceLabel(y.in)), y.in.Action, mdText(reasonLine(y.primary)))
+			if y.theft != nil {
+				fmt.Fprintf(w, "  - **Warning** %s\n", mdText(reasonLine(*y.theft)))
+			}
+		}
+	}
+	return nil
+}
+
+// mdText keeps text on one line.
+func mdText(s string) string {
+	return strings.TrimSpace(clean(s))
+}
+
+// mdCell makes text safe inside a table cell: one line, backslashes and pipes escaped
+// (a pipe would otherwise end the cell).
+func mdCell(s string) string {
+	s = mdText(s)
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	return strings.ReplaceAll(s, "|", `\|`)
+}

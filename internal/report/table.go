@@ -1,0 +1,86 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// writeTable renders the plan for people: a header, one aligned row per instance, the
+// summary and API calls, and why each ticket and defer was decided. The ACCOUNT and
+// REGION columns appear only when the plan spans several accounts or regions; otherwise
+// the single account and region are named under the header.
+func writeTable(w io.Writer, p *Plan) error {
+	fmt.Fprintln(w, headerLine(p))
+	if len(p.Instances) == 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "no instances found")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, apiCallsLine(p.APICalls))
+		return nil
+	}
+	account, region := scope(p)
+	if line := scopeLine(account, region); line != "" {
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
+
+	var header []string
+	if account == "" {
+		header = append(header, "ACCOUNT")
+	}
+	if region == "" {
+		header = append(header, "REGION")
+	}
+	header = append(header, "INSTANCE", "NAME", "STATE", "ACTION", "REASON", "EVIDENCE")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, in := range p.Instances {
+		var row []string
+		if account == "" {
+			row = append(row, orDash(in.AccountID))
+		}
+		if region == "" {
+			row = append(row, orDash(in.Region))
+		}
+		row = append(row,
+			orDash(in.InstanceID),
+			orDash(truncate(in.Name, maxNameRunes)),
+			orDash(in.State),
+			orDash(string(in.Action)),
+			reasonText(in),
+			evidenceText(in, p.Settings, p.GeneratedAt),
+		)
+		for i := range row {
+			row[i] = clean(row[i])
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, summaryLine(p.Summary))
+	fmt.Fprintln(w, apiCallsLine(p.APICalls))
+
+	if ws := whys(p); len(ws) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Why:")
+		for _, y := range ws {
+			fmt.Fprintf(w, "  %s %s: %s\n", clean(instanceLabel(y.in)), y.in.Action, clean(reasonLine(y.primary)))
+			if y.theft != nil {
+				fmt.Fprintf(w, "    WARNING %s\n", clean(reasonLine(*y.theft)))
+			}
+		}
+	}
+	return nil
+}
+
+// instanceLabel is "i-0abc (web-1)", or the id alone when the instance has no name.
+func instanceLabel(in Instance) string {
+	if in.Name == "" {
+		return orDash(in.InstanceID)
+	}
+	return fmt.Sprintf("%s (%s)", orDash(in.InstanceID), truncate(in.Name, maxNameRunes))
+}
