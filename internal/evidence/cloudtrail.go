@@ -1,0 +1,143 @@
+package evidence
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"golang.org/x/time/rate"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// CloudTrailAPI is the part of the CloudTrail client the delivery reader uses.
+type CloudTrailAPI interface {
+	LookupEvents(ctx context.Context, in *cloudtrail.LookupEventsInput, optFns ...func(*cloudtrail.Options)) (*cloudtrail.LookupEventsOutput, error)
+}
+
+// LookupEventsPerSecond is CloudTrail's LookupEvents quota per account and region.
+const LookupEventsPerSecond = 2
+
+// maxTrailLookback is CloudTrail's event history.
+const maxTrailLookback = 90 * 24 * time.Hour
+
+// NewLookupLimiter returns a limiter for one account-region's LookupEvents calls.
+func NewLookupLimiter(perSecond float64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(perSecond), 1)
+}
+
+// CredentialDeliveries looks up the events made with the instance role's credentials
+// (their session name, and so the CloudTrail user name, is the instance id) and counts
+// how the credentials were delivered: ec2RoleDelivery "1.0" over IMDSv1, "2.0" over
+// IMDSv2. It stops at the first page with an IMDSv1 delivery, because one settles the
+// verdict; the counts are then lower bounds. Every call waits for the limiter, which
+// must be shared by all lookups in the same account and region.
+func CredentialDeliveries(ctx context.Context, api CloudTrailAPI, limiter *rate.Limiter, inst policy.Instance, lookback time.Duration, now time.Time) (*policy.CloudTrailUsage, error) {
+	end := now.UTC()
+	start := end.Add(-min(lookback, maxTrailLookback))
+	pages := cloudtrail.NewLookupEventsPaginator(api, &cloudtrail.LookupEventsInput{
+		LookupAttributes: []cttypes.LookupAttribute{{
+			AttributeKey:   cttypes.LookupAttributeKeyUsername,
+			AttributeValue: aws.String(inst.InstanceID),
+		}},
+		StartTime:  aws.Time(start),
+		EndTime:    aws.Time(end),
+		MaxResults: aws.Int32(50),
+	})
+	acc := newDeliveryTally(inst.Addresses)
+	for pages.HasMorePages() {
+		if err := limiter.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("cloudtrail:LookupEvents for %s: %w", inst.InstanceID, err)
+		}
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cloudtrail:LookupEvents for %s: %w", inst.InstanceID, err)
+		}
+		for _, ev := range page.Events {
+			if err := acc.add(ev); err != nil {
+				return nil, fmt.Errorf("cloudtrail:LookupEvents for %s: %w", inst.InstanceID, err)
+			}
+		}
+		if acc.usage.V1Deliveries > 0 {
+			break
+		}
+	}
+	return acc.result(), nil
+}
+
+// trailRecord is the part of a CloudTrail record that tells how credentials were delivered.
+type trailRecord struct {
+	EventName       string    `json:"eventName"`
+	EventTime       time.Time `json:"eventTime"`
+	SourceIPAddress string    `json:"sourceIPAddress"`
+	UserAgent       string    `json:"userAgent"`
+	UserIdentity    struct {
+		SessionContext struct {
+			EC2RoleDelivery string `json:"ec2RoleDelivery"`
+		} `json:"sessionContext"`
+	} `json:"userIdentity"`
+}
+
+type deliveryTally struct {
+	usage   policy.CloudTrailUsage
+	own     map[netip.Addr]bool
+	foreign []string
+}
+
+func newDeliveryTally(addresses []string) *deliveryTally {
+	own := make(map[netip.Addr]bool, len(addresses))
+	for _, a := range addresses {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			own[ip.Unmap()] = true
+		}
+	}
+	return &deliveryTally{own: own}
+}
+
+func (t *deliveryTally) add(ev cttypes.Event) error {
+	var rec trailRecord
+	if err := json.Unmarshal([]byte(aws.ToString(ev.CloudTrailEvent)), &rec); err != nil {
+		return fmt.Errorf("event %s (%s) has a malformed CloudTrailEvent: %w", aws.ToString(ev.EventId), aws.ToString(ev.EventName), err)
+	}
+	switch rec.UserIdentity.SessionContext.EC2RoleDelivery {
+	case "2.0":
+		t.usage.V2Deliveries++
+	case "1.0":
+		t.usage.V1Deliveries++
+		name := rec.EventName
+		if name == "" {
+			name = aws.ToString(ev.EventName)
+		}
+		t.usage.EventNames = append(t.usage.EventNames, name)
+		t.usage.UserAgents = append(t.usage.UserAgents, rec.UserAgent)
+		t.usage.SourceIPs = append(t.usage.SourceIPs, rec.SourceIPAddress)
+		// sourceIPAddress may be a service name ("ec2.amazonaws.com"): only an address
+		// can be compared with the instance's own.
+		if ip, err := netip.ParseAddr(rec.SourceIPAddress); err == nil && !t.own[ip.Unmap()] {
+			t.foreign = append(t.foreign, rec.SourceIPAddress)
+		}
+		when := rec.EventTime
+		if when.IsZero() {
+			when = aws.ToTime(ev.EventTime)
+		}
+		if when = when.UTC(); t.usage.LastV1Delivery == nil || when.After(*t.usage.LastV1Delivery) {
+			t.usage.LastV1Delivery = &when
+		}
+	}
+	// Events without ec2RoleDelivery were not made with instance role credentials.
+	return nil
+}
+
+func (t *deliveryTally) result() *policy.CloudTrailUsage {
+	u := t.usage
+	u.EventNames = sortedUnique(u.EventNames)
+	u.UserAgents = sortedUnique(u.UserAgents)
+	u.SourceIPs = sortedUnique(u.SourceIPs)
+	u.ForeignSourceIPs = sortedUnique(t.foreign)
+	return &u
+}

@@ -1,0 +1,10 @@
+//go:build !unix
+
+package testsupport
+
+import "os/exec"
+
+func setProcessGroup(*exec.Cmd) {}
+
+// signalGroup: without process groups only the direct child can be killed.
+func signalGroup(cmd *exec.Cmd, _ bool) { _ = cmd.Process.Kill() }
