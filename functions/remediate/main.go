@@ -1,0 +1,86 @@
+// Command remediate is the remediate Lambda: verdicts from the queue in, enforcement,
+// tickets and ledger records out.
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+
+	"github.com/imdsguard/imdsguard/internal/awsapi"
+	"github.com/imdsguard/imdsguard/internal/emf"
+	"github.com/imdsguard/imdsguard/internal/enforce"
+	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/lambdaenv"
+	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/remediate"
+	"github.com/imdsguard/imdsguard/internal/ticket"
+)
+
+func main() {
+	log := lambdaenv.Logger()
+	fail := func(msg string, err error) {
+		log.Error(msg, "error", err.Error())
+		os.Exit(1)
+	}
+	settings, err := policy.LoadSettings(os.LookupEnv, nil)
+	if err != nil {
+		fail("invalid settings", err)
+	}
+	table, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_LEDGER_TABLE")
+	if err != nil {
+		fail("invalid settings", err)
+	}
+	topic, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_TOPIC_ARN")
+	if err != nil {
+		fail("invalid settings", err)
+	}
+	maxAge, err := lambdaenv.Duration(os.LookupEnv, "IMDSGUARD_MAX_VERDICT_AGE", time.Hour)
+	if err != nil {
+		fail("invalid settings", err)
+	}
+	claimTTL, err := lambdaenv.Duration(os.LookupEnv, "IMDSGUARD_CLAIM_TTL", 15*time.Minute)
+	if err != nil {
+		fail("invalid settings", err)
+	}
+	cfg, err := awsapi.Load(context.Background(), "", nil)
+	if err != nil {
+		fail("loading the AWS configuration", err)
+	}
+	ec2Client := ec2.NewFromConfig(cfg)
+	h := &remediate.Handler{
+		Settings:      settings,
+		MaxVerdictAge: maxAge,
+		ClaimTTL:      claimTTL,
+		Region:        cfg.Region,
+		Clients: guard.Clients{
+			EC2:           ec2Client,
+			CloudWatch:    cloudwatch.NewFromConfig(cfg),
+			CloudTrail:    cloudtrail.NewFromConfig(cfg),
+			LookupLimiter: evidence.NewLookupLimiter(evidence.LookupEventsPerSecond),
+		},
+		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
+		Ledger:   &ledger.Ledger{API: dynamodb.NewFromConfig(cfg), Table: table},
+		Tickets:  &ticket.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic, ExemptTag: settings.ExemptTag},
+		Now:      time.Now,
+		Log:      log,
+		Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},
+	}
+	lambda.Start(func(ctx context.Context, batch events.SQSEvent) (events.SQSEventResponse, error) {
+		account, err := lambdaenv.AccountID(ctx)
+		if err != nil {
+			return events.SQSEventResponse{}, err
+		}
+		return h.Handle(ctx, account, batch)
+	})
+}

@@ -1,0 +1,186 @@
+// Package detect is the detect Lambda's logic: an event becomes instance refs, the guard
+// judges them, and every verdict that asks for something (all but skip) goes to the
+// remediation queue as one imdsguard.verdict/v1 message.
+package detect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/imdsguard/imdsguard/internal/emf"
+	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/message"
+	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/trigger"
+)
+
+// QueueAPI is the part of the SQS client detect uses.
+type QueueAPI interface {
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// Handler handles one detect invocation.
+type Handler struct {
+	Settings policy.Settings
+	// RuleMatch is the substring that marks the Config rule (ec2-imdsv2-check).
+	RuleMatch string
+	Region    string
+	Clients   guard.Clients
+	Queue     QueueAPI
+	QueueURL  string
+	Now       func() time.Time
+	Log       *slog.Logger
+	Metrics   *emf.Emitter
+}
+
+// Summary is what one invocation did; it is the invocation's result.
+type Summary struct {
+	Source    string         `json:"source"`
+	Ignored   string         `json:"ignored,omitempty"`
+	Instances int            `json:"instances"`
+	Verdicts  map[string]int `json:"verdicts"`
+	Sent      int            `json:"sent"`
+	Foreign   []string       `json:"foreign,omitempty"`
+}
+
+// maxBatch is SendMessageBatch's limit; sendAttempts bounds the retries of entries
+// SQS reports as failed in an otherwise successful call.
+const (
+	maxBatch     = 10
+	sendAttempts = 3
+)
+
+// Handle judges the instances the event names. A malformed or unknown event is an error
+// naming it, and nothing is judged; so is a failure to queue a verdict, so that Lambda
+// retries the event (duplicates are harmless: remediate is idempotent and re-checks).
+func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMessage) (Summary, error) {
+	req, err := trigger.Parse(event, trigger.Config{AccountID: accountID, Region: h.Region, RuleSubstring: h.RuleMatch})
+	if err != nil {
+		h.count("Errors", 1, map[string]string{"Stage": "trigger"})
+		return Summary{}, err
+	}
+	sum := Summary{Source: req.Source, Ignored: req.Ignored, Verdicts: map[string]int{}}
+	for _, ref := range req.Foreign {
+		sum.Foreign = append(sum.Foreign, fmt.Sprintf("%s/%s/%s", ref.AccountID, ref.Region, ref.InstanceID))
+	}
+	for _, region := range req.ForeignRegions {
+		sum.Foreign = append(sum.Foreign, "region "+region)
+	}
+	if len(sum.Foreign) > 0 {
+		h.Log.WarnContext(ctx, "instances outside this function's account and region are reported, not acted on",
+			"source", req.Source, "foreign", sum.Foreign)
+	}
+	if req.Ignored != "" {
+		h.Log.InfoContext(ctx, "event asks for nothing", "source", req.Source, "why", req.Ignored)
+		return sum, nil
+	}
+	var ids []string
+	for _, ref := range req.Refs {
+		ids = append(ids, ref.InstanceID)
+	}
+	if len(ids) == 0 && len(req.Sweep) == 0 {
+		return sum, nil
+	}
+	now := h.Now().UTC()
+	assessments, err := guard.Assess(ctx, h.Clients, h.Region, ids, h.Settings, now, nil)
+	if err != nil {
+		h.count("Errors", 1, map[string]string{"Stage": "evidence"})
+		return sum, fmt.Errorf("judging the instances of %s: %w", req.Source, err)
+	}
+	sum.Instances = len(assessments)
+	var messages []message.Verdict
+	for _, a := range assessments {
+		sum.Verdicts[string(a.Verdict.Action)]++
+		h.logVerdict(ctx, req.Source, a)
+		if a.Verdict.Action == policy.ActionSkip {
+			continue
+		}
+		m, err := message.New(a, now)
+		if err != nil {
+			return sum, err
+		}
+		messages = append(messages, m)
+	}
+	for action, n := range sum.Verdicts {
+		h.count("Verdicts", n, map[string]string{"Action": action})
+	}
+	sent, err := h.send(ctx, messages)
+	sum.Sent = sent
+	if err != nil {
+		h.count("Errors", 1, map[string]string{"Stage": "queue"})
+		return sum, err
+	}
+	return sum, nil
+}
+
+func (h *Handler) logVerdict(ctx context.Context, source string, a guard.Assessment) {
+	attrs := []any{
+		"source", source, "account_id", a.AccountID, "region", a.Region, "instance_id", a.Evidence.InstanceID,
+		"action", a.Verdict.Action, "reasons", a.Verdict.Reasons,
+	}
+	if a.Verdict.Target != nil {
+		attrs = append(attrs, "target", *a.Verdict.Target)
+	}
+	h.Log.InfoContext(ctx, "verdict", attrs...)
+}
+
+// send queues the messages in batches, retrying the entries SQS reports as failed.
+func (h *Handler) send(ctx context.Context, messages []message.Verdict) (int, error) {
+	sent := 0
+	for batch := range slices.Chunk(messages, maxBatch) {
+		pending := make(map[string]sqstypes.SendMessageBatchRequestEntry, len(batch))
+		for i, m := range batch {
+			body, err := json.Marshal(m)
+			if err != nil {
+				return sent, fmt.Errorf("encoding the verdict for %s: %w", m.InstanceID, err)
+			}
+			id := strconv.Itoa(i)
+			pending[id] = sqstypes.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(string(body))}
+		}
+		for attempt := 1; len(pending) > 0; attempt++ {
+			entries := make([]sqstypes.SendMessageBatchRequestEntry, 0, len(pending))
+			for _, e := range pending {
+				entries = append(entries, e)
+			}
+			out, err := h.Queue.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(h.QueueURL), Entries: entries})
+			if err != nil {
+				return sent, fmt.Errorf("sqs:SendMessageBatch to %s: %w", h.QueueURL, err)
+			}
+			for _, ok := range out.Successful {
+				delete(pending, aws.ToString(ok.Id))
+				sent++
+			}
+			if len(out.Failed) == 0 {
+				continue
+			}
+			var failures []error
+			for _, f := range out.Failed {
+				failures = append(failures, fmt.Errorf("entry %s: %s: %s", aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message)))
+				if f.SenderFault {
+					// The message itself is wrong: retrying cannot help.
+					return sent, fmt.Errorf("sqs:SendMessageBatch to %s refused a verdict: %w", h.QueueURL, errors.Join(failures...))
+				}
+			}
+			if attempt == sendAttempts {
+				return sent, fmt.Errorf("sqs:SendMessageBatch to %s failed %d times: %w", h.QueueURL, attempt, errors.Join(failures...))
+			}
+		}
+	}
+	return sent, nil
+}
+
+func (h *Handler) count(metric string, n int, dims map[string]string) {
+	if err := h.Metrics.Count(metric, n, dims); err != nil {
+		h.Log.Error("writing a metric failed", "metric", metric, "error", err)
+	}
+}

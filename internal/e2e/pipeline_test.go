@@ -1,0 +1,462 @@
+// Package e2e runs the two Lambda bootstraps, built for this machine, under the Lambda
+// Runtime API harness against moto and the CloudTrail stand-in: the whole pipeline as it
+// runs in AWS, minus AWS.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/testsupport"
+)
+
+const account = "123456789012"
+
+var bootstraps struct {
+	detect, remediate string
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "imdsguard-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	for name, dst := range map[string]*string{"detect": &bootstraps.detect, "remediate": &bootstraps.remediate} {
+		*dst, err = testsupport.BuildLambda(ctx, "./functions/"+name, filepath.Join(dir, name))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building the %s bootstrap: %v\n", name, err)
+			os.Exit(1)
+		}
+	}
+	cancel()
+	code := testsupport.RunWithMoto(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// pipeline is a deployed imdsguard: queue with DLQ, ledger table, notifications topic
+// (read through an SQS subscription), and both functions running under the harness.
+type pipeline struct {
+	t          *testing.T
+	ctx        context.Context
+	fleet      map[string]demo.Seeded // by kind name
+	ec2        *ec2.Client
+	sqs        *sqs.Client
+	ledger     *ledger.Ledger
+	queueURL   string
+	dlqURL     string
+	noticesURL string
+	detect     *function
+	remediate  *function
+}
+
+type function struct {
+	arn  string
+	proc *testsupport.LambdaProcess
+}
+
+func (f *function) invoke(t *testing.T, ctx context.Context, event any) testsupport.Invocation {
+	t.Helper()
+	payload, err := json.Marshal(event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, ok := event.(json.RawMessage); ok {
+		payload = raw
+	}
+	inv, err := f.proc.InvokeWithOptions(ctx, payload, testsupport.InvokeOptions{FunctionARN: f.arn})
+	if err != nil {
+		t.Fatalf("invoking: %v\nlogs:\n%s", err, f.proc.Logs())
+	}
+	return inv
+}
+
+func newPipeline(t *testing.T, mode string, kinds ...string) *pipeline {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	moto := testsupport.Moto(t)
+	ct := testsupport.NewCloudTrail()
+	t.Cleanup(ct.Close)
+	cfg := testsupport.AWSConfig(demo.Region)
+	cfg.BaseEndpoint = aws.String(moto.URL)
+	p := &pipeline{t: t, ctx: ctx, ec2: ec2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), fleet: map[string]demo.Seeded{}}
+
+	// The resources template.yaml creates.
+	dlq := p.createQueue("imdsguard-remediation-dlq", nil)
+	p.dlqURL = dlq
+	p.queueURL = p.createQueue("imdsguard-remediation", map[string]string{
+		"RedrivePolicy": fmt.Sprintf(`{"deadLetterTargetArn":"%s","maxReceiveCount":"5"}`, p.queueARN(dlq)),
+	})
+	db := dynamodb.NewFromConfig(cfg)
+	table := "imdsguard-ledger"
+	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:   aws.String(table),
+		BillingMode: ddbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{
+			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []ddbtypes.KeySchemaElement{
+			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p.ledger = &ledger.Ledger{API: db, Table: table}
+	notifications := sns.NewFromConfig(cfg)
+	topic, err := notifications.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("imdsguard-notifications")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.noticesURL = p.createQueue("ticket-inbox", nil)
+	if _, err := notifications.Subscribe(ctx, &sns.SubscribeInput{
+		TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(p.queueARN(p.noticesURL)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Now().UTC()
+	all := demo.Kinds(now)
+	var chosen []demo.Kind
+	for _, k := range all {
+		for _, name := range kinds {
+			if k.Name == name {
+				chosen = append(chosen, k)
+			}
+		}
+	}
+	seeded, err := demo.Seed(ctx, demo.Clients{EC2: p.ec2, CloudWatch: cloudwatch.NewFromConfig(cfg), CloudTrail: ct}, chosen, 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range seeded {
+		p.fleet[s.Kind.Name] = s
+	}
+
+	env := demo.AWSEnv(moto.URL, ct.URL, t.TempDir())
+	env["IMDSGUARD_MODE"] = mode
+	env["IMDSGUARD_QUEUE_URL"] = p.queueURL
+	env["IMDSGUARD_LEDGER_TABLE"] = table
+	env["IMDSGUARD_TOPIC_ARN"] = aws.ToString(topic.TopicArn)
+	p.detect = p.start("detect", bootstraps.detect, env)
+	p.remediate = p.start("remediate", bootstraps.remediate, env)
+	return p
+}
+
+func (p *pipeline) start(name, bootstrap string, env map[string]string) *function {
+	p.t.Helper()
+	api, err := testsupport.NewRuntimeAPI()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(api.Close)
+	proc, err := testsupport.StartLambda(p.ctx, bootstrap, api, env)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(func() {
+		if err := proc.Stop(); err != nil {
+			p.t.Logf("stopping %s: %v", name, err)
+		}
+		if p.t.Failed() {
+			p.t.Logf("%s logs:\n%s", name, proc.Logs())
+		}
+	})
+	return &function{arn: fmt.Sprintf("arn:aws:lambda:%s:%s:function:imdsguard-%s", demo.Region, account, name), proc: proc}
+}
+
+func (p *pipeline) createQueue(name string, attrs map[string]string) string {
+	p.t.Helper()
+	out, err := p.sqs.CreateQueue(p.ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return aws.ToString(out.QueueUrl)
+}
+
+func (p *pipeline) queueARN(url string) string {
+	p.t.Helper()
+	out, err := p.sqs.GetQueueAttributes(p.ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
+	})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return out.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+}
+
+// receive takes every message now on the queue, as the SQS event source would, and
+// shapes them into the event Lambda delivers.
+func (p *pipeline) receive(url string) events.SQSEvent {
+	p.t.Helper()
+	var ev events.SQSEvent
+	for {
+		out, err := p.sqs.ReceiveMessage(p.ctx, &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+		})
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			return ev
+		}
+		for _, m := range out.Messages {
+			ev.Records = append(ev.Records, events.SQSMessage{
+				MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
+				Attributes: m.Attributes, EventSource: "aws:sqs", EventSourceARN: p.queueARN(url), AWSRegion: demo.Region,
+				Md5OfBody: aws.ToString(m.MD5OfBody),
+			})
+			if _, err := p.sqs.DeleteMessage(p.ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				p.t.Fatal(err)
+			}
+		}
+	}
+}
+
+func (p *pipeline) options(id string) (tokens string, hop int32) {
+	p.t.Helper()
+	out, err := p.ec2.DescribeInstances(p.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	mo := out.Reservations[0].Instances[0].MetadataOptions
+	return string(mo.HttpTokens), aws.ToInt32(mo.HttpPutResponseHopLimit)
+}
+
+func (p *pipeline) history(id string) []ledger.Outcome {
+	p.t.Helper()
+	h, err := p.ledger.History(p.ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: id})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return h
+}
+
+func decodeResponse[T any](t *testing.T, inv testsupport.Invocation) T {
+	t.Helper()
+	if inv.Err != nil {
+		t.Fatalf("function error %s: %s", inv.Err.Type, inv.Err.Message)
+	}
+	var out T
+	if err := json.Unmarshal(inv.Response, &out); err != nil {
+		t.Fatalf("response %s: %v", inv.Response, err)
+	}
+	return out
+}
+
+// configEvent is an AWS Config compliance change as EventBridge delivers it.
+func configEvent(instanceID string) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{
+  "version": "0", "id": "5a2ea1d6-ec1c-3c4e-b8a0-0a2f5e4c2d11",
+  "detail-type": "Config Rules Compliance Change", "source": "aws.config",
+  "account": "%[2]s", "time": "2026-11-22T10:00:00Z", "region": "us-east-1", "resources": [],
+  "detail": {
+    "resourceId": "%[1]s", "awsRegion": "us-east-1", "awsAccountId": "%[2]s",
+    "configRuleName": "securityhub-ec2-imdsv2-check-a1b2c3",
+    "recordVersion": "1.0", "configRuleARN": "arn:aws:config:us-east-1:%[2]s:config-rule/config-rule-ab12cd",
+    "messageType": "ComplianceChangeNotification", "notificationCreationTime": "2026-11-22T10:00:00.000Z",
+    "resourceType": "AWS::EC2::Instance",
+    "newEvaluationResult": {
+      "evaluationResultIdentifier": {"evaluationResultQualifier": {"configRuleName": "securityhub-ec2-imdsv2-check-a1b2c3",
+        "resourceType": "AWS::EC2::Instance", "resourceId": "%[1]s", "evaluationMode": "DETECTIVE"},
+        "orderingTimestamp": "2026-11-22T09:59:00.000Z"},
+      "complianceType": "NON_COMPLIANT", "resultRecordedTime": "2026-11-22T10:00:00.000Z",
+      "configRuleInvokedTime": "2026-11-22T09:59:30.000Z"
+    },
+    "oldEvaluationResult": null
+  }
+}`, instanceID, account))
+}
+
+type detectSummary struct {
+	Source   string         `json:"source"`
+	Verdicts map[string]int `json:"verdicts"`
+	Sent     int            `json:"sent"`
+}
+
+// TestPipelineEnforces: a Config event about an unused-IMDSv1 instance ends with the
+// instance required at hop limit 1, the prior options snapshotted and the outcome in the
+// ledger; replaying the same SQS batch changes nothing.
+func TestPipelineEnforces(t *testing.T) {
+	p := newPipeline(t, "enforce", "web")
+	web := p.fleet["web"]
+
+	sum := decodeResponse[detectSummary](t, p.detect.invoke(t, p.ctx, configEvent(web.ID)))
+	if sum.Sent != 1 || sum.Verdicts["remediate"] != 1 {
+		t.Fatalf("detect summary %+v, want one remediate verdict sent", sum)
+	}
+	batch := p.receive(p.queueURL)
+	if len(batch.Records) != 1 || !strings.Contains(batch.Records[0].Body, `"schema":"imdsguard.verdict/v1"`) {
+		t.Fatalf("queue holds %+v", batch.Records)
+	}
+	resp := decodeResponse[events.SQSEventResponse](t, p.remediate.invoke(t, p.ctx, batch))
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch item failures %+v", resp.BatchItemFailures)
+	}
+	if tokens, hop := p.options(web.ID); tokens != "required" || hop != 1 {
+		t.Fatalf("after remediation: HttpTokens %s, hop limit %d; want required, 1", tokens, hop)
+	}
+	snap, err := p.ledger.GetSnapshot(p.ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: web.ID})
+	if err != nil || snap == nil || snap.Options.HTTPTokens != "optional" || snap.Options.HopLimit != 2 || snap.Options.HTTPEndpoint != "enabled" {
+		t.Fatalf("snapshot %+v, %v; want the prior optional/2/enabled", snap, err)
+	}
+	hist := p.history(web.ID)
+	if len(hist) != 1 || hist[0].Result != ledger.ResultEnforced || hist[0].Applied == nil || hist[0].Applied.HTTPTokens != "required" {
+		t.Fatalf("history %+v, want one enforced outcome", hist)
+	}
+
+	// SQS delivers at least once: the same batch again is a no-op.
+	resp = decodeResponse[events.SQSEventResponse](t, p.remediate.invoke(t, p.ctx, batch))
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("replay: batch item failures %+v", resp.BatchItemFailures)
+	}
+	if again := p.history(web.ID); len(again) != 1 {
+		t.Fatalf("replay added to the history: %+v", again)
+	}
+	if tokens, hop := p.options(web.ID); tokens != "required" || hop != 1 {
+		t.Fatalf("replay changed the instance: %s, %d", tokens, hop)
+	}
+}
+
+// TestPipelineTickets: an instance still using IMDSv1 is not touched; its ticket reaches
+// the notifications topic with the evidence.
+func TestPipelineTickets(t *testing.T) {
+	p := newPipeline(t, "enforce", "sdk-v1", "new")
+	user, fresh := p.fleet["sdk-v1"], p.fleet["new"]
+
+	sum := decodeResponse[detectSummary](t, p.detect.invoke(t, p.ctx, map[string]any{"instance_ids": []string{user.ID, fresh.ID}}))
+	if sum.Sent != 2 || sum.Verdicts["ticket"] != 1 || sum.Verdicts["defer"] != 1 {
+		t.Fatalf("detect summary %+v", sum)
+	}
+	resp := decodeResponse[events.SQSEventResponse](t, p.remediate.invoke(t, p.ctx, p.receive(p.queueURL)))
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch item failures %+v", resp.BatchItemFailures)
+	}
+	for _, s := range []demo.Seeded{user, fresh} {
+		if tokens, _ := p.options(s.ID); tokens != "optional" {
+			t.Errorf("%s was changed to %s", s.Kind.Name, tokens)
+		}
+	}
+	notices := p.receive(p.noticesURL)
+	if len(notices.Records) != 1 {
+		t.Fatalf("%d notifications, want 1 ticket", len(notices.Records))
+	}
+	var envelope struct{ Subject, Message string }
+	if err := json.Unmarshal([]byte(notices.Records[0].Body), &envelope); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{user.ID, "aws-sdk-java/1.11.500", "imdsv1-used-cloudtrail"} {
+		if !strings.Contains(envelope.Subject+envelope.Message, want) {
+			t.Errorf("ticket lacks %q:\n%s\n%s", want, envelope.Subject, envelope.Message)
+		}
+	}
+	if h := p.history(user.ID); len(h) != 1 || h[0].Result != ledger.ResultTicketed {
+		t.Errorf("ticket history %+v", h)
+	}
+	if h := p.history(fresh.ID); len(h) != 1 || h[0].Result != ledger.ResultDeferred {
+		t.Errorf("defer history %+v", h)
+	}
+}
+
+// TestPipelineRejectsBadInput: a malformed event is an error naming it and queues
+// nothing; a poisoned message fails alone and, after the queue's retries, reaches the DLQ.
+func TestPipelineRejectsBadInput(t *testing.T) {
+	p := newPipeline(t, "enforce", "web")
+	web := p.fleet["web"]
+
+	inv := p.detect.invoke(t, p.ctx, json.RawMessage(`{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","detail":{"instance-id":"web-1","state":"running"}}`))
+	if inv.Err == nil || !strings.Contains(inv.Err.Message, "EC2 Instance State-change Notification") || !strings.Contains(inv.Err.Message, "web-1") {
+		t.Fatalf("malformed event: %+v %s, want an error naming the event and the bad id", inv.Err, inv.Response)
+	}
+	if got := p.receive(p.queueURL); len(got.Records) != 0 {
+		t.Fatalf("a malformed event queued %d messages", len(got.Records))
+	}
+
+	// A good verdict and a poisoned message in one batch.
+	decodeResponse[detectSummary](t, p.detect.invoke(t, p.ctx, configEvent(web.ID)))
+	if _, err := p.sqs.SendMessage(p.ctx, &sqs.SendMessageInput{QueueUrl: aws.String(p.queueURL), MessageBody: aws.String(`{"schema":"imdsguard.verdict/v0","instance_id":"i-1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	batch := p.receive(p.queueURL)
+	if len(batch.Records) != 2 {
+		t.Fatalf("queue holds %d messages, want 2", len(batch.Records))
+	}
+	resp := decodeResponse[events.SQSEventResponse](t, p.remediate.invoke(t, p.ctx, batch))
+	var poisoned string
+	for _, r := range batch.Records {
+		if strings.Contains(r.Body, "verdict/v0") {
+			poisoned = r.MessageId
+		}
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != poisoned {
+		t.Fatalf("batch item failures %+v, want only the poisoned %s", resp.BatchItemFailures, poisoned)
+	}
+	if tokens, _ := p.options(web.ID); tokens != "required" {
+		t.Errorf("the good verdict beside the poisoned one was not enforced: %s", tokens)
+	}
+	if !strings.Contains(p.remediate.proc.Logs(), "imdsguard.verdict/v0") {
+		t.Errorf("the remediate logs do not name the poisoned message's schema")
+	}
+}
+
+// TestPoisonedMessageReachesDLQ: the queue's redrive policy moves a message that keeps
+// failing to the DLQ after 5 receives, as template.yaml configures.
+func TestPoisonedMessageReachesDLQ(t *testing.T) {
+	p := newPipeline(t, "enforce")
+	if _, err := p.sqs.SendMessage(p.ctx, &sqs.SendMessageInput{QueueUrl: aws.String(p.queueURL), MessageBody: aws.String("not json")}); err != nil {
+		t.Fatal(err)
+	}
+	for receive := 1; receive <= 5; receive++ {
+		out, err := p.sqs.ReceiveMessage(p.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(p.queueURL), MaxNumberOfMessages: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) != 1 {
+			t.Fatalf("receive %d: %d messages", receive, len(out.Messages))
+		}
+		m := out.Messages[0]
+		batch := events.SQSEvent{Records: []events.SQSMessage{{MessageId: aws.ToString(m.MessageId), Body: aws.ToString(m.Body), EventSource: "aws:sqs"}}}
+		resp := decodeResponse[events.SQSEventResponse](t, p.remediate.invoke(t, p.ctx, batch))
+		if len(resp.BatchItemFailures) != 1 {
+			t.Fatalf("receive %d: the poisoned message did not fail: %+v", receive, resp)
+		}
+		// A failed item stays on the queue and comes back when its visibility timeout
+		// ends; end it now rather than wait.
+		if _, err := p.sqs.ChangeMessageVisibility(p.ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: aws.String(p.queueURL), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := p.sqs.ReceiveMessage(p.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(p.queueURL), MaxNumberOfMessages: 1})
+	if err != nil || len(out.Messages) != 0 {
+		t.Fatalf("after 5 receives the queue still holds %d messages (%v)", len(out.Messages), err)
+	}
+	dead := p.receive(p.dlqURL)
+	if len(dead.Records) != 1 || dead.Records[0].Body != "not json" {
+		t.Fatalf("DLQ holds %+v, want the poisoned message", dead.Records)
+	}
+}

@@ -1,0 +1,115 @@
+// Package enforce changes an instance's metadata options: the one write imdsguard makes
+// to EC2. It sets only what a remediation needs (tokens required and the hop limit) and
+// leaves everything else, the endpoint above all, exactly as it is.
+package enforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// EC2API is the part of the EC2 client enforcement uses.
+type EC2API interface {
+	ModifyInstanceMetadataOptions(ctx context.Context, in *ec2.ModifyInstanceMetadataOptionsInput, optFns ...func(*ec2.Options)) (*ec2.ModifyInstanceMetadataOptionsOutput, error)
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// Enforcer applies target options and waits until EC2 reports them applied.
+type Enforcer struct {
+	EC2 EC2API
+	// MaxWait bounds the wait for MetadataOptions.State "applied"; the first check is
+	// after FirstDelay, each next one twice as late, at most MaxDelay apart.
+	MaxWait    time.Duration
+	FirstDelay time.Duration
+	MaxDelay   time.Duration
+}
+
+// ErrNotApplied means EC2 accepted the change but did not report it applied in time.
+var ErrNotApplied = errors.New("metadata options not applied in time")
+
+// DryRun asks EC2 whether the change would be allowed (DryRun=true), without making it.
+// EC2 answers a permitted dry run with the DryRunOperation error; an emulator may answer
+// with success instead. Both mean yes.
+func (e *Enforcer) DryRun(ctx context.Context, instanceID string, target policy.MetadataOptions) error {
+	_, err := e.EC2.ModifyInstanceMetadataOptions(ctx, modifyInput(instanceID, target, true))
+	var apiErr smithy.APIError
+	if err == nil || (errors.As(err, &apiErr) && apiErr.ErrorCode() == "DryRunOperation") {
+		return nil
+	}
+	return fmt.Errorf("ec2:ModifyInstanceMetadataOptions (dry run) on %s: %w", instanceID, err)
+}
+
+// Apply sets HttpTokens=required and the target hop limit, then waits until EC2 reports
+// the options applied, and returns them as EC2 reports them.
+func (e *Enforcer) Apply(ctx context.Context, instanceID string, target policy.MetadataOptions) (policy.MetadataOptions, error) {
+	if target.HTTPTokens != policy.TokensRequired || target.HopLimit < 1 || target.HopLimit > 64 {
+		return policy.MetadataOptions{}, fmt.Errorf("refusing to apply %+v to %s: a target needs HttpTokens required and a hop limit from 1 to 64", target, instanceID)
+	}
+	out, err := e.EC2.ModifyInstanceMetadataOptions(ctx, modifyInput(instanceID, target, false))
+	if err != nil {
+		return policy.MetadataOptions{}, fmt.Errorf("ec2:ModifyInstanceMetadataOptions on %s: %w", instanceID, err)
+	}
+	if got := toOptions(out.InstanceMetadataOptions); got.State == string(ec2types.InstanceMetadataOptionsStateApplied) {
+		return got, nil
+	}
+	return e.waitApplied(ctx, instanceID)
+}
+
+func (e *Enforcer) waitApplied(ctx context.Context, instanceID string) (policy.MetadataOptions, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.MaxWait)
+	defer cancel()
+	delay := e.FirstDelay
+	for {
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return policy.MetadataOptions{}, fmt.Errorf("%s after %s: %w", instanceID, e.MaxWait, ErrNotApplied)
+		case <-timer.C:
+		}
+		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
+		if err != nil {
+			return policy.MetadataOptions{}, fmt.Errorf("ec2:DescribeInstances waiting for %s: %w", instanceID, err)
+		}
+		for _, r := range out.Reservations {
+			for _, inst := range r.Instances {
+				if got := toOptions(inst.MetadataOptions); got.State == string(ec2types.InstanceMetadataOptionsStateApplied) {
+					return got, nil
+				}
+			}
+		}
+		delay = min(2*delay, e.MaxDelay)
+	}
+}
+
+// modifyInput changes tokens and hop limit only: an endpoint left unset stays as it is,
+// so a disabled endpoint is never re-enabled.
+func modifyInput(instanceID string, target policy.MetadataOptions, dryRun bool) *ec2.ModifyInstanceMetadataOptionsInput {
+	return &ec2.ModifyInstanceMetadataOptionsInput{
+		InstanceId:              aws.String(instanceID),
+		HttpTokens:              ec2types.HttpTokensStateRequired,
+		HttpPutResponseHopLimit: aws.Int32(target.HopLimit),
+		DryRun:                  aws.Bool(dryRun),
+	}
+}
+
+func toOptions(mo *ec2types.InstanceMetadataOptionsResponse) policy.MetadataOptions {
+	if mo == nil {
+		return policy.MetadataOptions{}
+	}
+	return policy.MetadataOptions{
+		HTTPTokens:   string(mo.HttpTokens),
+		HopLimit:     aws.ToInt32(mo.HttpPutResponseHopLimit),
+		HTTPEndpoint: string(mo.HttpEndpoint),
+		State:        string(mo.State),
+	}
+}

@@ -1,0 +1,209 @@
+// Package remediate is the remediate Lambda's logic: each verdict message from the queue
+// is checked against the instance as it is now, then enforced, ticketed or recorded as
+// deferred, and every outcome is written to the ledger exactly once.
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/imdsguard/imdsguard/internal/emf"
+	"github.com/imdsguard/imdsguard/internal/enforce"
+	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/message"
+	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/report"
+	"github.com/imdsguard/imdsguard/internal/ticket"
+)
+
+// Handler handles one batch of verdict messages.
+type Handler struct {
+	Settings policy.Settings
+	// MaxVerdictAge: an older verdict is re-evaluated before anything is done.
+	MaxVerdictAge time.Duration
+	// ClaimTTL is how long a decision stays claimed by an invocation that may have
+	// crashed: the queue's visibility timeout.
+	ClaimTTL  time.Duration
+	Region    string
+	Clients   guard.Clients
+	Enforcer  *enforce.Enforcer
+	Ledger    *ledger.Ledger
+	Tickets   ticket.Opener
+	Now       func() time.Time
+	Log       *slog.Logger
+	Metrics   *emf.Emitter
+}
+
+// Handle processes every message of the batch and reports the ones that failed, so SQS
+// retries only those (and, after the queue's receive limit, moves them to the DLQ).
+// accountID is the function's own account: verdicts about any other are refused.
+func (h *Handler) Handle(ctx context.Context, accountID string, batch events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	for _, rec := range batch.Records {
+		if err := h.process(ctx, accountID, rec); err != nil {
+			h.count("Errors", map[string]string{"Stage": "remediate"})
+			h.Log.ErrorContext(ctx, "verdict message failed; SQS will retry it", "message_id", rec.MessageId, "error", err.Error())
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		}
+	}
+	return resp, nil
+}
+
+func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSMessage) error {
+	v, err := message.Parse(rec.Body)
+	if err != nil {
+		return fmt.Errorf("message %s: %w", rec.MessageId, err)
+	}
+	if v.AccountID != accountID || v.Region != h.Region {
+		return fmt.Errorf("message %s is about %s in %s/%s, but this function acts only in %s/%s",
+			rec.MessageId, v.InstanceID, v.AccountID, v.Region, accountID, h.Region)
+	}
+	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
+	now := h.Now().UTC()
+	switch err := h.Ledger.Claim(ctx, v.DecisionID, ref, now, h.ClaimTTL); {
+	case errors.Is(err, ledger.ErrDone):
+		h.Log.InfoContext(ctx, "decision already processed; redelivery ignored", "decision_id", v.DecisionID, "instance_id", v.InstanceID)
+		return nil
+	case err != nil:
+		return err
+	}
+	outcome, err := h.act(ctx, v, now)
+	if err != nil {
+		if relErr := h.Ledger.Release(ctx, v.DecisionID); relErr != nil {
+			err = errors.Join(err, relErr)
+		}
+		return err
+	}
+	outcome.Ref, outcome.DecisionID, outcome.At, outcome.Mode = ref, v.DecisionID, now, string(h.Settings.Mode)
+	if err := h.Ledger.Record(ctx, outcome); err != nil {
+		return err
+	}
+	h.Log.InfoContext(ctx, "outcome", "decision_id", v.DecisionID, "instance_id", v.InstanceID, "action", outcome.Action,
+		"result", outcome.Result, "mode", h.Settings.Mode, "detail", outcome.Detail)
+	return nil
+}
+
+// act re-checks the instance as it is now and does what the (possibly re-evaluated)
+// verdict asks in the configured mode.
+func (h *Handler) act(ctx context.Context, v message.Verdict, now time.Time) (ledger.Outcome, error) {
+	instances, notFound, err := evidence.Inventory(ctx, h.Clients.EC2, h.Region, []string{v.InstanceID})
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	if len(notFound) > 0 || len(instances) != 1 {
+		return ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultSuperseded, Reasons: v.Reasons,
+			Detail: "the instance no longer exists"}, nil
+	}
+	live := instances[0]
+	if live.Options.HTTPTokens == policy.TokensRequired {
+		return ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultAlreadyCompliant, Reasons: v.Reasons,
+			Prior: &live.Options, Detail: "HttpTokens is already required"}, nil
+	}
+	verdict := policy.Verdict{Action: v.Action, Reasons: v.Reasons, Target: targetOf(v.Target)}
+	detail := ""
+	// The rules that need no usage evidence (state, exemption, endpoint) are re-applied to
+	// the live instance every time: a tag or a stop since the decision must count.
+	probe := policy.Evidence{InstanceID: v.InstanceID, Instance: &live}
+	age, changed := now.Sub(v.CreatedAt), !sameOptions(v.Current, live.Options)
+	if policy.Next(probe, h.Settings, now) == policy.NeedNothing {
+		settled := policy.Decide(probe, h.Settings, now)
+		if settled.Action != v.Action || settled.Primary() != firstCode(v.Reasons) {
+			detail = fmt.Sprintf("the live instance changed the verdict: %s -> %s; ", v.Action, settled.Action)
+		}
+		verdict = settled
+	} else if age > h.MaxVerdictAge || changed {
+		// The world moved on since detect decided: decide again on fresh evidence.
+		assessments, err := guard.Assess(ctx, h.Clients, h.Region, []string{v.InstanceID}, h.Settings, now, nil)
+		if err != nil {
+			return ledger.Outcome{}, fmt.Errorf("re-evaluating %s: %w", v.InstanceID, err)
+		}
+		if len(assessments) != 1 {
+			return ledger.Outcome{}, fmt.Errorf("re-evaluating %s gave %d verdicts", v.InstanceID, len(assessments))
+		}
+		verdict = assessments[0].Verdict
+		detail = fmt.Sprintf("re-evaluated (verdict %s old, options changed: %t): %s -> %s; ", age.Round(time.Second), changed, v.Action, verdict.Action)
+	}
+	out := ledger.Outcome{Action: verdict.Action, Reasons: verdict.Reasons, Prior: &live.Options}
+	switch verdict.Action {
+	case policy.ActionRemediate:
+		return h.remediate(ctx, v, live, verdict, out, detail)
+	case policy.ActionTicket:
+		if h.Settings.Mode == policy.ModeReport {
+			out.Result, out.Detail = ledger.ResultReported, detail+"report mode: no ticket opened"
+			return out, nil
+		}
+		fresh := v
+		fresh.Action, fresh.Reasons = verdict.Action, verdict.Reasons
+		ref, err := h.Tickets.Open(ctx, fresh, h.Settings.Mode == policy.ModeDryRun)
+		if err != nil {
+			return ledger.Outcome{}, err
+		}
+		h.count("Tickets", nil)
+		out.Result, out.Detail = ledger.ResultTicketed, detail+"ticket "+ref
+		return out, nil
+	case policy.ActionDefer:
+		out.Result, out.Detail = ledger.ResultDeferred, detail+"waiting for evidence"
+		return out, nil
+	default:
+		out.Result, out.Detail = ledger.ResultSuperseded, detail+"nothing to do"
+		return out, nil
+	}
+}
+
+func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.Instance, verdict policy.Verdict, out ledger.Outcome, detail string) (ledger.Outcome, error) {
+	target := *verdict.Target
+	switch h.Settings.Mode {
+	case policy.ModeReport:
+		out.Result, out.Detail = ledger.ResultReported, detail+"report mode: nothing changed"
+		return out, nil
+	case policy.ModeDryRun:
+		if err := h.Enforcer.DryRun(ctx, v.InstanceID, target); err != nil {
+			return ledger.Outcome{}, err
+		}
+		out.Result, out.Detail = ledger.ResultDryRun, detail+"dry run allowed by EC2; nothing changed"
+		return out, nil
+	}
+	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
+	// The snapshot is written before the change, so a rollback always has the original.
+	if _, err := h.Ledger.Snapshot(ctx, ref, live.Options, v.DecisionID, h.Now().UTC()); err != nil {
+		return ledger.Outcome{}, err
+	}
+	applied, err := h.Enforcer.Apply(ctx, v.InstanceID, target)
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	h.count("Enforcements", nil)
+	out.Result, out.Applied, out.Detail = ledger.ResultEnforced, &applied, detail+"IMDSv2 enforced"
+	return out, nil
+}
+
+func firstCode(reasons []policy.Reason) policy.ReasonCode {
+	if len(reasons) == 0 {
+		return ""
+	}
+	return reasons[0].Code
+}
+
+func targetOf(t *report.Options) *policy.MetadataOptions {
+	if t == nil {
+		return nil
+	}
+	return &policy.MetadataOptions{HTTPTokens: t.HTTPTokens, HopLimit: t.HopLimit, HTTPEndpoint: t.HTTPEndpoint}
+}
+
+func sameOptions(seen *report.Options, live policy.MetadataOptions) bool {
+	return seen != nil && seen.HTTPTokens == live.HTTPTokens && seen.HopLimit == live.HopLimit && seen.HTTPEndpoint == live.HTTPEndpoint
+}
+
+func (h *Handler) count(metric string, dims map[string]string) {
+	if err := h.Metrics.Count(metric, 1, dims); err != nil {
+		h.Log.Error("writing a metric failed", "metric", metric, "error", err)
+	}
+}
