@@ -30,15 +30,15 @@ type Handler struct {
 	MaxVerdictAge time.Duration
 	// ClaimTTL is how long a decision stays claimed by an invocation that may have
 	// crashed: the queue's visibility timeout.
-	ClaimTTL  time.Duration
-	Region    string
-	Clients   guard.Clients
-	Enforcer  *enforce.Enforcer
-	Ledger    *ledger.Ledger
-	Tickets   ticket.Opener
-	Now       func() time.Time
-	Log       *slog.Logger
-	Metrics   *emf.Emitter
+	ClaimTTL time.Duration
+	Region   string
+	Clients  guard.Clients
+	Enforcer *enforce.Enforcer
+	Ledger   *ledger.Ledger
+	Tickets  ticket.Opener
+	Now      func() time.Time
+	Log      *slog.Logger
+	Metrics  *emf.Emitter
 }
 
 // Handle processes every message of the batch and reports the ones that failed, so SQS
