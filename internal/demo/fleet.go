@@ -59,7 +59,7 @@ func want(action policy.Action, codes ...policy.ReasonCode) Want {
 	return Want{Action: action, Codes: codes}
 }
 
-func remediate(t *policy.MetadataOptions, codes ...policy.ReasonCode) Want {
+func wantRemediate(t *policy.MetadataOptions, codes ...policy.ReasonCode) Want {
 	return Want{Action: policy.ActionRemediate, Codes: codes, Target: t}
 }
 
@@ -83,7 +83,7 @@ func Kinds(today time.Time) []Kind {
 		{Name: "exempt-endpoint-off", Spec: testsupport.InstanceSpec{HttpEndpoint: policy.EndpointDisable, Tags: map[string]string{"imdsguard:exempt": "true"}},
 			Want: want(policy.ActionSkip, policy.ReasonExempt)},
 		{Name: "endpoint-off", Spec: testsupport.InstanceSpec{HttpEndpoint: policy.EndpointDisable, HopLimit: 3},
-			Want: remediate(target(1, policy.EndpointDisable), policy.ReasonEndpointDisabled)},
+			Want: wantRemediate(target(1, policy.EndpointDisable), policy.ReasonEndpointDisabled)},
 		{Name: "stopped", Spec: testsupport.InstanceSpec{State: policy.StateStopped, InstanceProfileName: profile}, Series: zeros, Hours: 336, SeriesEnd: 30,
 			Want: want(policy.ActionDefer, policy.ReasonNotRunning)},
 		{Name: "legacy-v1", Spec: base, Hours: 336, Deliveries: []string{"1.0"},
@@ -116,23 +116,24 @@ func Kinds(today time.Time) []Kind {
 		{Name: "trail-malformed", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"2.0"}, MalformedTrail: true,
 			Want: want(policy.ActionDefer, policy.ReasonCloudTrailUnavailable)},
 		{Name: "web", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"2.0", "2.0"},
-			Want: remediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused)},
+			Want: wantRemediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused)},
 		{Name: "static-site", Spec: testsupport.InstanceSpec{HopLimit: 1}, Series: zeros, Hours: 200,
-			Want: remediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonNoInstanceProfile)},
+			Want: wantRemediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonNoInstanceProfile)},
 		{Name: "exemption-lapsed", Spec: withTags(map[string]string{"imdsguard:exempt": day(-1)}), Series: zeros, Hours: 336, Deliveries: []string{"2.0"},
-			Want: remediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonExemptionExpired)},
+			Want: wantRemediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonExemptionExpired)},
 		{Name: "eks-node", Spec: testsupport.InstanceSpec{HopLimit: 1, InstanceProfileName: profile, Tags: map[string]string{"eks:cluster-name": "prod"}},
 			Series: zeros, Hours: 336, Deliveries: []string{"2.0"},
-			Want: remediate(target(2, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonContainerHost)},
+			Want: wantRemediate(target(2, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonContainerHost)},
 		{Name: "k8s-node-hop3", Spec: testsupport.InstanceSpec{HopLimit: 3, InstanceProfileName: profile, Tags: map[string]string{"kubernetes.io/cluster/prod": "owned"}},
 			Series: zeros, Hours: 336, Deliveries: []string{"2.0"},
-			Want: remediate(target(3, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonContainerHost)},
+			Want: wantRemediate(target(3, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonContainerHost)},
 	}
 }
 
 // Seeded is an instance of the fleet, with the kind it was made as.
 type Seeded struct {
 	testsupport.SeededInstance
+	Name string
 	Kind Kind
 }
 
@@ -165,7 +166,7 @@ func Seed(ctx context.Context, c Clients, kinds []Kind, copies int, now time.Tim
 				if k.TrailDenied {
 					denied[inst.ID] = true
 				}
-				out = append(out, Seeded{SeededInstance: inst, Kind: k})
+				out = append(out, Seeded{SeededInstance: inst, Name: spec.Name, Kind: k})
 			}
 		}
 	}

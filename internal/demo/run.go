@@ -17,6 +17,9 @@ import (
 // Region is the region the sample fleet lives in.
 const Region = "us-east-1"
 
+// accountID is the account moto puts everything in.
+const accountID = "123456789012"
+
 // Emulators are the running AWS stand-ins with a sample fleet in them.
 type Emulators struct {
 	Moto       *testsupport.MotoServer

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
 	"github.com/imdsguard/imdsguard/internal/ledger"
@@ -64,6 +63,7 @@ type pipeline struct {
 	sqs        *sqs.Client
 	ledger     *ledger.Ledger
 	queueURL   string
+	queueARN   string
 	dlqURL     string
 	noticesURL string
 	detect     *function
@@ -103,39 +103,12 @@ func newPipeline(t *testing.T, mode string, kinds ...string) *pipeline {
 	p := &pipeline{t: t, ctx: ctx, ec2: ec2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), fleet: map[string]demo.Seeded{}}
 
 	// The resources template.yaml creates.
-	dlq := p.createQueue("imdsguard-remediation-dlq", nil)
-	p.dlqURL = dlq
-	p.queueURL = p.createQueue("imdsguard-remediation", map[string]string{
-		"RedrivePolicy": fmt.Sprintf(`{"deadLetterTargetArn":"%s","maxReceiveCount":"5"}`, p.queueARN(dlq)),
-	})
-	db := dynamodb.NewFromConfig(cfg)
-	table := "imdsguard-ledger"
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(table),
-		BillingMode: ddbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	p.ledger = &ledger.Ledger{API: db, Table: table}
-	notifications := sns.NewFromConfig(cfg)
-	topic, err := notifications.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("imdsguard-notifications")})
+	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: p.sqs, DynamoDB: dynamodb.NewFromConfig(cfg), SNS: sns.NewFromConfig(cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.noticesURL = p.createQueue("ticket-inbox", nil)
-	if _, err := notifications.Subscribe(ctx, &sns.SubscribeInput{
-		TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(p.queueARN(p.noticesURL)),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	p.queueURL, p.queueARN, p.dlqURL, p.noticesURL = res.QueueURL, res.QueueARN, res.DLQURL, res.InboxURL
+	p.ledger = &ledger.Ledger{API: dynamodb.NewFromConfig(cfg), Table: res.Table}
 
 	now := time.Now().UTC()
 	all := demo.Kinds(now)
@@ -158,8 +131,8 @@ func newPipeline(t *testing.T, mode string, kinds ...string) *pipeline {
 	env := demo.AWSEnv(moto.URL, ct.URL, t.TempDir())
 	env["IMDSGUARD_MODE"] = mode
 	env["IMDSGUARD_QUEUE_URL"] = p.queueURL
-	env["IMDSGUARD_LEDGER_TABLE"] = table
-	env["IMDSGUARD_TOPIC_ARN"] = aws.ToString(topic.TopicArn)
+	env["IMDSGUARD_LEDGER_TABLE"] = res.Table
+	env["IMDSGUARD_TOPIC_ARN"] = res.TopicARN
 	p.detect = p.start("detect", bootstraps.detect, env)
 	p.remediate = p.start("remediate", bootstraps.remediate, env)
 	return p
@@ -187,52 +160,20 @@ func (p *pipeline) start(name, bootstrap string, env map[string]string) *functio
 	return &function{arn: fmt.Sprintf("arn:aws:lambda:%s:%s:function:imdsguard-%s", demo.Region, account, name), proc: proc}
 }
 
-func (p *pipeline) createQueue(name string, attrs map[string]string) string {
-	p.t.Helper()
-	out, err := p.sqs.CreateQueue(p.ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return aws.ToString(out.QueueUrl)
-}
-
-func (p *pipeline) queueARN(url string) string {
-	p.t.Helper()
-	out, err := p.sqs.GetQueueAttributes(p.ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
-	})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return out.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
-}
-
 // receive takes every message now on the queue, as the SQS event source would, and
 // shapes them into the event Lambda delivers.
 func (p *pipeline) receive(url string) events.SQSEvent {
 	p.t.Helper()
-	var ev events.SQSEvent
+	var all events.SQSEvent
 	for {
-		out, err := p.sqs.ReceiveMessage(p.ctx, &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(url), MaxNumberOfMessages: 10,
-			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
-		})
+		batch, err := demo.Receive(p.ctx, p.sqs, url, p.queueARN, 10)
 		if err != nil {
 			p.t.Fatal(err)
 		}
-		if len(out.Messages) == 0 {
-			return ev
+		if len(batch.Records) == 0 {
+			return all
 		}
-		for _, m := range out.Messages {
-			ev.Records = append(ev.Records, events.SQSMessage{
-				MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
-				Attributes: m.Attributes, EventSource: "aws:sqs", EventSourceARN: p.queueARN(url), AWSRegion: demo.Region,
-				Md5OfBody: aws.ToString(m.MD5OfBody),
-			})
-			if _, err := p.sqs.DeleteMessage(p.ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
-				p.t.Fatal(err)
-			}
-		}
+		all.Records = append(all.Records, batch.Records...)
 	}
 }
 
@@ -458,5 +399,40 @@ func TestPoisonedMessageReachesDLQ(t *testing.T) {
 	dead := p.receive(p.dlqURL)
 	if len(dead.Records) != 1 || dead.Records[0].Body != "not json" {
 		t.Fatalf("DLQ holds %+v, want the poisoned message", dead.Records)
+	}
+}
+
+// TestDetectEveryEventType sends the real-shaped sample of every accepted event type
+// (internal/trigger/testdata), rewritten to name a seeded instance, through the detect
+// bootstrap and finds its verdict on the queue.
+func TestDetectEveryEventType(t *testing.T) {
+	p := newPipeline(t, "dry-run", "web")
+	web := p.fleet["web"]
+	instanceIDs := regexp.MustCompile(`i-([0-9a-f]{17}|[0-9a-f]{8})\b`)
+	for _, sample := range []string{
+		"config-noncompliant.json",
+		"config-securityhub-rule-noncompliant.json",
+		"securityhub-findings-imported.json",
+		"ec2-state-running.json",
+		"cloudtrail-runinstances.json",
+		"cloudtrail-modify-optional.json",
+		"sweep-default.json",
+		"direct-dedup.json",
+	} {
+		t.Run(sample, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("..", "trigger", "testdata", sample))
+			if err != nil {
+				t.Fatal(err)
+			}
+			event := instanceIDs.ReplaceAll(raw, []byte(web.ID))
+			sum := decodeResponse[detectSummary](t, p.detect.invoke(t, p.ctx, json.RawMessage(event)))
+			if sum.Sent != 1 || sum.Verdicts["remediate"] != 1 {
+				t.Fatalf("%s: summary %+v, want the one remediate verdict sent", sample, sum)
+			}
+			batch := p.receive(p.queueURL)
+			if len(batch.Records) != 1 || !strings.Contains(batch.Records[0].Body, web.ID) {
+				t.Fatalf("%s: queue holds %+v", sample, batch.Records)
+			}
+		})
 	}
 }

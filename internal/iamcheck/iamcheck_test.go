@@ -1,0 +1,629 @@
+package iamcheck
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// functionPackages are the package each function of template.yaml is built from (the
+// Makefile's build-<Function> targets, which SAM's makefile build method runs).
+var functionPackages = map[string]string{
+	"DetectFunction":    "./functions/detect",
+	"RemediateFunction": "./functions/remediate",
+}
+
+// grantedNotCalled are actions a function is granted although its code never calls them,
+// each with the reason. Anything else granted and not called is least-privilege drift.
+var grantedNotCalled = map[string]map[string]string{
+	"RemediateFunction": {
+		"kms:GenerateDataKey": "sns:Publish to the topic encrypted with the customer managed key NotificationsKey: SNS calls KMS with the publisher's permissions",
+		"kms:Decrypt":         "sns:Publish to the topic encrypted with the customer managed key NotificationsKey: SNS calls KMS with the publisher's permissions",
+	},
+}
+
+// tokenConditionExceptions would name, by Sid, a statement allowed to grant
+// ec2:ModifyInstanceMetadataOptions without HttpTokens=required (a rollback, DESIGN §7),
+// with the reason. There is none.
+var tokenConditionExceptions = map[string]string{}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+func loadTemplate(t *testing.T) *Template {
+	t.Helper()
+	tpl, err := LoadTemplate(filepath.Join(moduleRoot(t), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+// ---------------------------------------------------------------- the scanner, on fixtures
+
+func TestScanFindsSDKOperations(t *testing.T) {
+	root, err := filepath.Abs("testdata/fakemod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := []Package{
+		{ImportPath: "example.com/fake/clients", Dir: filepath.Join(root, "clients"), GoFiles: []string{"clients.go"}},
+		// direct_test.go is listed to show that test files are skipped even when given.
+		{ImportPath: "example.com/fake/direct", Dir: filepath.Join(root, "direct"), GoFiles: []string{"direct.go", "direct_test.go"}},
+		// other/ stands for a package outside the module: ModuleDeps leaves such out.
+	}
+	calls, err := Scan(root, pkgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOps := []string{
+		"cloudtrail:LookupEvents",
+		"cloudwatch:GetMetricData",
+		"dynamodb:ConditionCheckItem",
+		"dynamodb:PutItem",
+		"dynamodb:TransactWriteItems",
+		"ec2:DescribeInstances",
+		"ec2:ModifyInstanceMetadataOptions",
+		"sns:Publish",
+		"sqs:SendMessageBatch",
+		"sts:GetCallerIdentity",
+	}
+	if got := calls.Operations(); !slices.Equal(got, wantOps) {
+		t.Errorf("operations:\n got %v\nwant %v", got, wantOps)
+	}
+	for _, c := range calls {
+		if !strings.HasPrefix(c.Pos, "clients/") && !strings.HasPrefix(c.Pos, "direct/direct.go:") {
+			t.Errorf("call %+v: position not relative to the module root, or in a test file", c)
+		}
+	}
+	if where := calls.Where("ec2:DescribeInstances"); len(where) != 2 {
+		t.Errorf("ec2:DescribeInstances found at %v, want the interface method and the waiter", where)
+	}
+
+	required, err := RequiredActions(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for a := range required {
+		actions = append(actions, a)
+	}
+	sort.Strings(actions)
+	wantActions := []string{
+		"cloudtrail:LookupEvents",
+		"cloudwatch:GetMetricData",
+		"dynamodb:ConditionCheckItem",
+		"dynamodb:PutItem",
+		"ec2:DescribeInstances",
+		"ec2:ModifyInstanceMetadataOptions",
+		"sns:Publish",
+		"sqs:SendMessage",
+	}
+	if !slices.Equal(actions, wantActions) {
+		t.Errorf("IAM actions:\n got %v\nwant %v", actions, wantActions)
+	}
+}
+
+func TestScanRejectsUnknownWaiterAndUnresolvedTransaction(t *testing.T) {
+	dir := t.TempDir()
+	src := `package p
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+func f(ctx context.Context, d *dynamodb.Client, e *ec2.Client) {
+	_, _ = d.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items()})
+	_ = ec2.NewVolumeAvailableWaiter(e)
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "p.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls, err := Scan(dir, []Package{{ImportPath: "example.com/p", Dir: dir, GoFiles: []string{"p.go"}}})
+	if err == nil || !strings.Contains(err.Error(), "NewVolumeAvailableWaiter") {
+		t.Errorf("Scan error = %v, want one naming the unknown waiter", err)
+	}
+	if _, err := RequiredActions(calls); err == nil || !strings.Contains(err.Error(), "TransactWriteItems") {
+		t.Errorf("RequiredActions error = %v, want one saying the transaction's items are unknown", err)
+	}
+}
+
+func TestModuleDepsKeepsOnlyModulePackages(t *testing.T) {
+	// cmd/imdsguard exists and reads EC2, CloudWatch and CloudTrail through internal/evidence.
+	root := moduleRoot(t)
+	pkgs, err := ModuleDeps(root, "./cmd/imdsguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, p := range pkgs {
+		if !strings.HasPrefix(p.ImportPath, "github.com/imdsguard/imdsguard/") {
+			t.Errorf("%s is not a package of the module", p.ImportPath)
+		}
+		paths = append(paths, p.ImportPath)
+	}
+	for _, want := range []string{"github.com/imdsguard/imdsguard/cmd/imdsguard", "github.com/imdsguard/imdsguard/internal/evidence"} {
+		if !slices.Contains(paths, want) {
+			t.Errorf("%s missing from %v", want, paths)
+		}
+	}
+	calls, err := Scan(root, pkgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := calls.Operations()
+	for _, want := range []string{"ec2:DescribeInstances", "cloudwatch:GetMetricData", "cloudtrail:LookupEvents"} {
+		if !slices.Contains(ops, want) {
+			t.Errorf("%s not found in cmd/imdsguard's code; found %v", want, ops)
+		}
+	}
+}
+
+// ------------------------------------------------------- the template checks, on a fixture
+
+func TestTemplateChecksCatchEveryMistake(t *testing.T) {
+	tpl, err := LoadTemplate("testdata/bad-template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := AllStatements(tpl.Root)
+	var sids []string
+	for _, s := range all {
+		sids = append(sids, s.Sid)
+	}
+	wantSids := []string{"WildcardService", "NoCondition", "WrongCondition", "GoodCondition", "InIfBranch", "Opaque", "DenyIsFine", "", "RoleInline", "Attached", "SingleStatementMapping"}
+	if !slices.Equal(sids, wantSids) {
+		t.Errorf("statements found: %q\nwant %q", sids, wantSids)
+	}
+
+	wildcards := WildcardProblems(all)
+	for _, want := range [][2]string{
+		{"Sid WildcardService", `grants the wildcard action "ec2:*"`},
+		{"Sid InIfBranch", `grants the wildcard action "s3:Get*"`},
+		{"Sid Opaque", "has an Action that is not a literal"},
+		{"Sid Attached", "allows NotAction"},
+		{"Sid SingleStatementMapping", `grants the wildcard action "sqs:*"`},
+	} {
+		if !hasProblem(wildcards, want[0], want[1]) {
+			t.Errorf("wildcard problems miss %s %s:\n%s", want[0], want[1], strings.Join(wildcards, "\n"))
+		}
+	}
+	if hasProblem(wildcards, "Sid DenyIsFine", "") || len(wildcards) != 5 {
+		t.Errorf("want exactly the five problems above (a Deny of * is not a grant):\n%s", strings.Join(wildcards, "\n"))
+	}
+
+	fn, _ := tpl.Resource("SamFunction")
+	stmts, problems := tpl.FunctionStatements(fn)
+	joined := strings.Join(problems, "\n")
+	for _, want := range []string{`managed policy "AWSLambdaExecute"`, "Policies[1]", `SAM policy template "SQSSendMessagePolicy"`} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("function policy problems miss %s:\n%s", want, joined)
+		}
+	}
+	tokens := TokenConditionProblems(stmts)
+	for _, want := range [][2]string{
+		{"Sid NoCondition", "without the condition StringEquals ec2:MetadataHttpTokens = required"},
+		{"Sid NoCondition", "on every resource"},
+		{"Sid WrongCondition", "without the condition"},
+	} {
+		if !hasProblem(tokens, want[0], want[1]) {
+			t.Errorf("token condition problems miss %s %s:\n%s", want[0], want[1], strings.Join(tokens, "\n"))
+		}
+	}
+	if hasProblem(tokens, "Sid GoodCondition", "") || len(tokens) != 3 {
+		t.Errorf("want exactly the three problems above (GoodCondition is fine: condition keys are case-insensitive):\n%s", strings.Join(tokens, "\n"))
+	}
+
+	roleFn, _ := tpl.Resource("RoleFunction")
+	roleStmts, roleProblems := tpl.FunctionStatements(roleFn)
+	var roleSids []string
+	for _, s := range roleStmts {
+		roleSids = append(roleSids, s.Sid)
+	}
+	if !slices.Equal(roleSids, []string{"RoleInline", "Attached"}) {
+		t.Errorf("role statements %q, want RoleInline and Attached", roleSids)
+	}
+	if len(roleProblems) != 1 || !strings.Contains(roleProblems[0], "ManagedPolicyArns") {
+		t.Errorf("role problems %q, want the managed policy", roleProblems)
+	}
+}
+
+// hasProblem reports whether one problem names the statement (as "Sid X") and says what.
+func hasProblem(problems []string, sid, what string) bool {
+	return slices.ContainsFunc(problems, func(p string) bool {
+		return strings.Contains(p, "("+sid+")") && strings.Contains(p, what)
+	})
+}
+
+// ------------------------------------------------------------------ the real template
+
+func TestNoWildcardActions(t *testing.T) {
+	tpl := loadTemplate(t)
+	stmts := AllStatements(tpl.Root)
+	if len(stmts) == 0 {
+		t.Fatal("no IAM statement found in template.yaml")
+	}
+	for _, p := range WildcardProblems(stmts) {
+		t.Error(p)
+	}
+}
+
+func TestModifyInstanceMetadataOptionsOnlyTowardsIMDSv2(t *testing.T) {
+	tpl := loadTemplate(t)
+	var granted bool
+	for _, s := range AllStatements(tpl.Root) {
+		if !s.Allows(ModifyMetadataAction) {
+			continue
+		}
+		granted = true
+		for _, p := range TokenConditionProblems([]Statement{s}) {
+			if reason, ok := tokenConditionExceptions[s.Sid]; ok {
+				t.Logf("%s (allowed: %s)", p, reason)
+				continue
+			}
+			t.Error(p)
+		}
+	}
+	if !granted {
+		t.Errorf("no statement allows %s: remediate cannot enforce", ModifyMetadataAction)
+	}
+}
+
+func TestFunctionsAreBuiltFromTheirPackages(t *testing.T) {
+	tpl := loadTemplate(t)
+	root := moduleRoot(t)
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns := tpl.ResourcesOfType("AWS::Serverless::Function")
+	if len(fns) != len(functionPackages) {
+		t.Errorf("template.yaml has %d functions, functionPackages names %d: every function must be checked", len(fns), len(functionPackages))
+	}
+	for _, fn := range fns {
+		pkg, ok := functionPackages[fn.Name]
+		if !ok {
+			t.Errorf("%s: add the package it is built from to functionPackages, so its IAM is checked", fn.Name)
+			continue
+		}
+		if method, _ := Scalar(Get(Get(fn.Node, "Metadata"), "BuildMethod")); method != "makefile" {
+			t.Errorf("%s: Metadata.BuildMethod = %q, want makefile", fn.Name, method)
+		}
+		if uri, _ := Scalar(Get(fn.Properties(), "CodeUri")); uri != "." {
+			t.Errorf("%s: CodeUri = %q, want . (the Makefile is at the module root)", fn.Name, uri)
+		}
+		target := regexp.MustCompile(`(?m)^build-` + regexp.QuoteMeta(fn.Name) + `:.*\n((?:\t.*\n)+)`).FindSubmatch(makefile)
+		if target == nil {
+			t.Errorf("Makefile has no build-%s target (sam build runs it)", fn.Name)
+			continue
+		}
+		recipe := string(target[1])
+		for _, want := range []string{"$(ARTIFACTS_DIR)/bootstrap", pkg} {
+			if !strings.Contains(recipe, want) {
+				t.Errorf("Makefile build-%s does not mention %s:\n%s", fn.Name, want, recipe)
+			}
+		}
+	}
+}
+
+// TestFunctionGrantsMatchCode is the least-privilege check: each function is granted
+// every IAM action its code calls, and nothing else unless grantedNotCalled says why.
+func TestFunctionGrantsMatchCode(t *testing.T) {
+	tpl := loadTemplate(t)
+	root := moduleRoot(t)
+	names := make([]string, 0, len(functionPackages))
+	for name := range functionPackages {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		pkg := functionPackages[name]
+		t.Run(name, func(t *testing.T) {
+			fn, ok := tpl.Resource(name)
+			if !ok || fn.Type != "AWS::Serverless::Function" {
+				t.Fatalf("template.yaml has no AWS::Serverless::Function %s", name)
+			}
+			stmts, problems := tpl.FunctionStatements(fn)
+			for _, p := range problems {
+				t.Error(p)
+			}
+			for _, p := range TokenConditionProblems(stmts) {
+				t.Error(p)
+			}
+			if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
+				t.Fatalf("%s does not exist yet, so the actions %s's code calls cannot be checked against its IAM statements: %v", pkg, name, err)
+			}
+			pkgs, err := ModuleDeps(root, pkg)
+			if err != nil {
+				t.Fatalf("listing the packages of %s: %v", pkg, err)
+			}
+			calls, err := Scan(root, pkgs)
+			if err != nil {
+				t.Fatalf("scanning %s: %v", pkg, err)
+			}
+			required, err := RequiredActions(calls)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			granted := map[string]string{} // lower-case action -> as written
+			for _, s := range stmts {
+				if s.Effect != "Allow" {
+					continue
+				}
+				for _, a := range s.Actions {
+					granted[strings.ToLower(a)] = a
+				}
+			}
+			samAdded := samAddedActions(tpl, fn)
+
+			actions := make([]string, 0, len(required))
+			for a := range required {
+				actions = append(actions, a)
+			}
+			sort.Strings(actions)
+			t.Logf("%s (%s, %d packages of the module) calls: %s", name, pkg, len(pkgs), strings.Join(actions, ", "))
+			for _, action := range actions {
+				if _, ok := granted[strings.ToLower(action)]; ok {
+					continue
+				}
+				if why, ok := samAdded[strings.ToLower(action)]; ok {
+					t.Logf("%s calls %s, granted by SAM (%s), not by template.yaml's statements", name, action, why)
+					continue
+				}
+				t.Errorf("%s calls %s (at %s) but template.yaml does not grant it to %s: add it to the function's Policies",
+					name, action, strings.Join(required[action], "; "), name)
+			}
+
+			requiredLower := map[string]bool{}
+			for a := range required {
+				requiredLower[strings.ToLower(a)] = true
+			}
+			var extra []string
+			for lower, a := range granted {
+				if !requiredLower[lower] {
+					extra = append(extra, a)
+				}
+			}
+			sort.Strings(extra)
+			for _, a := range extra {
+				if reason, ok := grantedNotCalled[name][a]; ok {
+					t.Logf("%s is granted %s, which its code does not call: allowed, %s", name, a, reason)
+					continue
+				}
+				t.Errorf("least-privilege drift: %s is granted %s, which its code never calls: remove it, or add it to grantedNotCalled with the reason", name, a)
+			}
+			for a := range grantedNotCalled[name] {
+				if _, ok := granted[strings.ToLower(a)]; !ok {
+					t.Errorf("grantedNotCalled names %s for %s, which template.yaml does not grant: remove the entry", a, name)
+				}
+			}
+		})
+	}
+}
+
+// samAddedActions are the actions SAM itself grants a function's generated role, with why:
+// AWSLambdaBasicExecutionRole always, AWSLambdaSQSQueueExecutionRole for an SQS event, and
+// the send permission of an SQS or SNS asynchronous-invocation destination.
+func samAddedActions(tpl *Template, fn Resource) map[string]string {
+	added := map[string]string{
+		"logs:createloggroup":  "AWSLambdaBasicExecutionRole",
+		"logs:createlogstream": "AWSLambdaBasicExecutionRole",
+		"logs:putlogevents":    "AWSLambdaBasicExecutionRole",
+	}
+	if Get(fn.Properties(), "Role") != nil {
+		return map[string]string{}
+	}
+	events := Get(fn.Properties(), "Events")
+	if events != nil && events.Kind == yaml.MappingNode {
+		for i := 1; i < len(events.Content); i += 2 {
+			if typ, _ := Scalar(Get(events.Content[i], "Type")); typ == "SQS" {
+				for _, a := range []string{"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"} {
+					added[a] = "AWSLambdaSQSQueueExecutionRole, for the SQS event " + events.Content[i-1].Value
+				}
+			}
+		}
+	}
+	dest := Get(Get(fn.Properties(), "EventInvokeConfig"), "DestinationConfig")
+	for _, which := range []string{"OnFailure", "OnSuccess"} {
+		switch typ, _ := Scalar(Get(Get(dest, which), "Type")); typ {
+		case "SQS":
+			added["sqs:sendmessage"] = "the EventInvokeConfig " + which + " destination"
+		case "SNS":
+			added["sns:publish"] = "the EventInvokeConfig " + which + " destination"
+		}
+	}
+	return added
+}
+
+// ------------------------------------------------------- settings and environment
+
+func TestEnvironmentCoversSettings(t *testing.T) {
+	tpl := loadTemplate(t)
+	extra := map[string]map[string]string{ // function -> env -> parameter or resource it must refer to
+		"DetectFunction": {
+			"IMDSGUARD_QUEUE_URL":         "RemediationQueue",
+			"IMDSGUARD_CONFIG_RULE_MATCH": "ConfigRuleMatch",
+		},
+		"RemediateFunction": {
+			"IMDSGUARD_LEDGER_TABLE":    "LedgerTable",
+			"IMDSGUARD_TOPIC_ARN":       "NotificationsTopic",
+			"IMDSGUARD_MAX_VERDICT_AGE": "MaxVerdictAge",
+			"IMDSGUARD_CLAIM_TTL":       "", // a literal, checked in TestRemediationQueueOutlastsRemediate
+		},
+	}
+	parameterDefaults := map[string]string{"ConfigRuleMatch": "ec2-imdsv2-check", "MaxVerdictAge": "1h"}
+
+	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		env := tpl.FunctionEnvironment(fn)
+		known := map[string]bool{}
+		for _, spec := range policy.SettingSpecs {
+			known[spec.Env] = true
+			node, ok := env[spec.Env]
+			if !ok {
+				t.Errorf("%s: environment variable %s (setting %s) is not set", fn.Name, spec.Env, spec.Flag)
+				continue
+			}
+			param := refParameter(t, tpl, fn.Name, spec.Env, node)
+			if param == nil {
+				continue
+			}
+			def, ok := Scalar(Get(param, "Default"))
+			if !ok || def != spec.Default {
+				t.Errorf("%s: %s's parameter Default = %q, want the setting's default %q", fn.Name, spec.Env, def, spec.Default)
+			}
+		}
+		for envName, target := range extra[fn.Name] {
+			known[envName] = true
+			node, ok := env[envName]
+			if !ok {
+				t.Errorf("%s: environment variable %s is not set", fn.Name, envName)
+				continue
+			}
+			if target == "" {
+				continue
+			}
+			if got, _ := RefTarget(node); got != target {
+				t.Errorf("%s: %s = %s, want !Ref %s", fn.Name, envName, describe(node), target)
+			}
+			if want, ok := parameterDefaults[target]; ok {
+				if def, _ := Scalar(Get(tpl.Parameter(target), "Default")); def != want {
+					t.Errorf("parameter %s: Default = %q, want %q", target, def, want)
+				}
+			}
+		}
+		for envName := range env {
+			if strings.HasPrefix(envName, "IMDSGUARD_") && !known[envName] {
+				t.Errorf("%s: environment variable %s is neither a setting (policy.SettingSpecs) nor one this test knows", fn.Name, envName)
+			}
+		}
+	}
+
+	mode := tpl.Parameter("Mode")
+	if def, _ := Scalar(Get(mode, "Default")); def != "dry-run" {
+		t.Errorf("parameter Mode: Default = %q, want dry-run", def)
+	}
+	if allowed, _ := Scalars(Get(mode, "AllowedValues")); !slices.Equal(allowed, []string{"report", "dry-run", "enforce"}) {
+		t.Errorf("parameter Mode: AllowedValues = %q, want report, dry-run, enforce", allowed)
+	}
+}
+
+// refParameter returns the parameter an environment variable is !Ref to.
+func refParameter(t *testing.T, tpl *Template, fn, env string, node *yaml.Node) *yaml.Node {
+	t.Helper()
+	name, ok := RefTarget(node)
+	if !ok {
+		t.Errorf("%s: %s = %s, want !Ref to a parameter", fn, env, describe(node))
+		return nil
+	}
+	param := tpl.Parameter(name)
+	if param == nil {
+		t.Errorf("%s: %s refers to %s, which is not a parameter", fn, env, name)
+	}
+	return param
+}
+
+func describe(n *yaml.Node) string {
+	if name, arg, ok := Intrinsic(n); ok {
+		if s, ok := Scalar(arg); ok {
+			return fmt.Sprintf("!%s %s", name, s)
+		}
+		return "!" + name + " ..."
+	}
+	if s, ok := Scalar(n); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("a YAML node of kind %d (line %d)", n.Kind, n.Line)
+}
+
+// ------------------------------------------------------------------ queue and remediate
+
+func TestRemediationQueueOutlastsRemediate(t *testing.T) {
+	tpl := loadTemplate(t)
+	fn, ok := tpl.Resource("RemediateFunction")
+	if !ok {
+		t.Fatal("no RemediateFunction")
+	}
+	timeout := intScalar(t, "RemediateFunction Timeout", tpl.FunctionProperty(fn, "Timeout"))
+	queue, ok := tpl.Resource("RemediationQueue")
+	if !ok {
+		t.Fatal("no RemediationQueue")
+	}
+	visibility := intScalar(t, "RemediationQueue VisibilityTimeout", Get(queue.Properties(), "VisibilityTimeout"))
+	if visibility < 6*timeout {
+		t.Errorf("RemediationQueue VisibilityTimeout %ds < 6 x RemediateFunction Timeout %ds (AWS guidance for SQS event sources)", visibility, timeout)
+	}
+	// The ledger claim must outlast an invocation and expire before a redelivery.
+	claim, ok := Scalar(tpl.FunctionEnvironment(fn)["IMDSGUARD_CLAIM_TTL"])
+	if !ok {
+		t.Fatal("RemediateFunction: IMDSGUARD_CLAIM_TTL is not a literal duration")
+	}
+	ttl, err := time.ParseDuration(claim)
+	if err != nil {
+		t.Fatalf("RemediateFunction: IMDSGUARD_CLAIM_TTL = %q: %v", claim, err)
+	}
+	if ttl < time.Duration(timeout)*time.Second || ttl > time.Duration(visibility)*time.Second {
+		t.Errorf("IMDSGUARD_CLAIM_TTL %v must be from the function timeout %ds to the queue's visibility timeout %ds", ttl, timeout, visibility)
+	}
+	var sqsEvents int
+	events := Get(fn.Properties(), "Events")
+	for i := 1; events != nil && i < len(events.Content); i += 2 {
+		ev := events.Content[i]
+		if typ, _ := Scalar(Get(ev, "Type")); typ != "SQS" {
+			continue
+		}
+		sqsEvents++
+		if q, _, _ := GetAttTarget(Get(Get(ev, "Properties"), "Queue")); q != "RemediationQueue" {
+			t.Errorf("RemediateFunction's SQS event reads %s, want RemediationQueue", q)
+		}
+		if types, _ := Scalars(Get(Get(ev, "Properties"), "FunctionResponseTypes")); !slices.Equal(types, []string{"ReportBatchItemFailures"}) {
+			t.Errorf("RemediateFunction's SQS event FunctionResponseTypes = %q, want [ReportBatchItemFailures]", types)
+		}
+	}
+	if sqsEvents != 1 {
+		t.Errorf("RemediateFunction has %d SQS events, want 1", sqsEvents)
+	}
+}
+
+func intScalar(t *testing.T, what string, n *yaml.Node) int {
+	t.Helper()
+	s, ok := Scalar(n)
+	if !ok {
+		t.Fatalf("%s is not a literal number", what)
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%s = %q: %v", what, s, err)
+	}
+	return v
+}

@@ -1,0 +1,509 @@
+// Package iamcheck checks the deployment (template.yaml) against the code: that no IAM
+// statement grants a wildcard action, that each Lambda function is granted exactly the
+// AWS operations its code calls, found statically from the Go source, and that
+// ec2:ModifyInstanceMetadataOptions is granted only towards HttpTokens=required. Its
+// tests are the checks; this file reads the template, scan.go reads the code.
+package iamcheck
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Template is a parsed CloudFormation/SAM template. Short-form intrinsics (!Ref, !Sub,
+// !GetAtt, !If, ...) stay yaml nodes with their tag, and are treated as opaque values.
+type Template struct {
+	Path string
+	Root *yaml.Node // the top-level mapping
+}
+
+// LoadTemplate parses a template file.
+func LoadTemplate(path string) (*Template, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: not a template (want a YAML mapping)", path)
+	}
+	return &Template{Path: path, Root: doc.Content[0]}, nil
+}
+
+// Resource is one entry of the template's Resources.
+type Resource struct {
+	Name string
+	Type string
+	Node *yaml.Node // the resource's mapping
+}
+
+// Properties returns the resource's Properties mapping, or nil.
+func (r Resource) Properties() *yaml.Node { return Get(r.Node, "Properties") }
+
+// Resources lists the template's resources in template order.
+func (t *Template) Resources() []Resource {
+	var out []Resource
+	res := Get(t.Root, "Resources")
+	if res == nil || res.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(res.Content); i += 2 {
+		typ, _ := Scalar(Get(res.Content[i+1], "Type"))
+		out = append(out, Resource{Name: res.Content[i].Value, Type: typ, Node: resolve(res.Content[i+1])})
+	}
+	return out
+}
+
+// Resource returns the named resource.
+func (t *Template) Resource(name string) (Resource, bool) {
+	for _, r := range t.Resources() {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Resource{}, false
+}
+
+// ResourcesOfType lists the resources of one type.
+func (t *Template) ResourcesOfType(typ string) []Resource {
+	var out []Resource
+	for _, r := range t.Resources() {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Parameter returns the named parameter's mapping, or nil.
+func (t *Template) Parameter(name string) *yaml.Node {
+	return Get(Get(t.Root, "Parameters"), name)
+}
+
+// FunctionProperty returns a property of a serverless function, falling back to the
+// template's Globals.Function as SAM does for a property the function does not set.
+func (t *Template) FunctionProperty(fn Resource, name string) *yaml.Node {
+	if v := Get(fn.Properties(), name); v != nil {
+		return v
+	}
+	return Get(Get(Get(t.Root, "Globals"), "Function"), name)
+}
+
+// FunctionEnvironment returns a serverless function's environment variables, Globals
+// merged with the function's own (which win), as SAM merges them.
+func (t *Template) FunctionEnvironment(fn Resource) map[string]*yaml.Node {
+	env := map[string]*yaml.Node{}
+	for _, vars := range []*yaml.Node{
+		Get(Get(Get(Get(t.Root, "Globals"), "Function"), "Environment"), "Variables"),
+		Get(Get(fn.Properties(), "Environment"), "Variables"),
+	} {
+		if vars == nil || vars.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(vars.Content); i += 2 {
+			env[vars.Content[i].Value] = resolve(vars.Content[i+1])
+		}
+	}
+	return env
+}
+
+// resolve follows YAML aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// Get returns the value of key in mapping n, or nil when n is not a mapping (an
+// intrinsic function included) or has no such key.
+func Get(n *yaml.Node, key string) *yaml.Node {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode || IsIntrinsic(n) {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return resolve(n.Content[i+1])
+		}
+	}
+	return nil
+}
+
+// IsIntrinsic reports whether n is a CloudFormation intrinsic function: a short-form tag
+// (!Ref, !Sub, ...) or a long-form single-key mapping (Ref, Fn::Sub, ...).
+func IsIntrinsic(n *yaml.Node) bool {
+	n = resolve(n)
+	if n == nil {
+		return false
+	}
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		return true
+	}
+	if n.Kind == yaml.MappingNode && len(n.Content) == 2 {
+		k := n.Content[0].Value
+		return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
+	}
+	return false
+}
+
+// Intrinsic returns an intrinsic function's name without "Fn::" or "!" (Ref, Sub,
+// GetAtt, If, ...) and its argument node.
+func Intrinsic(n *yaml.Node) (name string, arg *yaml.Node, ok bool) {
+	n = resolve(n)
+	if !IsIntrinsic(n) {
+		return "", nil, false
+	}
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		// A tagged node is its own argument, with the tag removed.
+		arg := *n
+		arg.Tag = ""
+		switch arg.Kind {
+		case yaml.ScalarNode:
+			arg.Tag = "!!str"
+		case yaml.SequenceNode:
+			arg.Tag = "!!seq"
+		case yaml.MappingNode:
+			arg.Tag = "!!map"
+		}
+		return strings.TrimPrefix(n.Tag, "!"), &arg, true
+	}
+	return strings.TrimPrefix(n.Content[0].Value, "Fn::"), resolve(n.Content[1]), true
+}
+
+// RefTarget returns the logical name a !Ref / {Ref: X} node refers to.
+func RefTarget(n *yaml.Node) (string, bool) {
+	name, arg, ok := Intrinsic(n)
+	if !ok || name != "Ref" {
+		return "", false
+	}
+	return Scalar(arg)
+}
+
+// GetAttTarget returns the logical name and attribute of !GetAtt X.Attr / [X, Attr].
+func GetAttTarget(n *yaml.Node) (resource, attr string, ok bool) {
+	name, arg, ok := Intrinsic(n)
+	if !ok || name != "GetAtt" {
+		return "", "", false
+	}
+	if s, ok := Scalar(arg); ok {
+		resource, attr, found := strings.Cut(s, ".")
+		return resource, attr, found
+	}
+	if arg.Kind == yaml.SequenceNode && len(arg.Content) == 2 {
+		r, ok1 := Scalar(arg.Content[0])
+		a, ok2 := Scalar(arg.Content[1])
+		return r, a, ok1 && ok2
+	}
+	return "", "", false
+}
+
+// Scalar returns the value of a plain scalar; false for anything else, intrinsic
+// functions included.
+func Scalar(n *yaml.Node) (string, bool) {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.ScalarNode || IsIntrinsic(n) {
+		return "", false
+	}
+	return n.Value, true
+}
+
+// Scalars returns a scalar, or a sequence of scalars, as a list; false when any element
+// is not a plain scalar.
+func Scalars(n *yaml.Node) ([]string, bool) {
+	n = resolve(n)
+	if s, ok := Scalar(n); ok {
+		return []string{s}, true
+	}
+	if n == nil || n.Kind != yaml.SequenceNode || IsIntrinsic(n) {
+		return nil, false
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, c := range n.Content {
+		s, ok := Scalar(c)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+// Statement is one IAM policy statement found in the template.
+type Statement struct {
+	// Where names the statement: its path in the template, with its Sid.
+	Where  string
+	Line   int
+	Sid    string
+	Effect string
+	// Actions are the literal actions; ActionsOpaque is set when Action is an intrinsic
+	// function (or holds one) and so cannot be checked.
+	Actions       []string
+	ActionsOpaque bool
+	// NotAction is set when the statement uses NotAction.
+	NotAction bool
+	Resource  *yaml.Node
+	Condition *yaml.Node
+}
+
+// Allows reports whether the statement allows action (IAM compares actions without
+// regard to case).
+func (s Statement) Allows(action string) bool {
+	if s.Effect != "Allow" {
+		return false
+	}
+	return slices.ContainsFunc(s.Actions, func(a string) bool { return strings.EqualFold(a, action) })
+}
+
+func (s Statement) String() string { return fmt.Sprintf("%s (line %d)", s.Where, s.Line) }
+
+// AllStatements finds every IAM policy statement anywhere in the template: function
+// Policies, roles, managed policies, queue, topic and key policies, trust policies, and
+// both branches of an !If. A statement is a mapping with an Effect inside a Statement key.
+func AllStatements(root *yaml.Node) []Statement {
+	var out []Statement
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		n = resolve(n)
+		if n == nil {
+			return
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key, val := n.Content[i].Value, resolve(n.Content[i+1])
+				if key == "Statement" {
+					if stmts := statementsIn(val, path+".Statement"); len(stmts) > 0 {
+						out = append(out, stmts...)
+						continue
+					}
+				}
+				walk(val, path+"."+key)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(root, "")
+	return out
+}
+
+// statementsIn parses the value of a Statement key: one statement or a list of them.
+// Entries that are !If are expanded into both branches.
+func statementsIn(n *yaml.Node, path string) []Statement {
+	var out []Statement
+	var add func(n *yaml.Node, path string)
+	add = func(n *yaml.Node, path string) {
+		n = resolve(n)
+		if name, arg, ok := Intrinsic(n); ok {
+			if name == "If" && arg.Kind == yaml.SequenceNode && len(arg.Content) == 3 {
+				add(arg.Content[1], path+"(if true)")
+				add(arg.Content[2], path+"(if false)")
+			}
+			return
+		}
+		if n.Kind == yaml.SequenceNode {
+			for i, c := range n.Content {
+				add(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+			return
+		}
+		if n.Kind != yaml.MappingNode || Get(n, "Effect") == nil {
+			return
+		}
+		out = append(out, parseStatement(n, path))
+	}
+	add(n, path)
+	return out
+}
+
+func parseStatement(n *yaml.Node, path string) Statement {
+	s := Statement{Line: n.Line, Resource: Get(n, "Resource"), Condition: Get(n, "Condition")}
+	s.Sid, _ = Scalar(Get(n, "Sid"))
+	s.Effect, _ = Scalar(Get(n, "Effect"))
+	s.Where = strings.TrimPrefix(path, ".")
+	if s.Sid != "" {
+		s.Where += " (Sid " + s.Sid + ")"
+	}
+	if Get(n, "NotAction") != nil {
+		s.NotAction = true
+	}
+	if a := Get(n, "Action"); a != nil {
+		s.Actions, s.ActionsOpaque = actionsOf(a)
+	}
+	return s
+}
+
+// actionsOf reads an Action value; opaque reports that some of it is an intrinsic
+// function, whose value cannot be known from the template.
+func actionsOf(n *yaml.Node) (actions []string, opaque bool) {
+	n = resolve(n)
+	if IsIntrinsic(n) {
+		return nil, true
+	}
+	if s, ok := Scalar(n); ok {
+		return []string{s}, false
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, true
+	}
+	for _, c := range n.Content {
+		s, ok := Scalar(c)
+		if !ok {
+			opaque = true
+			continue
+		}
+		actions = append(actions, s)
+	}
+	return actions, opaque
+}
+
+// WildcardProblems names every statement that grants, or could grant, a wildcard action:
+// an action containing "*", NotAction with Allow, or an action that is an intrinsic
+// function and so cannot be checked.
+func WildcardProblems(stmts []Statement) []string {
+	var problems []string
+	for _, s := range stmts {
+		for _, a := range s.Actions {
+			if strings.Contains(a, "*") && s.Effect == "Allow" {
+				problems = append(problems, fmt.Sprintf("%s grants the wildcard action %q", s, a))
+			}
+		}
+		if s.NotAction && s.Effect == "Allow" {
+			problems = append(problems, fmt.Sprintf("%s allows NotAction, which grants every other action", s))
+		}
+		if s.ActionsOpaque {
+			problems = append(problems, fmt.Sprintf("%s has an Action that is not a literal, so it cannot be checked", s))
+		}
+		if s.Effect != "Allow" && s.Effect != "Deny" {
+			problems = append(problems, fmt.Sprintf("%s has Effect %q: want Allow or Deny, literally", s, s.Effect))
+		}
+	}
+	return problems
+}
+
+// FunctionStatements returns the IAM statements that apply to a serverless function's
+// execution role: the inline statements of its Policies, or, when it names its own Role
+// (!GetAtt R.Arn), that role's inline policies and the AWS::IAM::Policy and
+// AWS::IAM::ManagedPolicy resources attached to it. problems names what is not allowed
+// here (managed policies, SAM policy templates) or cannot be read.
+func (t *Template) FunctionStatements(fn Resource) (stmts []Statement, problems []string) {
+	props := fn.Properties()
+	if role := Get(props, "Role"); role != nil {
+		roleName, _, ok := GetAttTarget(role)
+		if !ok {
+			if name, isRef := RefTarget(role); isRef {
+				roleName, ok = name, true
+			}
+		}
+		r, found := t.Resource(roleName)
+		if !ok || !found || r.Type != "AWS::IAM::Role" {
+			return nil, []string{fmt.Sprintf("%s: Role must be !GetAtt <an AWS::IAM::Role of this template>.Arn to be checked", fn.Name)}
+		}
+		return t.roleStatements(r)
+	}
+	policies := Get(props, "Policies")
+	if policies == nil {
+		return nil, nil
+	}
+	items := []*yaml.Node{policies}
+	if policies.Kind == yaml.SequenceNode && !IsIntrinsic(policies) {
+		items = policies.Content
+	}
+	for i, item := range items {
+		path := fmt.Sprintf("Resources.%s.Properties.Policies[%d]", fn.Name, i)
+		item = resolve(item)
+		switch {
+		case item.Kind == yaml.ScalarNode || IsIntrinsic(item):
+			v := item.Value
+			problems = append(problems, fmt.Sprintf("%s (line %d) is a managed policy %q: use inline statements", path, item.Line, v))
+		case Get(item, "Statement") != nil:
+			stmts = append(stmts, statementsIn(Get(item, "Statement"), path+".Statement")...)
+		default:
+			name := ""
+			if item.Kind == yaml.MappingNode && len(item.Content) > 0 {
+				name = item.Content[0].Value
+			}
+			problems = append(problems, fmt.Sprintf("%s (line %d) is the SAM policy template %q: use inline statements", path, item.Line, name))
+		}
+	}
+	return stmts, problems
+}
+
+func (t *Template) roleStatements(role Resource) (stmts []Statement, problems []string) {
+	props := role.Properties()
+	if arns := Get(props, "ManagedPolicyArns"); arns != nil {
+		problems = append(problems, fmt.Sprintf("Resources.%s.Properties.ManagedPolicyArns (line %d): use inline statements", role.Name, arns.Line))
+	}
+	if pols := Get(props, "Policies"); pols != nil && pols.Kind == yaml.SequenceNode {
+		for i, p := range pols.Content {
+			path := fmt.Sprintf("Resources.%s.Properties.Policies[%d].PolicyDocument.Statement", role.Name, i)
+			stmts = append(stmts, statementsIn(Get(Get(p, "PolicyDocument"), "Statement"), path)...)
+		}
+	}
+	for _, r := range t.Resources() {
+		if r.Type != "AWS::IAM::Policy" && r.Type != "AWS::IAM::ManagedPolicy" {
+			continue
+		}
+		roles := Get(r.Properties(), "Roles")
+		if roles == nil || roles.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, ref := range roles.Content {
+			if name, ok := RefTarget(ref); ok && name == role.Name {
+				path := fmt.Sprintf("Resources.%s.Properties.PolicyDocument.Statement", r.Name)
+				stmts = append(stmts, statementsIn(Get(Get(r.Properties(), "PolicyDocument"), "Statement"), path)...)
+			}
+		}
+	}
+	return stmts, problems
+}
+
+// ConditionRequires reports whether a statement's Condition has operator op (as
+// StringEquals) with key (compared without regard to case, as IAM does) equal to exactly
+// the one value want.
+func (s Statement) ConditionRequires(op, key, want string) bool {
+	cond := Get(s.Condition, op)
+	if cond == nil || cond.Kind != yaml.MappingNode || IsIntrinsic(cond) {
+		return false
+	}
+	for i := 0; i+1 < len(cond.Content); i += 2 {
+		if !strings.EqualFold(cond.Content[i].Value, key) {
+			continue
+		}
+		values, ok := Scalars(cond.Content[i+1])
+		return ok && len(values) == 1 && values[0] == want
+	}
+	return false
+}
+
+// ModifyMetadataAction is the one write the guard makes to instances.
+const ModifyMetadataAction = "ec2:ModifyInstanceMetadataOptions"
+
+// TokenConditionProblems names every statement that allows ec2:ModifyInstanceMetadataOptions
+// other than towards IMDSv2: each such statement must carry the condition
+// StringEquals ec2:MetadataHttpTokens = required, and name instance ARNs rather than "*".
+func TokenConditionProblems(stmts []Statement) []string {
+	var problems []string
+	for _, s := range stmts {
+		if !s.Allows(ModifyMetadataAction) {
+			continue
+		}
+		if !s.ConditionRequires("StringEquals", "ec2:MetadataHttpTokens", "required") {
+			problems = append(problems, fmt.Sprintf("%s allows %s without the condition StringEquals ec2:MetadataHttpTokens = required", s, ModifyMetadataAction))
+		}
+		if resources, ok := Scalars(s.Resource); ok && slices.Contains(resources, "*") {
+			problems = append(problems, fmt.Sprintf("%s allows %s on every resource: name the instances (arn:...:ec2:...:instance/*)", s, ModifyMetadataAction))
+		}
+	}
+	return problems
+}
