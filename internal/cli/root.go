@@ -75,7 +75,7 @@ func newRoot(env Env) *cobra.Command {
 	root.SetErr(env.Stderr)
 	// Flag parsing errors are misuse.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPlanCommand(env), newDemoCommand(env))
+	root.AddCommand(newPlanCommand(env), newAuditCommand(env), newDemoCommand(env))
 	return root
 }
 

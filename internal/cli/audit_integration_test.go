@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/testsupport"
+)
+
+// TestAudit reads back what the ledger holds for an instance.
+func TestAudit(t *testing.T) {
+	moto := testsupport.Moto(t)
+	ctx := context.Background()
+	cfg := testsupport.AWSConfig(demo.Region)
+	cfg.BaseEndpoint = aws.String(moto.URL)
+	db := dynamodb.NewFromConfig(cfg)
+	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(cfg), DynamoDB: db, SNS: sns.NewFromConfig(cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &ledger.Ledger{API: db, Table: res.Table}
+	ref := ledger.Ref{AccountID: "123456789012", Region: demo.Region, InstanceID: "i-0123456789abcdef0"}
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	prior := policy.MetadataOptions{HTTPTokens: "optional", HopLimit: 2, HTTPEndpoint: "enabled", State: "applied"}
+	if _, err := l.Snapshot(ctx, ref, prior, "0019aa0000000-0000000000000001", at); err != nil {
+		t.Fatal(err)
+	}
+	for i, result := range []string{ledger.ResultDeferred, ledger.ResultEnforced} {
+		id := "0019aa000000" + string(rune('1'+i)) + "-0000000000000001"
+		if err := l.Claim(ctx, id, ref, at, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Record(ctx, ledger.Outcome{Ref: ref, DecisionID: id, At: at.Add(time.Duration(i) * time.Hour),
+			Action: policy.ActionRemediate, Result: result, Mode: "enforce",
+			Reasons: []policy.Reason{{Code: policy.ReasonIMDSv1Unused, Detail: "0 IMDSv1 calls"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &world{now: at}
+	for k, v := range demo.AWSEnv(moto.URL, moto.URL, t.TempDir()) {
+		t.Setenv(k, v)
+	}
+	code, stdout, stderr := w.run(t, "audit", "--table", res.Table, "--account", ref.AccountID, "--instance-id", ref.InstanceID)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"HttpTokens optional, hop limit 2", "deferred", "enforced", "imdsv1-unused"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("audit output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Index(stdout, "deferred") > strings.Index(stdout, "enforced") {
+		t.Errorf("outcomes not oldest first:\n%s", stdout)
+	}
+	code, stdout, stderr = w.run(t, "audit", "--table", res.Table, "--account", ref.AccountID, "--instance-id", ref.InstanceID, "--format", "json")
+	var doc struct {
+		Outcomes []ledger.Outcome
+		Snapshot *ledger.Snapshot
+	}
+	if code != ExitOK || json.Unmarshal([]byte(stdout), &doc) != nil || len(doc.Outcomes) != 2 || doc.Snapshot == nil {
+		t.Fatalf("json audit: exit %d, %s %s", code, stdout, stderr)
+	}
+	code, _, stderr = w.run(t, "audit", "--table", res.Table, "--account", "1", "--instance-id", ref.InstanceID)
+	if code != ExitUsage || !strings.Contains(stderr, "--account") {
+		t.Errorf("bad account: exit %d, %s", code, stderr)
+	}
+}
