@@ -172,8 +172,10 @@ func TestPlanSampleFleet(t *testing.T) {
 	if len(p.APICalls) != len(wantCalls) {
 		t.Errorf("api_calls = %v, want only %v", p.APICalls, wantCalls)
 	}
-	if n := w.cloudTrail.Requests(); n != wantLookups+2 {
-		t.Errorf("CloudTrail saw %d requests, want %d lookups plus 2 throttled", n, wantLookups)
+	// The SDK may resend a request whose connection it saw closed, so the server-side
+	// count is a lower bound; api_calls above is exact.
+	if n := w.cloudTrail.Requests(); n < wantLookups+2 {
+		t.Errorf("CloudTrail saw %d requests, want at least %d lookups plus 2 throttled", n, wantLookups)
 	}
 }
 

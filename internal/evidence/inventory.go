@@ -54,9 +54,8 @@ func Inventory(ctx context.Context, api EC2API, region string, ids []string) (in
 		instances, err = describe(ctx, api, region, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(describePageSize)})
 		return instances, nil, err
 	}
-	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	found := make(map[string]bool, len(ids))
-	for chunk := range slices.Chunk(ids, idsPerFilter) {
+	for chunk := range slices.Chunk(slices.Compact(slices.Sorted(slices.Values(ids))), idsPerFilter) {
 		page, err := describe(ctx, api, region, &ec2.DescribeInstancesInput{
 			Filters:    []ec2types.Filter{{Name: aws.String("instance-id"), Values: chunk}},
 			MaxResults: aws.Int32(describePageSize),
@@ -72,6 +71,7 @@ func Inventory(ctx context.Context, api EC2API, region string, ids []string) (in
 	for _, id := range ids {
 		if !found[id] {
 			notFound = append(notFound, id)
+			found[id] = true // report a repeated id once
 		}
 	}
 	return instances, notFound, nil

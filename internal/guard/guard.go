@@ -53,8 +53,13 @@ func Assess(ctx context.Context, c Clients, region string, ids []string, s polic
 	case err != nil && len(ids) == 0:
 		return nil, err
 	case err != nil:
+		// Each id once, as the inventory itself reports them.
+		seen := make(map[string]bool, len(ids))
 		for _, id := range ids {
-			evs = append(evs, policy.Evidence{InstanceID: id, InventoryErr: err})
+			if !seen[id] {
+				seen[id] = true
+				evs = append(evs, policy.Evidence{InstanceID: id, InventoryErr: err})
+			}
 		}
 	default:
 		for i := range instances {
