@@ -56,7 +56,7 @@ moto:
 	@command -v moto_server >/dev/null 2>&1 || python3 -m pip install --quiet "moto[server]>=5.2,<5.3" || \
 	  { echo "moto_server is missing and could not be installed: pip install 'moto[server]>=5.2,<5.3'"; exit 1; }
 
-## demo: plan a sample fleet of 44 instances in local emulators (no AWS account needed)
+## demo: plan a sample fleet of 46 instances in local emulators (no AWS account needed)
 demo: build moto
 	$(BIN)/imdsguard demo
 

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
+	"github.com/imdsguard/imdsguard/internal/ledger/openticket"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -54,6 +56,11 @@ func main() {
 		Now:      time.Now,
 		Log:      log,
 		Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},
+	}
+	// With the ledger table, detect asks remediate to close the tickets of instances that
+	// have become compliant.
+	if table := lambdaenv.Optional(os.LookupEnv, "IMDSGUARD_LEDGER_TABLE", ""); table != "" {
+		h.Tickets = &openticket.Index{API: dynamodb.NewFromConfig(cfg), Table: table}
 	}
 	lambda.Start(func(ctx context.Context, event json.RawMessage) (detect.Summary, error) {
 		account, err := lambdaenv.AccountID(ctx)

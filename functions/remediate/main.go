@@ -4,16 +4,20 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/emf"
@@ -57,6 +61,10 @@ func main() {
 	if err != nil {
 		fail("loading the AWS configuration", err)
 	}
+	tickets, err := ticketBackend(cfg, topic)
+	if err != nil {
+		fail("invalid settings", err)
+	}
 	ec2Client := ec2.NewFromConfig(cfg)
 	h := &remediate.Handler{
 		Settings:      settings,
@@ -71,7 +79,7 @@ func main() {
 		},
 		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
 		Ledger:   &ledger.Ledger{API: dynamodb.NewFromConfig(cfg), Table: table},
-		Tickets:  &ticket.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic, ExemptTag: settings.ExemptTag},
+		Tickets:  tickets,
 		Now:      time.Now,
 		Log:      log,
 		Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},
@@ -83,4 +91,36 @@ func main() {
 		}
 		return h.Handle(ctx, account, batch)
 	})
+}
+
+// ticketBackend is the backend IMDSGUARD_TICKET_BACKEND names (default sns). Jira's
+// secret is read when the first ticket is due.
+func ticketBackend(cfg aws.Config, topic string) (ticket.Backend, error) {
+	switch name := lambdaenv.Optional(os.LookupEnv, "IMDSGUARD_TICKET_BACKEND", "sns"); name {
+	case "sns":
+		return &ticket.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic}, nil
+	case "opscenter":
+		return &ticket.OpsCenter{API: ssm.NewFromConfig(cfg)}, nil
+	case "jira":
+		secretARN, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_JIRA_SECRET_ARN")
+		if err != nil {
+			return nil, err
+		}
+		project, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_JIRA_PROJECT")
+		if err != nil {
+			return nil, err
+		}
+		issueType := lambdaenv.Optional(os.LookupEnv, "IMDSGUARD_JIRA_ISSUE_TYPE", "Task")
+		labels := lambdaenv.List(os.LookupEnv, "IMDSGUARD_JIRA_LABELS")
+		secrets := secretsmanager.NewFromConfig(cfg)
+		return &ticket.Lazy{BackendName: name, Build: func(ctx context.Context) (ticket.Backend, error) {
+			secret, err := ticket.LoadJiraSecret(ctx, secrets, secretARN)
+			if err != nil {
+				return nil, err
+			}
+			return ticket.NewJira(secret, project, issueType, labels)
+		}}, nil
+	default:
+		return nil, fmt.Errorf("IMDSGUARD_TICKET_BACKEND = %q: allowed: sns, opscenter, jira", name)
+	}
 }

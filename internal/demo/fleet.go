@@ -94,6 +94,15 @@ func Kinds(today time.Time) []Kind {
 				return 0, true
 			},
 			Want: want(policy.ActionTicket, policy.ReasonIMDSv1UsedMetric)},
+		{Name: "weekly-cron-v1", Spec: base, Hours: 336, Deliveries: []string{"2.0"},
+			// A weekly job that still uses IMDSv1: easy to miss in a short window.
+			Series: func(h int) (float64, bool) {
+				if h%168 == 100 {
+					return 2, true
+				}
+				return 0, true
+			},
+			Want: want(policy.ActionTicket, policy.ReasonIMDSv1UsedMetric)},
 		{Name: "new-and-v1", Spec: base, Hours: 20,
 			Series: func(h int) (float64, bool) { return float64(h % 2), true },
 			Want:   want(policy.ActionTicket, policy.ReasonIMDSv1UsedMetric)},

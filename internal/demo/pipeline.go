@@ -79,7 +79,7 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Write
 		Settings: settings, MaxVerdictAge: time.Hour, ClaimTTL: 15 * time.Minute, Region: Region, Clients: clients,
 		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 30 * time.Second, FirstDelay: 50 * time.Millisecond, MaxDelay: time.Second},
 		Ledger:   &ledger.Ledger{API: db, Table: res.Table},
-		Tickets:  &ticket.SNS{API: snsClient, TopicARN: res.TopicARN, ExemptTag: settings.ExemptTag},
+		Tickets:  &ticket.SNS{API: snsClient, TopicARN: res.TopicARN},
 		Now:      clock, Log: quiet, Metrics: metrics,
 	}
 	handled := 0

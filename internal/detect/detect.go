@@ -29,6 +29,12 @@ type QueueAPI interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 }
 
+// OpenTickets lists the instances of an account-region whose ticket is still open
+// (openticket.Index implements it).
+type OpenTickets interface {
+	OpenTickets(ctx context.Context, account, region string) ([]string, error)
+}
+
 // Handler handles one detect invocation.
 type Handler struct {
 	Settings policy.Settings
@@ -38,9 +44,12 @@ type Handler struct {
 	Clients   guard.Clients
 	Queue     QueueAPI
 	QueueURL  string
-	Now       func() time.Time
-	Log       *slog.Logger
-	Metrics   *emf.Emitter
+	// Tickets, when set, lets detect ask remediate to close the ticket of an instance
+	// that has become compliant or is gone.
+	Tickets OpenTickets
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics *emf.Emitter
 }
 
 // Summary is what one invocation did; it is the invocation's result.
@@ -98,11 +107,16 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		return sum, fmt.Errorf("judging the instances of %s: %w", req.Source, err)
 	}
 	sum.Instances = len(assessments)
+	closeOut, err := h.ticketsToClose(ctx, accountID, assessments)
+	if err != nil {
+		h.count("Errors", 1, map[string]string{"Stage": "tickets"})
+		return sum, err
+	}
 	var messages []message.Verdict
 	for _, a := range assessments {
 		sum.Verdicts[string(a.Verdict.Action)]++
 		h.logVerdict(ctx, req.Source, a)
-		if a.Verdict.Action == policy.ActionSkip {
+		if a.Verdict.Action == policy.ActionSkip && !closeOut[a.Evidence.InstanceID] {
 			continue
 		}
 		m, err := message.New(a, now)
@@ -121,6 +135,32 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		return sum, err
 	}
 	return sum, nil
+}
+
+// ticketsToClose names the skipped instances (compliant or gone) whose ticket is still
+// open: their skip verdicts go to remediate, which closes the tickets.
+func (h *Handler) ticketsToClose(ctx context.Context, accountID string, assessments []guard.Assessment) (map[string]bool, error) {
+	closable := map[string]bool{}
+	for _, a := range assessments {
+		if code := a.Verdict.Primary(); a.Verdict.Action == policy.ActionSkip &&
+			(code == policy.ReasonCompliant || code == policy.ReasonTerminated) {
+			closable[a.Evidence.InstanceID] = true
+		}
+	}
+	out := map[string]bool{}
+	if h.Tickets == nil || len(closable) == 0 {
+		return out, nil
+	}
+	open, err := h.Tickets.OpenTickets(ctx, accountID, h.Region)
+	if err != nil {
+		return nil, fmt.Errorf("listing open tickets: %w", err)
+	}
+	for _, id := range open {
+		if closable[id] {
+			out[id] = true
+		}
+	}
+	return out, nil
 }
 
 func (h *Handler) logVerdict(ctx context.Context, source string, a guard.Assessment) {

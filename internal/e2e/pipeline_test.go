@@ -68,6 +68,8 @@ type pipeline struct {
 	noticesURL string
 	detect     *function
 	remediate  *function
+	motoURL    string
+	cfg        aws.Config
 }
 
 type function struct {
@@ -92,6 +94,13 @@ func (f *function) invoke(t *testing.T, ctx context.Context, event any) testsupp
 }
 
 func newPipeline(t *testing.T, mode string, kinds ...string) *pipeline {
+	t.Helper()
+	return newPipelineWith(t, mode, nil, kinds...)
+}
+
+// newPipelineWith is newPipeline with a hook that may add to both functions'
+// environment before they start.
+func newPipelineWith(t *testing.T, mode string, extra func(p *pipeline, env map[string]string), kinds ...string) *pipeline {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -133,6 +142,10 @@ func newPipeline(t *testing.T, mode string, kinds ...string) *pipeline {
 	env["IMDSGUARD_QUEUE_URL"] = p.queueURL
 	env["IMDSGUARD_LEDGER_TABLE"] = res.Table
 	env["IMDSGUARD_TOPIC_ARN"] = res.TopicARN
+	p.motoURL, p.cfg = moto.URL, cfg
+	if extra != nil {
+		extra(p, env)
+	}
 	p.detect = p.start("detect", bootstraps.detect, env)
 	p.remediate = p.start("remediate", bootstraps.remediate, env)
 	return p

@@ -158,6 +158,64 @@ func f(ctx context.Context, d *dynamodb.Client, e *ec2.Client) {
 	}
 }
 
+func TestScanFindsTagOnCreate(t *testing.T) {
+	dir := t.TempDir()
+	src := `package p
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+func untagged(ctx context.Context, c *ssm.Client) {
+	_, _ = c.CreateOpsItem(ctx, &ssm.CreateOpsItemInput{Title: aws.String("t"), Source: aws.String("s")})
+	_, _ = c.UpdateOpsItem(ctx, &ssm.UpdateOpsItemInput{OpsItemId: aws.String("oi-1")})
+}
+`
+	tagged := `package p
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+func tagged(ctx context.Context, c *ssm.Client) {
+	_, _ = c.CreateOpsItem(ctx, &ssm.CreateOpsItemInput{
+		Title: aws.String("t"),
+		Tags:  []ssmtypes.Tag{{Key: aws.String("k"), Value: aws.String("v")}},
+	})
+}
+`
+	for _, f := range []struct{ name, src string }{{"untagged.go", src}, {"tagged.go", tagged}} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls, err := Scan(dir, []Package{{ImportPath: "example.com/p", Dir: dir, GoFiles: []string{"untagged.go"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := calls.Operations(), []string{"ssm:CreateOpsItem", "ssm:UpdateOpsItem"}; !slices.Equal(got, want) {
+		t.Errorf("without Tags: operations %v, want %v", got, want)
+	}
+	calls, err = Scan(dir, []Package{{ImportPath: "example.com/p", Dir: dir, GoFiles: []string{"tagged.go"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := calls.Operations(), []string{"ssm:AddTagsToResource", "ssm:CreateOpsItem"}; !slices.Equal(got, want) {
+		t.Errorf("with Tags: operations %v, want %v (tagging on create needs ssm:AddTagsToResource)", got, want)
+	}
+	if where := calls.Where("ssm:AddTagsToResource"); len(where) != 1 || !strings.Contains(where[0], "tagged.go:12") {
+		t.Errorf("ssm:AddTagsToResource found at %v, want the CreateOpsItemInput literal at tagged.go:12", where)
+	}
+}
+
 func TestModuleDepsKeepsOnlyModulePackages(t *testing.T) {
 	// cmd/imdsguard exists and reads EC2, CloudWatch and CloudTrail through internal/evidence.
 	root := moduleRoot(t)
@@ -258,6 +316,89 @@ func TestTemplateChecksCatchEveryMistake(t *testing.T) {
 	}
 }
 
+func TestBackendConditionChecks(t *testing.T) {
+	tpl, err := LoadTemplate("testdata/backend-grants.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, _ := tpl.Resource("SamFunction")
+	stmts, problems := tpl.FunctionStatements(fn)
+	// An !If on a Policies entry is read through; a managed policy inside one is still one.
+	if len(problems) != 1 || !strings.Contains(problems[0], `managed policy "AWSLambdaExecute"`) || !strings.Contains(problems[0], "Policies[4](if UseJira)") {
+		t.Errorf("function policy problems %q, want only the managed policy in Policies[4](if UseJira)", problems)
+	}
+	guards := map[string][]Guard{}
+	for _, s := range stmts {
+		guards[s.Sid] = s.Guards
+	}
+	for sid, want := range map[string][]Guard{
+		"WrongUnconditionalOpsItems":    nil,
+		"WrongOpsItemsWhenNotOpsCenter": {{"UseOpsCenter", false}},
+		"GuardedOpsItems":               {{"UseOpsCenter", true}},
+		"GuardedSecret":                 {{"UseJira", true}},
+		"NestedGuardedTagging":          {{"Always", true}, {"UseOpsCenter", true}},
+		"WrongSecretWhenNotJira":        {{"NotJira", true}},
+	} {
+		got, ok := guards[sid]
+		if !ok {
+			t.Errorf("statement %s not found among the function's statements", sid)
+			continue
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("statement %s: guards %v, want %v", sid, got, want)
+		}
+	}
+	// A guarded grant is a grant (the check that every called action is granted).
+	if !slices.ContainsFunc(stmts, func(s Statement) bool { return s.Sid == "GuardedSecret" && s.Allows("secretsmanager:GetSecretValue") }) {
+		t.Error("the statement of the Policies entry under !If [UseJira, ...] does not count as granting secretsmanager:GetSecretValue")
+	}
+
+	wantProblems := [][2]string{
+		{"Sid WrongUnconditionalOpsItems", `grants ssm:CreateOpsItem unconditionally: grant it only under !If [UseOpsCenter`},
+		{"Sid WrongUnconditionalOpsItems", `grants SSM:updateopsitem unconditionally`},
+		{"Sid WrongUnconditionalSecret", `grants secretsmanager:GetSecretValue unconditionally: grant it only under !If [UseJira`},
+		{"Sid WrongOpsItemsUnderJira", `grants ssm:DescribeOpsItems under UseJira=true`},
+		{"Sid WrongOpsItemsWhenNotOpsCenter", `grants ssm:GetOpsItem under UseOpsCenter=false`},
+		{"Sid WrongSecretWhenNotJira", `grants secretsmanager:GetSecretValue under NotJira=true`},
+	}
+	for name, got := range map[string][]string{
+		"FunctionStatements": BackendConditionProblems(stmts),
+		"AllStatements":      BackendConditionProblems(AllStatements(tpl.Root)),
+	} {
+		for _, want := range wantProblems {
+			if !hasProblem(got, want[0], want[1]) {
+				t.Errorf("%s: backend condition problems miss %s %s:\n%s", name, want[0], want[1], strings.Join(got, "\n"))
+			}
+		}
+		if len(got) != len(wantProblems) {
+			t.Errorf("%s: want exactly the %d problems above (Guarded*, DenyIsFine and OtherSsmIsFine are fine):\n%s", name, len(wantProblems), strings.Join(got, "\n"))
+		}
+	}
+
+	roleFn, _ := tpl.Resource("RoleFunction")
+	roleStmts, roleProblems := tpl.FunctionStatements(roleFn)
+	if len(roleProblems) != 0 {
+		t.Errorf("role problems %q, want none", roleProblems)
+	}
+	var roleSids []string
+	for _, s := range roleStmts {
+		roleSids = append(roleSids, s.Sid)
+	}
+	if !slices.Equal(roleSids, []string{"GuardedRolePolicy", "GuardedAttachedPolicy"}) {
+		t.Errorf("role statements %q, want GuardedRolePolicy and GuardedAttachedPolicy", roleSids)
+	}
+	if p := BackendConditionProblems(roleStmts); len(p) != 0 {
+		t.Errorf("a role policy under !If and a policy resource with Condition are guarded, but:\n%s", strings.Join(p, "\n"))
+	}
+
+	if !tpl.ConditionRequiresEquals("UseOpsCenter", "TicketBackend", "opscenter") ||
+		!tpl.ConditionRequiresEquals("UseJira", "TicketBackend", "jira") ||
+		tpl.ConditionRequiresEquals("NotJira", "TicketBackend", "jira") ||
+		tpl.ConditionRequiresEquals("UseJira", "TicketBackend", "opscenter") {
+		t.Error("ConditionRequiresEquals: want UseOpsCenter to need TicketBackend=opscenter, UseJira to need jira, and NotJira not to")
+	}
+}
+
 // hasProblem reports whether one problem names the statement (as "Sid X") and says what.
 func hasProblem(problems []string, sid, what string) bool {
 	return slices.ContainsFunc(problems, func(p string) bool {
@@ -297,6 +438,153 @@ func TestModifyInstanceMetadataOptionsOnlyTowardsIMDSv2(t *testing.T) {
 	if !granted {
 		t.Errorf("no statement allows %s: remediate cannot enforce", ModifyMetadataAction)
 	}
+}
+
+// TestTicketBackendGrantsOnlyUnderTheirCondition: OpsCenter's permissions exist only
+// when TicketBackend=opscenter, the Jira secret's only when TicketBackend=jira, and each
+// on the narrowest resource the service allows.
+func TestTicketBackendGrantsOnlyUnderTheirCondition(t *testing.T) {
+	tpl := loadTemplate(t)
+	stmts := AllStatements(tpl.Root)
+	for _, p := range BackendConditionProblems(stmts) {
+		t.Error(p)
+	}
+	for cond, value := range map[string]string{OpsCenterCondition: "opscenter", JiraCondition: "jira"} {
+		if !tpl.ConditionRequiresEquals(cond, "TicketBackend", value) {
+			t.Errorf("condition %s must be !Equals [!Ref TicketBackend, %s] (or an !And with it)", cond, value)
+		}
+	}
+
+	// Scoped resources: UpdateOpsItem (and GetOpsItem, AddTagsToResource, if granted) name
+	// this account-region's OpsItems; GetSecretValue names exactly the JiraSecretArn secret.
+	opsItemARN := "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:opsitem/*"
+	granted := map[string]bool{}
+	for _, s := range stmts {
+		if s.Effect != "Allow" {
+			continue
+		}
+		for _, a := range s.Actions {
+			granted[strings.ToLower(a)] = true
+			switch strings.ToLower(a) {
+			case "ssm:updateopsitem", "ssm:getopsitem", "ssm:addtagstoresource":
+				if name, arg, ok := Intrinsic(s.Resource); !ok || name != "Sub" || arg.Value != opsItemARN {
+					t.Errorf("%s grants %s on %s, want !Sub %s", s, a, describe(s.Resource), opsItemARN)
+				}
+			case "secretsmanager:getsecretvalue":
+				if target, ok := RefTarget(s.Resource); !ok || target != "JiraSecretArn" {
+					t.Errorf("%s grants %s on %s, want exactly !Ref JiraSecretArn", s, a, describe(s.Resource))
+				}
+			}
+		}
+	}
+	for _, a := range []string{"ssm:CreateOpsItem", "ssm:UpdateOpsItem", "secretsmanager:GetSecretValue"} {
+		if !granted[strings.ToLower(a)] {
+			t.Errorf("nothing grants %s: that ticket backend cannot work", a)
+		}
+	}
+}
+
+// TestTicketParameters: the ticket parameters, and the rule that a jira stack names its
+// secret and project.
+func TestTicketParameters(t *testing.T) {
+	tpl := loadTemplate(t)
+	backend := tpl.Parameter("TicketBackend")
+	if def, _ := Scalar(Get(backend, "Default")); def != "sns" {
+		t.Errorf("parameter TicketBackend: Default = %q, want sns", def)
+	}
+	if allowed, _ := Scalars(Get(backend, "AllowedValues")); !slices.Equal(allowed, []string{"sns", "opscenter", "jira"}) {
+		t.Errorf("parameter TicketBackend: AllowedValues = %q, want sns, opscenter, jira", allowed)
+	}
+	if def, _ := Scalar(Get(tpl.Parameter("JiraIssueType"), "Default")); def != "Task" {
+		t.Errorf("parameter JiraIssueType: Default = %q, want Task", def)
+	}
+
+	// AllowedPattern is a Java regular expression; these ones mean the same in Go.
+	for name, c := range map[string]struct{ match, reject []string }{
+		"JiraSecretArn": {
+			match: []string{"", "arn:aws:secretsmanager:us-east-1:123456789012:secret:imdsguard/jira-AbC123",
+				"arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:jira-token-x1Y2z3"},
+			reject: []string{"imdsguard/jira", "arn:aws:secretsmanager:us-east-1:123456789012:secret:imdsguard/jira",
+				"arn:aws:ssm:us-east-1:123456789012:parameter/jira-AbC123", "arn:aws:secretsmanager:us-east-1:123456789012:secret:*"},
+		},
+		"JiraProject": {match: []string{"", "SEC", "OPS_2", "A1"}, reject: []string{"sec", "S", "1SEC", "ABCDEFGHIJK", "SEC-1"}},
+		"JiraLabels":  {match: []string{"", "imdsguard", "imdsguard,security"}, reject: []string{"a b", "a, b", "a,", ",a"}},
+	} {
+		param := tpl.Parameter(name)
+		if param == nil {
+			t.Errorf("no parameter %s", name)
+			continue
+		}
+		if def, ok := Scalar(Get(param, "Default")); !ok || def != "" {
+			t.Errorf("parameter %s: Default = %q, want empty", name, def)
+		}
+		pattern, ok := Scalar(Get(param, "AllowedPattern"))
+		if !ok {
+			t.Errorf("parameter %s: no AllowedPattern", name)
+			continue
+		}
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			t.Errorf("parameter %s: AllowedPattern %q: %v", name, pattern, err)
+			continue
+		}
+		for _, v := range c.match {
+			if !re.MatchString(v) {
+				t.Errorf("parameter %s: AllowedPattern %q refuses %q", name, pattern, v)
+			}
+		}
+		for _, v := range c.reject {
+			if re.MatchString(v) {
+				t.Errorf("parameter %s: AllowedPattern %q accepts %q", name, pattern, v)
+			}
+		}
+	}
+
+	// A rule that, when TicketBackend=jira, asserts JiraSecretArn and JiraProject are not
+	// empty: CloudFormation refuses the stack before changing anything.
+	asserted := map[string]bool{}
+	rules := Get(tpl.Root, "Rules")
+	for i := 1; rules != nil && i < len(rules.Content); i += 2 {
+		rule := rules.Content[i]
+		if !isEquals(Get(rule, "RuleCondition"), "TicketBackend", "jira") {
+			continue
+		}
+		assertions := Get(rule, "Assertions")
+		for j := 0; assertions != nil && j < len(assertions.Content); j++ {
+			a := assertions.Content[j]
+			if desc, _ := Scalar(Get(a, "AssertDescription")); desc == "" {
+				t.Errorf("rule %s: assertion %d has no AssertDescription", rules.Content[i-1].Value, j)
+			}
+			if name, arg, ok := Intrinsic(Get(a, "Assert")); ok && name == "Not" && arg.Kind == yaml.SequenceNode && len(arg.Content) == 1 {
+				for _, param := range []string{"JiraSecretArn", "JiraProject"} {
+					if isEquals(arg.Content[0], param, "") {
+						asserted[param] = true
+					}
+				}
+			}
+		}
+	}
+	for _, param := range []string{"JiraSecretArn", "JiraProject"} {
+		if !asserted[param] {
+			t.Errorf("no rule with RuleCondition !Equals [!Ref TicketBackend, jira] asserts !Not [!Equals [!Ref %s, \"\"]]", param)
+		}
+	}
+}
+
+// isEquals reports whether n is !Equals [!Ref param, value], in either order.
+func isEquals(n *yaml.Node, param, value string) bool {
+	name, arg, ok := Intrinsic(n)
+	if !ok || name != "Equals" || arg.Kind != yaml.SequenceNode || len(arg.Content) != 2 {
+		return false
+	}
+	for i := range 2 {
+		ref, isRef := RefTarget(arg.Content[i])
+		v, isScalar := Scalar(arg.Content[1-i])
+		if isRef && ref == param && isScalar && v == value {
+			return true
+		}
+	}
+	return false
 }
 
 func TestFunctionsAreBuiltFromTheirPackages(t *testing.T) {
@@ -376,13 +664,28 @@ func TestFunctionGrantsMatchCode(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			granted := map[string]string{} // lower-case action -> as written
+			// A statement under !If counts as a grant: the backend's condition (checked in
+			// TestTicketBackendGrantsOnlyUnderTheirCondition) says when it applies.
+			granted := map[string]string{}       // lower-case action -> as written
+			conditional := map[string][]string{} // lower-case action -> guards, when only granted under some
 			for _, s := range stmts {
 				if s.Effect != "Allow" {
 					continue
 				}
 				for _, a := range s.Actions {
-					granted[strings.ToLower(a)] = a
+					lower := strings.ToLower(a)
+					_, before := granted[lower]
+					granted[lower] = a
+					switch {
+					case len(s.Guards) == 0:
+						conditional[lower] = nil
+					case !before || conditional[lower] != nil:
+						var gs []string
+						for _, g := range s.Guards {
+							gs = append(gs, g.String())
+						}
+						conditional[lower] = append(conditional[lower], strings.Join(gs, " and "))
+					}
 				}
 			}
 			samAdded := samAddedActions(tpl, fn)
@@ -395,6 +698,9 @@ func TestFunctionGrantsMatchCode(t *testing.T) {
 			t.Logf("%s (%s, %d packages of the module) calls: %s", name, pkg, len(pkgs), strings.Join(actions, ", "))
 			for _, action := range actions {
 				if _, ok := granted[strings.ToLower(action)]; ok {
+					if when := conditional[strings.ToLower(action)]; when != nil {
+						t.Logf("%s calls %s, granted only when %s", name, action, strings.Join(when, ", or "))
+					}
 					continue
 				}
 				if why, ok := samAdded[strings.ToLower(action)]; ok {
@@ -474,15 +780,29 @@ func TestEnvironmentCoversSettings(t *testing.T) {
 		"DetectFunction": {
 			"IMDSGUARD_QUEUE_URL":         "RemediationQueue",
 			"IMDSGUARD_CONFIG_RULE_MATCH": "ConfigRuleMatch",
+			"IMDSGUARD_LEDGER_TABLE":      "LedgerTable", // open tickets of instances now compliant
 		},
 		"RemediateFunction": {
 			"IMDSGUARD_LEDGER_TABLE":    "LedgerTable",
 			"IMDSGUARD_TOPIC_ARN":       "NotificationsTopic",
 			"IMDSGUARD_MAX_VERDICT_AGE": "MaxVerdictAge",
 			"IMDSGUARD_CLAIM_TTL":       "", // a literal, checked in TestRemediationQueueOutlastsRemediate
+			"IMDSGUARD_TICKET_BACKEND":  "TicketBackend",
+			"IMDSGUARD_JIRA_SECRET_ARN": "JiraSecretArn",
+			"IMDSGUARD_JIRA_PROJECT":    "JiraProject",
+			"IMDSGUARD_JIRA_ISSUE_TYPE": "JiraIssueType",
+			"IMDSGUARD_JIRA_LABELS":     "JiraLabels",
 		},
 	}
-	parameterDefaults := map[string]string{"ConfigRuleMatch": "ec2-imdsv2-check", "MaxVerdictAge": "1h"}
+	parameterDefaults := map[string]string{
+		"ConfigRuleMatch": "ec2-imdsv2-check",
+		"MaxVerdictAge":   "1h",
+		"TicketBackend":   "sns",
+		"JiraSecretArn":   "",
+		"JiraProject":     "",
+		"JiraIssueType":   "Task",
+		"JiraLabels":      "",
+	}
 
 	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
 		env := tpl.FunctionEnvironment(fn)
@@ -517,7 +837,7 @@ func TestEnvironmentCoversSettings(t *testing.T) {
 				t.Errorf("%s: %s = %s, want !Ref %s", fn.Name, envName, describe(node), target)
 			}
 			if want, ok := parameterDefaults[target]; ok {
-				if def, _ := Scalar(Get(tpl.Parameter(target), "Default")); def != want {
+				if def, ok := Scalar(Get(tpl.Parameter(target), "Default")); !ok || def != want {
 					t.Errorf("parameter %s: Default = %q, want %q", target, def, want)
 				}
 			}

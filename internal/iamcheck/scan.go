@@ -125,6 +125,20 @@ var dynamodbItemOps = map[string]string{
 	"Get":            "GetItem",
 }
 
+// tagOnCreate are the operations that, when their input sets Tags, also need the
+// permission of another action to tag what they create (the "dependent actions" of the
+// service authorization reference), by SDK operation.
+var tagOnCreate = map[string]string{
+	"ssm:CreateActivation":        "ssm:AddTagsToResource",
+	"ssm:CreateAssociation":       "ssm:AddTagsToResource",
+	"ssm:CreateDocument":          "ssm:AddTagsToResource",
+	"ssm:CreateMaintenanceWindow": "ssm:AddTagsToResource",
+	"ssm:CreateOpsItem":           "ssm:AddTagsToResource",
+	"ssm:CreateOpsMetadata":       "ssm:AddTagsToResource",
+	"ssm:CreatePatchBaseline":     "ssm:AddTagsToResource",
+	"ssm:PutParameter":            "ssm:AddTagsToResource",
+}
+
 // waiterOps are the operations SDK waiters poll, by service and waiter name.
 var waiterOps = map[string]string{
 	"ec2:InstanceRunning":    "DescribeInstances",
@@ -144,7 +158,10 @@ var waiterOps = map[string]string{
 //   - composite literals of svc.OpInput (a call made directly on a client);
 //   - svc.OpAPIClient interfaces, svc.NewOpPaginator and svc.NewXWaiter calls;
 //   - DynamoDB transaction items (types.Put, types.Update, ...), which need the per-item
-//     permission (dynamodb:PutItem, ...).
+//     permission (dynamodb:PutItem, ...);
+//   - an input literal of an operation in tagOnCreate that sets Tags (ssm.CreateOpsItemInput{
+//     Tags: ...}), which also needs the tagging action (ssm:AddTagsToResource). Tags set
+//     on the input after the literal (in.Tags = ...) are not seen: set them in the literal.
 //
 // where svc is imported from github.com/aws/aws-sdk-go-v2/service/<svc>. moduleRoot
 // makes the positions relative. An SDK waiter whose operation is not known is an error.
@@ -346,6 +363,10 @@ func (s *fileScanner) compositeLit(cl *ast.CompositeLit) {
 	if svc, name, ok := s.serviceSelector(cl.Type); ok {
 		if op, ok := strings.CutSuffix(name, "Input"); ok && op != "" {
 			s.add(svc, op, cl.Pos(), svc+"."+name+" literal")
+			if dep, ok := tagOnCreate[svc+":"+op]; ok && setsField(cl, "Tags") {
+				depSvc, depOp, _ := strings.Cut(dep, ":")
+				s.add(depSvc, depOp, cl.Pos(), svc+"."+name+" literal with Tags (tag on create)")
+			}
 		}
 		return
 	}
@@ -358,6 +379,18 @@ func (s *fileScanner) compositeLit(cl *ast.CompositeLit) {
 			s.add("dynamodb", op, cl.Pos(), "transaction item types."+sel.Sel.Name)
 		}
 	}
+}
+
+// setsField reports whether a composite literal sets the named field.
+func setsField(cl *ast.CompositeLit, field string) bool {
+	for _, e := range cl.Elts {
+		if kv, ok := e.(*ast.KeyValueExpr); ok {
+			if id, ok := kv.Key.(*ast.Ident); ok && id.Name == field {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *fileScanner) constructorCall(call *ast.CallExpr) {

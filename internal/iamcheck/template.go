@@ -1,8 +1,9 @@
 // Package iamcheck checks the deployment (template.yaml) against the code: that no IAM
 // statement grants a wildcard action, that each Lambda function is granted exactly the
-// AWS operations its code calls, found statically from the Go source, and that
-// ec2:ModifyInstanceMetadataOptions is granted only towards HttpTokens=required. Its
-// tests are the checks; this file reads the template, scan.go reads the code.
+// AWS operations its code calls, found statically from the Go source, that
+// ec2:ModifyInstanceMetadataOptions is granted only towards HttpTokens=required, and that
+// a ticket backend's permissions are granted only under the condition that selects it.
+// Its tests are the checks; this file reads the template, scan.go reads the code.
 package iamcheck
 
 import (
@@ -236,6 +237,15 @@ func Scalars(n *yaml.Node) ([]string, bool) {
 	return out, true
 }
 
+// Guard is one Fn::If a statement is inside: the statement exists only when the template
+// condition Condition is Branch (true for the If's second argument, false for its third).
+type Guard struct {
+	Condition string
+	Branch    bool
+}
+
+func (g Guard) String() string { return fmt.Sprintf("%s=%t", g.Condition, g.Branch) }
+
 // Statement is one IAM policy statement found in the template.
 type Statement struct {
 	// Where names the statement: its path in the template, with its Sid.
@@ -243,6 +253,10 @@ type Statement struct {
 	Line   int
 	Sid    string
 	Effect string
+	// Guards are the conditions the statement exists under, outermost first: the Fn::If it
+	// is inside (on the statement, its policy document or a Policies entry) and the
+	// Condition of the resource it is in. None means it is always granted.
+	Guards []Guard
 	// Actions are the literal actions; ActionsOpaque is set when Action is an intrinsic
 	// function (or holds one) and so cannot be checked.
 	Actions       []string
@@ -264,70 +278,120 @@ func (s Statement) Allows(action string) bool {
 
 func (s Statement) String() string { return fmt.Sprintf("%s (line %d)", s.Where, s.Line) }
 
+// GrantedOnlyWhen reports whether the statement exists only when the template condition
+// is true: one of its guards is the true branch of an Fn::If on that condition.
+func (s Statement) GrantedOnlyWhen(condition string) bool {
+	return slices.Contains(s.Guards, Guard{Condition: condition, Branch: true})
+}
+
+// ifBranches returns the condition name and the two branches of an Fn::If (!If [cond,
+// then, else]); false for anything else.
+func ifBranches(n *yaml.Node) (cond string, then, els *yaml.Node, ok bool) {
+	name, arg, isFn := Intrinsic(n)
+	if !isFn || name != "If" || arg.Kind != yaml.SequenceNode || len(arg.Content) != 3 {
+		return "", nil, nil, false
+	}
+	cond, ok = Scalar(arg.Content[0])
+	return cond, resolve(arg.Content[1]), resolve(arg.Content[2]), ok
+}
+
+// withGuard returns guards with g appended, without sharing guards' backing array.
+func withGuard(guards []Guard, g Guard) []Guard {
+	return append(slices.Clip(guards), g)
+}
+
+// withResourceCondition adds the guard of a resource's Condition (a mapping with a Type
+// and a Condition that name them) to guards.
+func withResourceCondition(n *yaml.Node, guards []Guard) []Guard {
+	if _, isResource := Scalar(Get(n, "Type")); !isResource {
+		return guards
+	}
+	if cond, ok := Scalar(Get(n, "Condition")); ok {
+		return withGuard(guards, Guard{cond, true})
+	}
+	return guards
+}
+
+// isNoValue reports whether n is !Ref AWS::NoValue.
+func isNoValue(n *yaml.Node) bool {
+	target, ok := RefTarget(n)
+	return ok && target == "AWS::NoValue"
+}
+
 // AllStatements finds every IAM policy statement anywhere in the template: function
 // Policies, roles, managed policies, queue, topic and key policies, trust policies, and
-// both branches of an !If. A statement is a mapping with an Effect inside a Statement key.
+// both branches of an !If, with the !If around them as their Guards (and a resource's
+// Condition as a guard of the statements in it). A statement is a mapping with an Effect
+// inside a Statement key.
 func AllStatements(root *yaml.Node) []Statement {
 	var out []Statement
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
+	var walk func(n *yaml.Node, path string, guards []Guard)
+	walk = func(n *yaml.Node, path string, guards []Guard) {
 		n = resolve(n)
 		if n == nil {
 			return
 		}
+		if cond, then, els, ok := ifBranches(n); ok {
+			walk(then, path+"(if "+cond+")", withGuard(guards, Guard{cond, true}))
+			walk(els, path+"(if not "+cond+")", withGuard(guards, Guard{cond, false}))
+			return
+		}
 		switch n.Kind {
 		case yaml.MappingNode:
+			guards := withResourceCondition(n, guards)
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				key, val := n.Content[i].Value, resolve(n.Content[i+1])
 				if key == "Statement" {
-					if stmts := statementsIn(val, path+".Statement"); len(stmts) > 0 {
+					if stmts := statementsIn(val, path+".Statement", guards); len(stmts) > 0 {
 						out = append(out, stmts...)
 						continue
 					}
 				}
-				walk(val, path+"."+key)
+				walk(val, path+"."+key, guards)
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
-				walk(c, fmt.Sprintf("%s[%d]", path, i))
+				walk(c, fmt.Sprintf("%s[%d]", path, i), guards)
 			}
 		}
 	}
-	walk(root, "")
+	walk(root, "", nil)
 	return out
 }
 
 // statementsIn parses the value of a Statement key: one statement or a list of them.
-// Entries that are !If are expanded into both branches.
-func statementsIn(n *yaml.Node, path string) []Statement {
+// Entries that are !If are expanded into both branches, each with its guard added to
+// guards (those of the policy the Statement key is in).
+func statementsIn(n *yaml.Node, path string, guards []Guard) []Statement {
 	var out []Statement
-	var add func(n *yaml.Node, path string)
-	add = func(n *yaml.Node, path string) {
+	var add func(n *yaml.Node, path string, guards []Guard)
+	add = func(n *yaml.Node, path string, guards []Guard) {
 		n = resolve(n)
-		if name, arg, ok := Intrinsic(n); ok {
-			if name == "If" && arg.Kind == yaml.SequenceNode && len(arg.Content) == 3 {
-				add(arg.Content[1], path+"(if true)")
-				add(arg.Content[2], path+"(if false)")
-			}
+		if cond, then, els, ok := ifBranches(n); ok {
+			add(then, path+"(if "+cond+")", withGuard(guards, Guard{cond, true}))
+			add(els, path+"(if not "+cond+")", withGuard(guards, Guard{cond, false}))
+			return
+		}
+		if n == nil || IsIntrinsic(n) {
 			return
 		}
 		if n.Kind == yaml.SequenceNode {
 			for i, c := range n.Content {
-				add(c, fmt.Sprintf("%s[%d]", path, i))
+				add(c, fmt.Sprintf("%s[%d]", path, i), guards)
 			}
 			return
 		}
 		if n.Kind != yaml.MappingNode || Get(n, "Effect") == nil {
 			return
 		}
-		out = append(out, parseStatement(n, path))
+		out = append(out, parseStatement(n, path, guards))
 	}
-	add(n, path)
+	add(n, path, guards)
 	return out
 }
 
-func parseStatement(n *yaml.Node, path string) Statement {
-	s := Statement{Line: n.Line, Resource: Get(n, "Resource"), Condition: Get(n, "Condition")}
+func parseStatement(n *yaml.Node, path string, guards []Guard) Statement {
+	s := Statement{Line: n.Line, Resource: Get(n, "Resource"), Condition: Get(n, "Condition"), Guards: guards}
 	s.Sid, _ = Scalar(Get(n, "Sid"))
 	s.Effect, _ = Scalar(Get(n, "Effect"))
 	s.Where = strings.TrimPrefix(path, ".")
@@ -394,8 +458,10 @@ func WildcardProblems(stmts []Statement) []string {
 // FunctionStatements returns the IAM statements that apply to a serverless function's
 // execution role: the inline statements of its Policies, or, when it names its own Role
 // (!GetAtt R.Arn), that role's inline policies and the AWS::IAM::Policy and
-// AWS::IAM::ManagedPolicy resources attached to it. problems names what is not allowed
-// here (managed policies, SAM policy templates) or cannot be read.
+// AWS::IAM::ManagedPolicy resources attached to it. A Policies entry that is an !If
+// contributes the statements of both branches, guarded by it (!Ref AWS::NoValue
+// contributes none). problems names what is not allowed here (managed policies, SAM
+// policy templates) or cannot be read.
 func (t *Template) FunctionStatements(fn Resource) (stmts []Statement, problems []string) {
 	props := fn.Properties()
 	if role := Get(props, "Role"); role != nil {
@@ -409,7 +475,7 @@ func (t *Template) FunctionStatements(fn Resource) (stmts []Statement, problems 
 		if !ok || !found || r.Type != "AWS::IAM::Role" {
 			return nil, []string{fmt.Sprintf("%s: Role must be !GetAtt <an AWS::IAM::Role of this template>.Arn to be checked", fn.Name)}
 		}
-		return t.roleStatements(r)
+		return t.roleStatements(r, withResourceCondition(fn.Node, nil))
 	}
 	policies := Get(props, "Policies")
 	if policies == nil {
@@ -419,15 +485,21 @@ func (t *Template) FunctionStatements(fn Resource) (stmts []Statement, problems 
 	if policies.Kind == yaml.SequenceNode && !IsIntrinsic(policies) {
 		items = policies.Content
 	}
-	for i, item := range items {
-		path := fmt.Sprintf("Resources.%s.Properties.Policies[%d]", fn.Name, i)
+	var entry func(item *yaml.Node, path string, guards []Guard)
+	entry = func(item *yaml.Node, path string, guards []Guard) {
 		item = resolve(item)
+		if cond, then, els, ok := ifBranches(item); ok {
+			entry(then, path+"(if "+cond+")", withGuard(guards, Guard{cond, true}))
+			entry(els, path+"(if not "+cond+")", withGuard(guards, Guard{cond, false}))
+			return
+		}
 		switch {
+		case isNoValue(item):
 		case item.Kind == yaml.ScalarNode || IsIntrinsic(item):
 			v := item.Value
 			problems = append(problems, fmt.Sprintf("%s (line %d) is a managed policy %q: use inline statements", path, item.Line, v))
 		case Get(item, "Statement") != nil:
-			stmts = append(stmts, statementsIn(Get(item, "Statement"), path+".Statement")...)
+			stmts = append(stmts, statementsIn(Get(item, "Statement"), path+".Statement", guards)...)
 		default:
 			name := ""
 			if item.Kind == yaml.MappingNode && len(item.Content) > 0 {
@@ -436,18 +508,30 @@ func (t *Template) FunctionStatements(fn Resource) (stmts []Statement, problems 
 			problems = append(problems, fmt.Sprintf("%s (line %d) is the SAM policy template %q: use inline statements", path, item.Line, name))
 		}
 	}
+	for i, item := range items {
+		entry(item, fmt.Sprintf("Resources.%s.Properties.Policies[%d]", fn.Name, i), withResourceCondition(fn.Node, nil))
+	}
 	return stmts, problems
 }
 
-func (t *Template) roleStatements(role Resource) (stmts []Statement, problems []string) {
+func (t *Template) roleStatements(role Resource, guards []Guard) (stmts []Statement, problems []string) {
+	guards = withResourceCondition(role.Node, guards)
 	props := role.Properties()
 	if arns := Get(props, "ManagedPolicyArns"); arns != nil {
 		problems = append(problems, fmt.Sprintf("Resources.%s.Properties.ManagedPolicyArns (line %d): use inline statements", role.Name, arns.Line))
 	}
 	if pols := Get(props, "Policies"); pols != nil && pols.Kind == yaml.SequenceNode {
+		var policy func(p *yaml.Node, path string, guards []Guard)
+		policy = func(p *yaml.Node, path string, guards []Guard) {
+			if cond, then, els, ok := ifBranches(p); ok {
+				policy(then, path+"(if "+cond+")", withGuard(guards, Guard{cond, true}))
+				policy(els, path+"(if not "+cond+")", withGuard(guards, Guard{cond, false}))
+				return
+			}
+			stmts = append(stmts, statementsIn(Get(Get(p, "PolicyDocument"), "Statement"), path+".PolicyDocument.Statement", guards)...)
+		}
 		for i, p := range pols.Content {
-			path := fmt.Sprintf("Resources.%s.Properties.Policies[%d].PolicyDocument.Statement", role.Name, i)
-			stmts = append(stmts, statementsIn(Get(Get(p, "PolicyDocument"), "Statement"), path)...)
+			policy(p, fmt.Sprintf("Resources.%s.Properties.Policies[%d]", role.Name, i), guards)
 		}
 	}
 	for _, r := range t.Resources() {
@@ -461,7 +545,7 @@ func (t *Template) roleStatements(role Resource) (stmts []Statement, problems []
 		for _, ref := range roles.Content {
 			if name, ok := RefTarget(ref); ok && name == role.Name {
 				path := fmt.Sprintf("Resources.%s.Properties.PolicyDocument.Statement", r.Name)
-				stmts = append(stmts, statementsIn(Get(Get(r.Properties(), "PolicyDocument"), "Statement"), path)...)
+				stmts = append(stmts, statementsIn(Get(Get(r.Properties(), "PolicyDocument"), "Statement"), path, withResourceCondition(r.Node, guards))...)
 			}
 		}
 	}
@@ -506,4 +590,86 @@ func TokenConditionProblems(stmts []Statement) []string {
 		}
 	}
 	return problems
+}
+
+// Ticket backend conditions: the template conditions under which each ticket backend's
+// permissions may be granted.
+const (
+	OpsCenterCondition = "UseOpsCenter"
+	JiraCondition      = "UseJira"
+)
+
+// BackendCondition returns the template condition an action may be granted only under,
+// because only one ticket backend needs it: the OpsCenter OpsItem actions (ssm:*OpsItem*,
+// and ssm:AddTagsToResource, which tagging an OpsItem on creation needs) only under
+// UseOpsCenter, and secretsmanager:GetSecretValue (the Jira credentials) only under
+// UseJira. Actions are compared without regard to case, as IAM does.
+func BackendCondition(action string) (condition string, ok bool) {
+	a := strings.ToLower(action)
+	switch {
+	case strings.HasPrefix(a, "ssm:") && strings.Contains(a, "opsitem"), a == "ssm:addtagstoresource":
+		return OpsCenterCondition, true
+	case a == "secretsmanager:getsecretvalue":
+		return JiraCondition, true
+	}
+	return "", false
+}
+
+// BackendConditionProblems names every Allow statement that grants an action of one
+// ticket backend (BackendCondition) other than only under that backend's condition: the
+// statement, its policy or its Policies entry must be the true branch of an !If on the
+// condition (or the policy a resource with that Condition).
+func BackendConditionProblems(stmts []Statement) []string {
+	var problems []string
+	for _, s := range stmts {
+		if s.Effect != "Allow" {
+			continue
+		}
+		for _, a := range s.Actions {
+			cond, ok := BackendCondition(a)
+			if !ok || s.GrantedOnlyWhen(cond) {
+				continue
+			}
+			guards := "unconditionally"
+			if len(s.Guards) > 0 {
+				var gs []string
+				for _, g := range s.Guards {
+					gs = append(gs, g.String())
+				}
+				guards = "under " + strings.Join(gs, ", ")
+			}
+			problems = append(problems, fmt.Sprintf("%s grants %s %s: grant it only under !If [%s, <statement>, !Ref AWS::NoValue]", s, a, guards, cond))
+		}
+	}
+	return problems
+}
+
+// ConditionRequiresEquals reports whether the template condition name can be true only
+// when parameter param equals value: the condition is !Equals [!Ref param, value] (in
+// either order), or an !And with such an !Equals among its operands.
+func (t *Template) ConditionRequiresEquals(name, param, value string) bool {
+	var holds func(n *yaml.Node) bool
+	holds = func(n *yaml.Node) bool {
+		fn, arg, ok := Intrinsic(n)
+		if !ok || arg.Kind != yaml.SequenceNode {
+			return false
+		}
+		switch fn {
+		case "Equals":
+			if len(arg.Content) != 2 {
+				return false
+			}
+			for i := range 2 {
+				ref, isRef := RefTarget(arg.Content[i])
+				v, isScalar := Scalar(arg.Content[1-i])
+				if isRef && ref == param && isScalar && v == value {
+					return true
+				}
+			}
+		case "And":
+			return slices.ContainsFunc(arg.Content, holds)
+		}
+		return false
+	}
+	return holds(Get(Get(t.Root, "Conditions"), name))
 }

@@ -61,3 +61,15 @@ func AccountID(ctx context.Context) (string, error) {
 	}
 	return parts[4], nil
 }
+
+// List reads an optional comma-separated list, dropping blanks.
+func List(lookup func(string) (string, bool), name string) []string {
+	v, _ := lookup(name)
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -42,7 +42,7 @@ const (
 	ResultEnforced         = "enforced"          // the target options were applied
 	ResultDryRun           = "dry-run"           // EC2 accepted the change with DryRun=true
 	ResultReported         = "reported"          // report mode: decided and logged only
-	ResultTicketed         = "ticketed"          // a ticket was opened or updated
+	ResultTicketed         = "ticketed"          // a ticket was opened
 	ResultDeferred         = "deferred"          // the deferral was recorded
 	ResultAlreadyCompliant = "already-compliant" // the live instance already had HttpTokens=required
 	ResultSuperseded       = "superseded"        // re-evaluation on live data changed the action
@@ -53,6 +53,7 @@ const (
 var Results = []string{
 	ResultEnforced, ResultDryRun, ResultReported, ResultTicketed,
 	ResultDeferred, ResultAlreadyCompliant, ResultSuperseded, ResultFailed,
+	ResultTicketUpdated, ResultTicketUnchanged, ResultTicketResolved,
 }
 
 var (

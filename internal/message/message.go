@@ -1,5 +1,6 @@
 // Package message is the verdict message (schema imdsguard.verdict/v1) that detect sends
-// to the remediation queue and remediate consumes: one message per non-skip verdict.
+// to the remediation queue and remediate consumes: one message per non-skip verdict, and
+// one per compliant or terminated instance whose ticket is still open, to close it.
 package message
 
 import (
@@ -113,8 +114,14 @@ func (v Verdict) Validate() error {
 		if v.Target != nil {
 			problems = append(problems, fmt.Sprintf("a %s verdict has a target", v.Action))
 		}
+	case policy.ActionSkip:
+		// detect sends a skip only to close the open ticket of an instance that is now
+		// compliant or gone.
+		if v.Target != nil || len(v.Reasons) == 0 || (v.Reasons[0].Code != policy.ReasonCompliant && v.Reasons[0].Code != policy.ReasonTerminated) {
+			problems = append(problems, "a skip verdict is only sent to close a ticket: its primary reason must be compliant or terminated, with no target")
+		}
 	default:
-		problems = append(problems, fmt.Sprintf("action %q is not remediate, ticket or defer", v.Action))
+		problems = append(problems, fmt.Sprintf("action %q is not remediate, ticket, defer or skip", v.Action))
 	}
 	if len(v.Reasons) == 0 || v.Reasons[0].Code == "" {
 		problems = append(problems, "reasons are missing")

@@ -35,7 +35,7 @@ type Handler struct {
 	Clients  guard.Clients
 	Enforcer *enforce.Enforcer
 	Ledger   *ledger.Ledger
-	Tickets  ticket.Opener
+	Tickets  ticket.Backend
 	Now      func() time.Time
 	Log      *slog.Logger
 	Metrics  *emf.Emitter
@@ -98,13 +98,21 @@ func (h *Handler) act(ctx context.Context, v message.Verdict, now time.Time) (le
 		return ledger.Outcome{}, err
 	}
 	if len(notFound) > 0 || len(instances) != 1 {
-		return ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultSuperseded, Reasons: v.Reasons,
-			Detail: "the instance no longer exists"}, nil
+		out := ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultSuperseded, Reasons: v.Reasons,
+			Detail: "the instance no longer exists"}
+		return h.closeTicket(ctx, v, out, "The instance no longer exists.", now)
 	}
 	live := instances[0]
 	if live.Options.HTTPTokens == policy.TokensRequired {
-		return ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultAlreadyCompliant, Reasons: v.Reasons,
-			Prior: &live.Options, Detail: "HttpTokens is already required"}, nil
+		out := ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultAlreadyCompliant, Reasons: v.Reasons,
+			Prior: &live.Options, Detail: "HttpTokens is already required"}
+		return h.closeTicket(ctx, v, out, "HttpTokens is now required on the instance: IMDSv1 is off.", now)
+	}
+	if v.Action == policy.ActionSkip {
+		// A close-out request for an instance that is no longer compliant: the next sweep
+		// judges it afresh.
+		return ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultSuperseded, Reasons: v.Reasons,
+			Prior: &live.Options, Detail: "asked to close the ticket, but HttpTokens is " + live.Options.HTTPTokens + " again"}, nil
 	}
 	verdict := policy.Verdict{Action: v.Action, Reasons: v.Reasons, Target: targetOf(v.Target)}
 	detail := ""
@@ -141,13 +149,7 @@ func (h *Handler) act(ctx context.Context, v message.Verdict, now time.Time) (le
 		}
 		fresh := v
 		fresh.Action, fresh.Reasons = verdict.Action, verdict.Reasons
-		ref, err := h.Tickets.Open(ctx, fresh, h.Settings.Mode == policy.ModeDryRun)
-		if err != nil {
-			return ledger.Outcome{}, err
-		}
-		h.count("Tickets", nil)
-		out.Result, out.Detail = ledger.ResultTicketed, detail+"ticket "+ref
-		return out, nil
+		return h.openOrUpdateTicket(ctx, fresh, out, detail, now)
 	case policy.ActionDefer:
 		out.Result, out.Detail = ledger.ResultDeferred, detail+"waiting for evidence"
 		return out, nil
@@ -181,6 +183,82 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 	}
 	h.count("Enforcements", nil)
 	out.Result, out.Applied, out.Detail = ledger.ResultEnforced, &applied, detail+"IMDSv2 enforced"
+	// The result stays "enforced"; closing an open ticket is noted in the detail.
+	closed, err := h.closeTicket(ctx, v, out, "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used.", h.Now().UTC())
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	closed.Result = ledger.ResultEnforced
+	return closed, nil
+}
+
+// openOrUpdateTicket keeps one open ticket per instance: it opens one when there is none,
+// adds the evidence when it is new, and leaves the ticket alone when it is not.
+func (h *Handler) openOrUpdateTicket(ctx context.Context, v message.Verdict, out ledger.Outcome, detail string, now time.Time) (ledger.Outcome, error) {
+	t := ticket.NewTicket(v, ticket.ComposeOptions{ExemptTag: h.Settings.ExemptTag, DryRun: h.Settings.Mode == policy.ModeDryRun})
+	digest := t.Content.EvidenceDigest()
+	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
+	rec, err := h.Ledger.GetTicket(ctx, ref)
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	if rec != nil && rec.Status == ledger.TicketOpen && rec.Backend == h.Tickets.Name() {
+		if rec.Digest == digest {
+			out.Result, out.Detail = ledger.ResultTicketUnchanged, detail+"ticket "+rec.TicketRef+" already has this evidence"
+			return out, nil
+		}
+		if err := h.Tickets.Update(ctx, rec.TicketRef, t); err != nil {
+			return ledger.Outcome{}, err
+		}
+		rec.Digest, rec.UpdatedAt = digest, now
+		if err := h.Ledger.PutTicket(ctx, *rec); err != nil {
+			return ledger.Outcome{}, err
+		}
+		h.count("Tickets", map[string]string{"Event": "updated"})
+		out.Result, out.Detail = ledger.ResultTicketUpdated, detail+"new evidence added to ticket "+rec.TicketRef
+		return out, nil
+	}
+	tref, err := h.Tickets.Open(ctx, t)
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	if err := h.Ledger.PutTicket(ctx, ledger.Ticket{Ref: ref, Backend: h.Tickets.Name(), TicketRef: tref, Status: ledger.TicketOpen,
+		Digest: digest, Title: t.Content.Title, OpenedAt: now, UpdatedAt: now}); err != nil {
+		return ledger.Outcome{}, err
+	}
+	h.count("Tickets", map[string]string{"Event": "opened"})
+	out.Result, out.Detail = ledger.ResultTicketed, detail+"ticket "+tref+" opened in "+h.Tickets.Name()
+	return out, nil
+}
+
+// closeTicket resolves the instance's open ticket, if it has one, and says so in the
+// outcome (as ResultTicketResolved). Report mode opens no tickets and closes none.
+func (h *Handler) closeTicket(ctx context.Context, v message.Verdict, out ledger.Outcome, why string, now time.Time) (ledger.Outcome, error) {
+	if h.Settings.Mode == policy.ModeReport {
+		return out, nil
+	}
+	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
+	rec, err := h.Ledger.GetTicket(ctx, ref)
+	if err != nil || rec == nil || rec.Status != ledger.TicketOpen {
+		return out, err
+	}
+	if rec.Backend == h.Tickets.Name() {
+		if err := h.Tickets.Resolve(ctx, rec.TicketRef, ticket.Closing{
+			AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID, Why: why,
+			DecisionID: v.DecisionID, At: now, DryRun: h.Settings.Mode == policy.ModeDryRun,
+		}); err != nil {
+			return ledger.Outcome{}, err
+		}
+	} else {
+		why += " (the ticket is in " + rec.Backend + ", no longer the configured backend: close it there by hand)"
+	}
+	rec.Status, rec.ResolvedAt, rec.UpdatedAt = ledger.TicketResolved, now, now
+	if err := h.Ledger.PutTicket(ctx, *rec); err != nil {
+		return ledger.Outcome{}, err
+	}
+	h.count("Tickets", map[string]string{"Event": "resolved"})
+	out.Result = ledger.ResultTicketResolved
+	out.Detail += "; ticket " + rec.TicketRef + " resolved: " + why
 	return out, nil
 }
 

@@ -115,7 +115,7 @@ func newRig(t *testing.T, mode policy.Mode, kinds ...string) *rig {
 		},
 		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 10 * time.Second, FirstDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
 		Ledger:   &ledger.Ledger{API: db, Table: "ledger"},
-		Tickets:  &ticket.SNS{API: notifications, TopicARN: aws.ToString(topic.TopicArn), ExemptTag: settings.ExemptTag},
+		Tickets:  &ticket.SNS{API: notifications, TopicARN: aws.ToString(topic.TopicArn)},
 		Now:      func() time.Time { return now },
 		Log:      slog.New(slog.NewJSONHandler(&logs, nil)),
 		Metrics:  &emf.Emitter{W: &logs, Now: func() time.Time { return now }},
@@ -315,15 +315,16 @@ func TestMessageValidation(t *testing.T) {
 		t.Fatalf("good message refused: %v", err)
 	}
 	tests := map[string]func(*message.Verdict){
-		"schema":         func(v *message.Verdict) { v.Schema = "imdsguard.verdict/v2" },
-		"decision_id":    func(v *message.Verdict) { v.DecisionID = "x" },
-		"account_id":     func(v *message.Verdict) { v.AccountID = "12" },
-		"region":         func(v *message.Verdict) { v.Region = "moon" },
-		"instance_id":    func(v *message.Verdict) { v.InstanceID = "web-1" },
-		"action":         func(v *message.Verdict) { v.Action = "skip" },
-		"reasons":        func(v *message.Verdict) { v.Reasons = nil },
-		"needs a target": func(v *message.Verdict) { v.Action = policy.ActionRemediate },
-		"created_at":     func(v *message.Verdict) { v.CreatedAt = time.Time{} },
+		"schema":                      func(v *message.Verdict) { v.Schema = "imdsguard.verdict/v2" },
+		"decision_id":                 func(v *message.Verdict) { v.DecisionID = "x" },
+		"account_id":                  func(v *message.Verdict) { v.AccountID = "12" },
+		"region":                      func(v *message.Verdict) { v.Region = "moon" },
+		"instance_id":                 func(v *message.Verdict) { v.InstanceID = "web-1" },
+		"is not remediate":            func(v *message.Verdict) { v.Action = "fix" },
+		"only sent to close a ticket": func(v *message.Verdict) { v.Action = policy.ActionSkip },
+		"reasons":                     func(v *message.Verdict) { v.Reasons = nil },
+		"needs a target":              func(v *message.Verdict) { v.Action = policy.ActionRemediate },
+		"created_at":                  func(v *message.Verdict) { v.CreatedAt = time.Time{} },
 	}
 	for want, mutate := range tests {
 		v := good

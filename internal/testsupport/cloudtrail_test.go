@@ -530,7 +530,10 @@ func TestCloudTrailConcurrentUse(t *testing.T) {
 			t.Fatalf("%s: %d events, want 100", id, len(events))
 		}
 	}
-	if got := ct.Requests(); got != 200+4 {
-		t.Fatalf("%d requests, want 204", got)
+	// The SDK resends a request whose connection it saw closed while it was reading the
+	// reply (aws-sdk-go-v2 retries net.ErrClosed), which can happen under load: the count
+	// is a lower bound.
+	if got := ct.Requests(); got < 200+4 {
+		t.Fatalf("%d requests, want at least 204", got)
 	}
 }
