@@ -98,7 +98,7 @@ type Jira struct {
 	Labels []string
 	Retry  JiraRetry
 	// Logger gets a warning for each retry and for an instance with several open issues;
-	// nil logs nothing.
+	// nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -113,6 +113,17 @@ func NewJira(s JiraSecret, project, issueType string, labels []string) (*Jira, e
 
 // Name implements Backend.
 func (j *Jira) Name() string { return "jira" }
+
+// LogValue implements slog.LogValuer: the configuration, without the credential.
+func (j *Jira) LogValue() slog.Value {
+	site := ""
+	if j.Site != nil {
+		site = j.Site.Redacted()
+	}
+	return slog.GroupValue(slog.String("site_url", site), slog.String("flavour", string(j.Flavour)),
+		slog.String("project", j.Project), slog.String("issue_type", j.issueType()),
+		slog.Any("labels", j.Labels), slog.Any("auth", j.Auth))
+}
 
 var jiraKeyPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*-[0-9]+$`)
 
@@ -627,7 +638,7 @@ func (j *Jira) issueType() string {
 
 func (j *Jira) logger() *slog.Logger {
 	if j.Logger == nil {
-		return slog.New(slog.DiscardHandler)
+		return slog.Default()
 	}
 	return j.Logger
 }

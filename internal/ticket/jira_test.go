@@ -532,7 +532,7 @@ func TestJiraOutage(t *testing.T) {
 		t.Cleanup(srv2.Close)
 		j.Site, _ = url.Parse(srv2.URL)
 		srv2.FailNext(1, http.StatusServiceUnavailable, "")
-		ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+		ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		if _, err := j.Open(ctx, tk); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "503") {
 			t.Errorf("Open whose backoff outlasts the context: %v", err)
@@ -541,7 +541,7 @@ func TestJiraOutage(t *testing.T) {
 }
 
 func TestJiraRetryAfterHonoured(t *testing.T) {
-	j := &Jira{}
+	j := &Jira{Logger: slog.New(slog.DiscardHandler)}
 	r := JiraRetry{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Second}
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -593,6 +593,9 @@ func TestJiraErrors(t *testing.T) {
 				t.Errorf("401 was retried: %d requests", srv.Requests())
 			}
 			j.Logger.Info("jira backend", "jira", j, "auth", j.Auth)
+			if !strings.Contains(logs.String(), `"project":"SEC"`) || !strings.Contains(logs.String(), redacted) {
+				t.Errorf("the backend does not log its configuration, redacted: %s", logs.String())
+			}
 			secrets := append([]string{wrong, base64.StdEncoding.EncodeToString([]byte(j.Auth.User + ":" + wrong))}, c.secrets...)
 			checkNoSecrets(t, secrets, err.Error(), fmt.Sprintf("%+v|%#v|%v", err, err, errors.Unwrap(err)), logs.String(),
 				fmt.Sprintf("%v %+v %#v %s %d %x", j, j, j, j.Auth, j.Auth, j.Auth))
@@ -804,4 +807,30 @@ func mustJSON(t *testing.T, v any) json.RawMessage {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// TestJiraManyResolvedIssues: an instance with a long history of resolved issues still
+// gets exactly one open issue.
+func TestJiraManyResolvedIssues(t *testing.T) {
+	srv, j, _ := newJira(t, jiraCases()[1], "")
+	ctx := testCtx(t)
+	tk := NewTicket(metricVerdict(), ComposeOptions{})
+	closing := Closing{InstanceID: tk.Verdict.InstanceID, Why: "fixed", At: fixedNow}
+	for i := range jiraSearchLimit + 2 {
+		key, err := j.Open(ctx, tk)
+		if err != nil {
+			t.Fatalf("round %d: Open: %v", i, err)
+		}
+		if err := j.Resolve(ctx, key, closing); err != nil {
+			t.Fatalf("round %d: Resolve: %v", i, err)
+		}
+	}
+	key, err := j.Open(ctx, tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := j.Open(ctx, tk)
+	if err != nil || again != key || len(srv.Issues()) != jiraSearchLimit+3 {
+		t.Errorf("Open = %s, %v after %s; %d issues", again, err, key, len(srv.Issues()))
+	}
 }
