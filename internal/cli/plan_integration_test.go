@@ -39,10 +39,7 @@ func newWorld(t *testing.T, names ...string) *world {
 	ct := testsupport.NewCloudTrail()
 	t.Cleanup(ct.Close)
 	now := time.Now().UTC()
-	kinds := demo.Kinds(now)
-	if len(names) > 0 {
-		kinds = slices.DeleteFunc(kinds, func(k demo.Kind) bool { return !slices.Contains(names, k.Name) })
-	}
+	kinds := demo.KindsNamed(now, names...)
 	cfg := testsupport.AWSConfig(demo.Region)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

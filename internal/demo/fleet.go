@@ -7,6 +7,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -137,6 +138,15 @@ func Kinds(today time.Time) []Kind {
 			Series: zeros, Hours: 336, Deliveries: []string{"2.0"},
 			Want: wantRemediate(target(3, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonContainerHost)},
 	}
+}
+
+// KindsNamed is Kinds restricted to the named kinds; no names means every kind.
+func KindsNamed(today time.Time, names ...string) []Kind {
+	kinds := Kinds(today)
+	if len(names) == 0 {
+		return kinds
+	}
+	return slices.DeleteFunc(kinds, func(k Kind) bool { return !slices.Contains(names, k.Name) })
 }
 
 // Seeded is an instance of the fleet, with the kind it was made as.

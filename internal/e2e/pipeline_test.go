@@ -120,14 +120,9 @@ func newPipelineWith(t *testing.T, mode string, extra func(p *pipeline, env map[
 	p.ledger = &ledger.Ledger{API: dynamodb.NewFromConfig(cfg), Table: res.Table}
 
 	now := time.Now().UTC()
-	all := demo.Kinds(now)
-	var chosen []demo.Kind
-	for _, k := range all {
-		for _, name := range kinds {
-			if k.Name == name {
-				chosen = append(chosen, k)
-			}
-		}
+	var chosen []demo.Kind // none for a pipeline without instances
+	if len(kinds) > 0 {
+		chosen = demo.KindsNamed(now, kinds...)
 	}
 	seeded, err := demo.Seed(ctx, demo.Clients{EC2: p.ec2, CloudWatch: cloudwatch.NewFromConfig(cfg), CloudTrail: ct}, chosen, 1, now)
 	if err != nil {

@@ -68,14 +68,7 @@ func newRig(t *testing.T, mode policy.Mode, kinds ...string) *rig {
 	t.Cleanup(dryRun.Close)
 	ec2Client := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(dryRun.URL) })
 	now := time.Now().UTC()
-	var chosen []demo.Kind
-	for _, k := range demo.Kinds(now) {
-		for _, name := range kinds {
-			if k.Name == name {
-				chosen = append(chosen, k)
-			}
-		}
-	}
+	chosen := demo.KindsNamed(now, kinds...)
 	seeded, err := demo.Seed(ctx, demo.Clients{EC2: ec2Client, CloudWatch: cloudwatch.NewFromConfig(cfg), CloudTrail: ct}, chosen, 1, now)
 	if err != nil {
 		t.Fatal(err)
