@@ -47,9 +47,12 @@ type Handler struct {
 	// Tickets, when set, lets detect ask remediate to close the ticket of an instance
 	// that has become compliant or is gone.
 	Tickets OpenTickets
-	Now     func() time.Time
-	Log     *slog.Logger
-	Metrics *emf.Emitter
+	// QueueingReserve is the time kept at the end of an invocation for queueing the
+	// verdicts; zero means defaultQueueingReserve.
+	QueueingReserve time.Duration
+	Now             func() time.Time
+	Log             *slog.Logger
+	Metrics         *emf.Emitter
 }
 
 // Summary is what one invocation did; it is the invocation's result.
@@ -67,6 +70,9 @@ type Summary struct {
 const (
 	maxBatch     = 10
 	sendAttempts = 3
+
+	// defaultQueueingReserve covers queueing 10,000 verdicts in batches of 10.
+	defaultQueueingReserve = 90 * time.Second
 )
 
 // Handle judges the instances the event names. A malformed or unknown event is an error
@@ -101,7 +107,7 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		return sum, nil
 	}
 	now := h.Now().UTC()
-	assessments, err := guard.Assess(ctx, h.Clients, h.Region, ids, h.Settings, now, nil)
+	assessments, err := guard.Assess(h.judgingTime(ctx), h.Clients, h.Region, ids, h.Settings, now, nil)
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "evidence"})
 		return sum, fmt.Errorf("judging the instances of %s: %w", req.Source, err)
@@ -135,6 +141,25 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		return sum, err
 	}
 	return sum, nil
+}
+
+// judgingTime leaves the end of the invocation for queueing the verdicts. A large sweep
+// can have more CloudTrail lookups than 2 a second allow before Lambda's timeout: the
+// lookups still waiting when judging time is up fail at once, and their instances are
+// deferred (cloudtrail-unavailable) to a later sweep, rather than the whole invocation
+// being killed with nothing queued.
+func (h *Handler) judgingTime(ctx context.Context) context.Context {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx
+	}
+	reserve := h.QueueingReserve
+	if reserve <= 0 {
+		reserve = defaultQueueingReserve
+	}
+	judging, cancel := context.WithDeadline(ctx, deadline.Add(-reserve))
+	context.AfterFunc(ctx, cancel)
+	return judging
 }
 
 // ticketsToClose names the skipped instances (compliant or gone) whose ticket is still

@@ -5,6 +5,7 @@ package guard
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -135,8 +136,11 @@ func lookUpDeliveries(ctx context.Context, c Clients, evs []policy.Evidence, tod
 			}
 		})
 	}
-	for _, n := range todo {
-		work <- n
+	// A random order: when the time left runs out before every lookup is done (CloudTrail
+	// allows 2 a second), the instances left over are deferred, and the next sweep starts
+	// with different ones instead of always the same.
+	for _, i := range rand.Perm(len(todo)) {
+		work <- todo[i]
 	}
 	close(work)
 	wg.Wait()

@@ -1,0 +1,19 @@
+// Package bench holds imdsguard's benchmarks (`make bench`; DESIGN.md section 6). It has
+// no code of its own: the benchmarks live in the package's tests, so that `make test`
+// compiles them but never runs them.
+//
+// BenchmarkPlan plans fleets of 2,000 and 10,000 instances. It builds the CLI, seeds a
+// realistic fleet into moto_server (EC2), the indexed CloudWatch stand-in and the
+// CloudTrail stand-in of internal/testsupport, runs the built binary as a user would,
+// and prints the API calls it made by operation, its wall time and its peak RSS. It checks the API-call budgets, which are counts and so
+// can be asserted; times and memory are only reported.
+//
+// One size: go test -run '^$' -bench 'Plan/instances=2000$' -benchtime 1x ./internal/bench/
+//
+// moto pages DescribeInstances by reservation rather than by instance, so the fleet,
+// seeded in RunInstances calls of 1000, comes back in one page. Setting
+// IMDSGUARD_BENCH_RESERVATION_SIZE=1 seeds one instance per reservation, so that moto
+// pages as EC2 does. That is practical for 2,000 instances (about 1.5 minutes of
+// seeding) but not for 10,000: moto's RunInstances slows as the region fills, and
+// seeding had not finished after 30 minutes.
+package bench
