@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
@@ -45,6 +46,7 @@ type rig struct {
 	now   time.Time
 	logs  *bytes.Buffer
 	calls *awsapi.CallCounter
+	ct    *testsupport.CloudTrail
 }
 
 // newRig seeds the named kinds and builds a handler in mode against moto, with the
@@ -113,7 +115,7 @@ func newRig(t *testing.T, mode policy.Mode, kinds ...string) *rig {
 		Log:      slog.New(slog.NewJSONHandler(&logs, nil)),
 		Metrics:  &emf.Emitter{W: &logs, Now: func() time.Time { return now }},
 	}
-	return &rig{ctx: ctx, h: h, ec2: ec2Client, fleet: fleet, now: now, logs: &logs, calls: calls}
+	return &rig{ctx: ctx, h: h, ec2: ec2Client, fleet: fleet, now: now, logs: &logs, calls: calls, ct: ct}
 }
 
 // verdict is the message detect would send for the instance now.
@@ -334,3 +336,63 @@ func TestMessageValidation(t *testing.T) {
 
 // modifys counts the ModifyInstanceMetadataOptions calls made, dry runs included.
 func (r *rig) modifys() int { return r.calls.Counts()["ec2:ModifyInstanceMetadataOptions"] }
+
+// TestTicketLifecycle: a repeat verdict with the same evidence leaves the ticket alone,
+// new evidence (another caller) is added to it, and compliance closes it.
+func TestTicketLifecycle(t *testing.T) {
+	r := newRig(t, policy.ModeEnforce, "sdk-v1")
+	inst := r.fleet["sdk-v1"]
+	publishes := func() int { return r.calls.Counts()["sns:Publish"] }
+	steps := []struct {
+		name      string
+		before    func()
+		result    string
+		publishes int
+	}{
+		{"first verdict opens the ticket", func() {}, ledger.ResultTicketed, 1},
+		{"same evidence changes nothing", func() {}, ledger.ResultTicketUnchanged, 1},
+		{"a new caller is added", func() {
+			r.ct.AddEvent(testsupport.RoleDeliveryEvent(testsupport.RoleDelivery{
+				InstanceID: inst.ID, Delivery: "1.0", UserAgent: "Boto3/1.9.42 Python/2.7.15 Linux/4.14 Botocore/1.12.42",
+				SourceIP: inst.PrivateIP, Time: r.now.Add(-time.Hour),
+			}))
+		}, ledger.ResultTicketUpdated, 2},
+		{"compliance closes it", func() {
+			if _, err := r.ec2.ModifyInstanceMetadataOptions(r.ctx, &ec2.ModifyInstanceMetadataOptionsInput{
+				InstanceId: aws.String(inst.ID), HttpTokens: ec2types.HttpTokensStateRequired,
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}, ledger.ResultTicketResolved, 3},
+	}
+	for i, step := range steps {
+		step.before()
+		v := r.verdict(t, "sdk-v1")
+		if i == len(steps)-1 {
+			v = closeOut(v)
+		}
+		if resp := r.handle(t, v); len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("%s: failures %+v\n%s", step.name, resp.BatchItemFailures, r.logs)
+		}
+		got := ""
+		for _, o := range r.history(t, "sdk-v1") { // all at the rig's one time: find this decision's
+			if o.DecisionID == v.DecisionID {
+				got = o.Result
+			}
+		}
+		if got != step.result || publishes() != step.publishes {
+			t.Fatalf("%s: result %s with %d SNS messages, want %s with %d", step.name, got, publishes(), step.result, step.publishes)
+		}
+	}
+	tk, err := r.h.Ledger.GetTicket(r.ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: inst.ID})
+	if err != nil || tk == nil || tk.Status != ledger.TicketResolved {
+		t.Fatalf("ticket %+v, %v; want resolved", tk, err)
+	}
+}
+
+// closeOut is the skip verdict detect sends for a compliant instance with an open ticket.
+func closeOut(v message.Verdict) message.Verdict {
+	v.Action, v.Target = policy.ActionSkip, nil
+	v.Reasons = []policy.Reason{{Code: policy.ReasonCompliant, Detail: "HttpTokens is already required"}}
+	return v
+}
