@@ -280,7 +280,6 @@ func TestJiraContent(t *testing.T) {
 				}
 				desc := it.Description
 				if c.flavour == JiraCloud {
-					desc = string(it.DescriptionADF)
 					checkADF(t, tc.name, roundTrip(t, adfOf(t, it.DescriptionADF)), "")
 					desc = adfText(adfOf(t, it.DescriptionADF))
 					if n := len(it.DescriptionADF); n > jiraMaxText {
