@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
@@ -256,13 +253,6 @@ func seedFleet(ctx context.Context, ec2Client *ec2.Client, n, reservationSize in
 			if len(batch) != spec.Count {
 				return nil, fmt.Errorf("seeding %s: asked for %d instances, moto launched %d", g.name, spec.Count, len(batch))
 			}
-			// moto 5.2's RunInstances attaches IamInstanceProfile to the first instance
-			// of the reservation only.
-			if spec.InstanceProfileName != "" && len(batch) > 1 {
-				if err := associateProfile(ctx, ec2Client, batch[1:], spec.InstanceProfileName); err != nil {
-					return nil, fmt.Errorf("seeding %s: %w", g.name, err)
-				}
-			}
 			f.reservations++
 			seeded = append(seeded, batch...)
 		}
@@ -301,22 +291,6 @@ func seedFleet(ctx context.Context, ec2Client *ec2.Client, n, reservationSize in
 	f.events = len(events)
 	f.seedTime = time.Since(start)
 	return f, nil
-}
-
-// associateProfile gives the instances the instance profile, tolerating IncorrectState
-// (the instance already has one).
-func associateProfile(ctx context.Context, client *ec2.Client, instances []testsupport.SeededInstance, profile string) error {
-	for _, inst := range instances {
-		_, err := client.AssociateIamInstanceProfile(ctx, &ec2.AssociateIamInstanceProfileInput{
-			InstanceId:         aws.String(inst.ID),
-			IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(profile)},
-		})
-		var apiErr smithy.APIError
-		if err != nil && !(errors.As(err, &apiErr) && apiErr.ErrorCode() == "IncorrectState") {
-			return fmt.Errorf("AssociateIamInstanceProfile %s: %w", inst.ID, err)
-		}
-	}
-	return nil
 }
 
 func sumShares() int {

@@ -113,6 +113,15 @@ func SeedInstances(ctx context.Context, client *ec2.Client, spec InstanceSpec) (
 			return nil, fmt.Errorf("RunInstances: %w", err)
 		}
 		for _, inst := range res.Instances {
+			// moto 5.2 attaches IamInstanceProfile to the first instance of a
+			// reservation only; EC2 attaches it to every one.
+			if in.IamInstanceProfile != nil && inst.IamInstanceProfile == nil {
+				if _, err := client.AssociateIamInstanceProfile(ctx, &ec2.AssociateIamInstanceProfileInput{
+					InstanceId: inst.InstanceId, IamInstanceProfile: in.IamInstanceProfile,
+				}); err != nil {
+					return nil, fmt.Errorf("AssociateIamInstanceProfile %s: %w", aws.ToString(inst.InstanceId), err)
+				}
+			}
 			out = append(out, seeded(inst))
 		}
 	}
