@@ -70,6 +70,15 @@ func Assess(ctx context.Context, c Clients, region string, ids []string, s polic
 			evs = append(evs, policy.Evidence{InstanceID: id})
 		}
 	}
+	return Judge(ctx, c, region, evs, s, now, progress), nil
+}
+
+// Judge completes the evidence (each part only where the rules still need it) and
+// decides. Use it when the inventory is already at hand; Assess reads it first.
+func Judge(ctx context.Context, c Clients, region string, evs []policy.Evidence, s policy.Settings, now time.Time, progress Progress) []Assessment {
+	if progress == nil {
+		progress = func(int, int) {}
+	}
 	total := len(evs)
 
 	needMetrics := pending(evs, s, now, policy.NeedMetrics)
@@ -107,7 +116,7 @@ func Assess(ctx context.Context, c Clients, region string, ids []string, s polic
 		}
 	}
 	fillAccount(out)
-	return out, nil
+	return out
 }
 
 // pending returns the indexes of the evidence that still needs the given part.

@@ -65,7 +65,7 @@ func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSM
 		return fmt.Errorf("message %s is about %s in %s/%s, but this function acts only in %s/%s",
 			rec.MessageId, v.InstanceID, v.AccountID, v.Region, accountID, h.Region)
 	}
-	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
+	ref := refOf(v)
 	now := h.Now().UTC()
 	switch err := h.Ledger.Claim(ctx, v.DecisionID, ref, now, h.ClaimTTL); {
 	case errors.Is(err, ledger.ErrDone):
@@ -100,13 +100,13 @@ func (h *Handler) act(ctx context.Context, v message.Verdict, now time.Time) (le
 	if len(notFound) > 0 || len(instances) != 1 {
 		out := ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultSuperseded, Reasons: v.Reasons,
 			Detail: "the instance no longer exists"}
-		return h.closeTicket(ctx, v, out, "The instance no longer exists.", now)
+		return h.closingTicket(ctx, v, out, "The instance no longer exists.", now)
 	}
 	live := instances[0]
 	if live.Options.HTTPTokens == policy.TokensRequired {
 		out := ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultAlreadyCompliant, Reasons: v.Reasons,
 			Prior: &live.Options, Detail: "HttpTokens is already required"}
-		return h.closeTicket(ctx, v, out, "HttpTokens is now required on the instance: IMDSv1 is off.", now)
+		return h.closingTicket(ctx, v, out, "HttpTokens is now required on the instance: IMDSv1 is off.", now)
 	}
 	if v.Action == policy.ActionSkip {
 		// A close-out request for an instance that is no longer compliant: the next sweep
@@ -128,20 +128,13 @@ func (h *Handler) act(ctx context.Context, v message.Verdict, now time.Time) (le
 		verdict = settled
 	} else if age > h.MaxVerdictAge || changed {
 		// The world moved on since detect decided: decide again on fresh evidence.
-		assessments, err := guard.Assess(ctx, h.Clients, h.Region, []string{v.InstanceID}, h.Settings, now, nil)
-		if err != nil {
-			return ledger.Outcome{}, fmt.Errorf("re-evaluating %s: %w", v.InstanceID, err)
-		}
-		if len(assessments) != 1 {
-			return ledger.Outcome{}, fmt.Errorf("re-evaluating %s gave %d verdicts", v.InstanceID, len(assessments))
-		}
-		verdict = assessments[0].Verdict
+		verdict = guard.Judge(ctx, h.Clients, h.Region, []policy.Evidence{probe}, h.Settings, now, nil)[0].Verdict
 		detail = fmt.Sprintf("re-evaluated (verdict %s old, options changed: %t): %s -> %s; ", age.Round(time.Second), changed, v.Action, verdict.Action)
 	}
 	out := ledger.Outcome{Action: verdict.Action, Reasons: verdict.Reasons, Prior: &live.Options}
 	switch verdict.Action {
 	case policy.ActionRemediate:
-		return h.remediate(ctx, v, live, verdict, out, detail)
+		return h.remediate(ctx, v, live, verdict, out, detail, now)
 	case policy.ActionTicket:
 		if h.Settings.Mode == policy.ModeReport {
 			out.Result, out.Detail = ledger.ResultReported, detail+"report mode: no ticket opened"
@@ -159,7 +152,7 @@ func (h *Handler) act(ctx context.Context, v message.Verdict, now time.Time) (le
 	}
 }
 
-func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.Instance, verdict policy.Verdict, out ledger.Outcome, detail string) (ledger.Outcome, error) {
+func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.Instance, verdict policy.Verdict, out ledger.Outcome, detail string, now time.Time) (ledger.Outcome, error) {
 	target := *verdict.Target
 	switch h.Settings.Mode {
 	case policy.ModeReport:
@@ -172,9 +165,8 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 		out.Result, out.Detail = ledger.ResultDryRun, detail+"dry run allowed by EC2; nothing changed"
 		return out, nil
 	}
-	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
 	// The snapshot is written before the change, so a rollback always has the original.
-	if _, err := h.Ledger.Snapshot(ctx, ref, live.Options, v.DecisionID, h.Now().UTC()); err != nil {
+	if _, err := h.Ledger.Snapshot(ctx, refOf(v), live.Options, v.DecisionID, now); err != nil {
 		return ledger.Outcome{}, err
 	}
 	applied, err := h.Enforcer.Apply(ctx, v.InstanceID, target)
@@ -182,23 +174,21 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 		return ledger.Outcome{}, err
 	}
 	h.count("Enforcements", nil)
-	out.Result, out.Applied, out.Detail = ledger.ResultEnforced, &applied, detail+"IMDSv2 enforced"
 	// The result stays "enforced"; closing an open ticket is noted in the detail.
-	closed, err := h.closeTicket(ctx, v, out, "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used.", h.Now().UTC())
+	note, err := h.closeTicket(ctx, v, "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used.", now)
 	if err != nil {
 		return ledger.Outcome{}, err
 	}
-	closed.Result = ledger.ResultEnforced
-	return closed, nil
+	out.Result, out.Applied, out.Detail = ledger.ResultEnforced, &applied, detail+"IMDSv2 enforced"+note
+	return out, nil
 }
 
 // openOrUpdateTicket keeps one open ticket per instance: it opens one when there is none,
 // adds the evidence when it is new, and leaves the ticket alone when it is not.
 func (h *Handler) openOrUpdateTicket(ctx context.Context, v message.Verdict, out ledger.Outcome, detail string, now time.Time) (ledger.Outcome, error) {
-	t := ticket.NewTicket(v, ticket.ComposeOptions{ExemptTag: h.Settings.ExemptTag, DryRun: h.Settings.Mode == policy.ModeDryRun})
+	t := ticket.NewTicket(v, ticket.ComposeOptions{ExemptTag: h.Settings.ExemptTag, DryRun: h.dryRun()})
 	digest := t.Content.EvidenceDigest()
-	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
-	rec, err := h.Ledger.GetTicket(ctx, ref)
+	rec, err := h.Ledger.GetTicket(ctx, refOf(v))
 	if err != nil {
 		return ledger.Outcome{}, err
 	}
@@ -222,7 +212,7 @@ func (h *Handler) openOrUpdateTicket(ctx context.Context, v message.Verdict, out
 	if err != nil {
 		return ledger.Outcome{}, err
 	}
-	if err := h.Ledger.PutTicket(ctx, ledger.Ticket{Ref: ref, Backend: h.Tickets.Name(), TicketRef: tref, Status: ledger.TicketOpen,
+	if err := h.Ledger.PutTicket(ctx, ledger.Ticket{Ref: refOf(v), Backend: h.Tickets.Name(), TicketRef: tref, Status: ledger.TicketOpen,
 		Digest: digest, Title: t.Content.Title, OpenedAt: now, UpdatedAt: now}); err != nil {
 		return ledger.Outcome{}, err
 	}
@@ -231,35 +221,52 @@ func (h *Handler) openOrUpdateTicket(ctx context.Context, v message.Verdict, out
 	return out, nil
 }
 
-// closeTicket resolves the instance's open ticket, if it has one, and says so in the
-// outcome (as ResultTicketResolved). Report mode opens no tickets and closes none.
-func (h *Handler) closeTicket(ctx context.Context, v message.Verdict, out ledger.Outcome, why string, now time.Time) (ledger.Outcome, error) {
-	if h.Settings.Mode == policy.ModeReport {
-		return out, nil
+// closingTicket is the outcome for an instance that is compliant or gone: when it has an
+// open ticket, that is resolved and the outcome says so.
+func (h *Handler) closingTicket(ctx context.Context, v message.Verdict, out ledger.Outcome, why string, now time.Time) (ledger.Outcome, error) {
+	note, err := h.closeTicket(ctx, v, why, now)
+	if err != nil {
+		return ledger.Outcome{}, err
 	}
-	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
-	rec, err := h.Ledger.GetTicket(ctx, ref)
+	if note != "" {
+		out.Result, out.Detail = ledger.ResultTicketResolved, out.Detail+note
+	}
+	return out, nil
+}
+
+// closeTicket resolves the instance's open ticket, if it has one, and returns a note for
+// the outcome's detail ("" when there was none). Report mode opens no tickets and closes
+// none.
+func (h *Handler) closeTicket(ctx context.Context, v message.Verdict, why string, now time.Time) (string, error) {
+	if h.Settings.Mode == policy.ModeReport {
+		return "", nil
+	}
+	rec, err := h.Ledger.GetTicket(ctx, refOf(v))
 	if err != nil || rec == nil || rec.Status != ledger.TicketOpen {
-		return out, err
+		return "", err
 	}
 	if rec.Backend == h.Tickets.Name() {
 		if err := h.Tickets.Resolve(ctx, rec.TicketRef, ticket.Closing{
 			AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID, Why: why,
-			DecisionID: v.DecisionID, At: now, DryRun: h.Settings.Mode == policy.ModeDryRun,
+			DecisionID: v.DecisionID, At: now, DryRun: h.dryRun(),
 		}); err != nil {
-			return ledger.Outcome{}, err
+			return "", err
 		}
 	} else {
 		why += " (the ticket is in " + rec.Backend + ", no longer the configured backend: close it there by hand)"
 	}
 	rec.Status, rec.ResolvedAt, rec.UpdatedAt = ledger.TicketResolved, now, now
 	if err := h.Ledger.PutTicket(ctx, *rec); err != nil {
-		return ledger.Outcome{}, err
+		return "", err
 	}
 	h.count("Tickets", map[string]string{"Event": "resolved"})
-	out.Result = ledger.ResultTicketResolved
-	out.Detail += "; ticket " + rec.TicketRef + " resolved: " + why
-	return out, nil
+	return "; ticket " + rec.TicketRef + " resolved: " + why, nil
+}
+
+func (h *Handler) dryRun() bool { return h.Settings.Mode == policy.ModeDryRun }
+
+func refOf(v message.Verdict) ledger.Ref {
+	return ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
 }
 
 func firstCode(reasons []policy.Reason) policy.ReasonCode {
