@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/demo"
@@ -80,21 +80,8 @@ func newRig(t *testing.T, mode policy.Mode, kinds ...string) *rig {
 		fleet[s.Kind.Name] = s
 	}
 	db := dynamodb.NewFromConfig(cfg)
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: aws.String("ledger"), BillingMode: ddbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
 	notifications := sns.NewFromConfig(cfg)
-	topic, err := notifications.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("notices")})
+	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(cfg), DynamoDB: db, SNS: notifications})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,8 +96,8 @@ func newRig(t *testing.T, mode policy.Mode, kinds ...string) *rig {
 			LookupLimiter: evidence.NewLookupLimiter(100),
 		},
 		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 10 * time.Second, FirstDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
-		Ledger:   &ledger.Ledger{API: db, Table: "ledger"},
-		Tickets:  &ticket.SNS{API: notifications, TopicARN: aws.ToString(topic.TopicArn)},
+		Ledger:   &ledger.Ledger{API: db, Table: res.Table},
+		Tickets:  &ticket.SNS{API: notifications, TopicARN: res.TopicARN},
 		Now:      func() time.Time { return now },
 		Log:      slog.New(slog.NewJSONHandler(&logs, nil)),
 		Metrics:  &emf.Emitter{W: &logs, Now: func() time.Time { return now }},
