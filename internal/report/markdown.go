@@ -37,21 +37,7 @@ func writeMarkdown(w io.Writer, p *Plan) error {
 	fmt.Fprintln(w, "| "+strings.Join(header, " | ")+" |")
 	fmt.Fprintln(w, strings.Repeat("|---", len(header))+"|")
 	for _, in := range p.Instances {
-		var row []string
-		if account == "" {
-			row = append(row, orDash(in.AccountID))
-		}
-		if region == "" {
-			row = append(row, orDash(in.Region))
-		}
-		row = append(row,
-			orDash(in.InstanceID),
-			orDash(in.Name),
-			orDash(in.State),
-			orDash(string(in.Action)),
-			reasonText(in),
-			evidenceText(in, p.Settings, p.GeneratedAt),
-		)
+		row := rowCells(p, in, account, region, in.Name)
 		for i := range row {
 			row[i] = mdCell(row[i])
 		}

@@ -37,21 +37,7 @@ func writeTable(w io.Writer, p *Plan) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, in := range p.Instances {
-		var row []string
-		if account == "" {
-			row = append(row, orDash(in.AccountID))
-		}
-		if region == "" {
-			row = append(row, orDash(in.Region))
-		}
-		row = append(row,
-			orDash(in.InstanceID),
-			orDash(truncate(in.Name, maxNameRunes)),
-			orDash(in.State),
-			orDash(string(in.Action)),
-			reasonText(in),
-			evidenceText(in, p.Settings, p.GeneratedAt),
-		)
+		row := rowCells(p, in, account, region, truncate(in.Name, maxNameRunes))
 		for i := range row {
 			row[i] = clean(row[i])
 		}

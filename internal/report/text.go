@@ -284,3 +284,24 @@ func reasonLine(r policy.Reason) string {
 	}
 	return string(r.Code) + ": " + r.Detail
 }
+
+// rowCells are one instance's cells in the table and the Markdown renderings: account
+// and region only when the plan spans several (the caller passes "" then), and the name
+// as the caller shortens it.
+func rowCells(p *Plan, in Instance, account, region, name string) []string {
+	var row []string
+	if account == "" {
+		row = append(row, orDash(in.AccountID))
+	}
+	if region == "" {
+		row = append(row, orDash(in.Region))
+	}
+	return append(row,
+		orDash(in.InstanceID),
+		orDash(name),
+		orDash(in.State),
+		orDash(string(in.Action)),
+		reasonText(in),
+		evidenceText(in, p.Settings, p.GeneratedAt),
+	)
+}
