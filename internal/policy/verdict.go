@@ -63,13 +63,3 @@ func (v Verdict) Primary() ReasonCode {
 	}
 	return v.Reasons[0].Code
 }
-
-// Has reports whether the verdict carries the given reason code.
-func (v Verdict) Has(code ReasonCode) bool {
-	for _, r := range v.Reasons {
-		if r.Code == code {
-			return true
-		}
-	}
-	return false
-}
