@@ -20,6 +20,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/ledger/openticket"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
@@ -36,7 +37,12 @@ func main() {
 		log.Error("invalid settings", "error", err.Error())
 		os.Exit(1)
 	}
-	cfg, err := awsapi.Load(context.Background(), "", nil)
+	table, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_LEDGER_TABLE")
+	if err != nil {
+		log.Error("invalid settings", "error", err.Error())
+		os.Exit(1)
+	}
+	cfg, err := awsapi.Load(context.Background(), awsapi.Options{})
 	if err != nil {
 		log.Error("loading the AWS configuration", "error", err.Error())
 		os.Exit(1)
@@ -57,11 +63,11 @@ func main() {
 		Log:      log,
 		Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},
 	}
-	// With the ledger table, detect asks remediate to close the tickets of instances that
-	// have become compliant.
-	if table := lambdaenv.Optional(os.LookupEnv, "IMDSGUARD_LEDGER_TABLE", ""); table != "" {
-		h.Tickets = &openticket.Index{API: dynamodb.NewFromConfig(cfg), Table: table}
-	}
+	// detect records every decision in the ledger before queueing it, and reads the list
+	// of open tickets there, to ask remediate to close those of compliant instances.
+	db := dynamodb.NewFromConfig(cfg)
+	h.Decisions = &decisionlog.Log{API: db, Table: table}
+	h.Tickets = &openticket.Index{API: db, Table: table}
 	lambda.Start(func(ctx context.Context, event json.RawMessage) (detect.Summary, error) {
 		account, err := lambdaenv.AccountID(ctx)
 		if err != nil {

@@ -31,6 +31,10 @@ import (
 	"github.com/imdsguard/imdsguard/internal/ticket"
 )
 
+// maxClockSkew is how far in the future a verdict's created_at may lie: detect and
+// remediate run on NTP-synchronised Lambda hosts of the same region.
+const maxClockSkew = time.Minute
+
 func main() {
 	log := lambdaenv.Logger()
 	fail := func(msg string, err error) {
@@ -57,7 +61,7 @@ func main() {
 	if err != nil {
 		fail("invalid settings", err)
 	}
-	cfg, err := awsapi.Load(context.Background(), "", nil)
+	cfg, err := awsapi.Load(context.Background(), awsapi.Options{})
 	if err != nil {
 		fail("loading the AWS configuration", err)
 	}
@@ -67,10 +71,10 @@ func main() {
 	}
 	ec2Client := ec2.NewFromConfig(cfg)
 	h := &remediate.Handler{
-		Settings:      settings,
-		MaxVerdictAge: maxAge,
-		ClaimTTL:      claimTTL,
-		Region:        cfg.Region,
+		Settings: settings,
+		Limits:   policy.RecheckLimits{MaxAge: maxAge, MaxClockSkew: maxClockSkew},
+		ClaimTTL: claimTTL,
+		Region:   cfg.Region,
 		Clients: guard.Clients{
 			EC2:           ec2Client,
 			CloudWatch:    cloudwatch.NewFromConfig(cfg),

@@ -5,15 +5,20 @@ package awsapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -55,15 +60,39 @@ func (c *CallCounter) Counts() map[string]int {
 	return maps.Clone(c.counts)
 }
 
-// Load reads the shared AWS configuration for region (the configured default region
-// when empty) with the adaptive retryer, which backs off and slows the client down on
-// throttling, and the counter installed when it is not nil.
-func Load(ctx context.Context, region string, counter *CallCounter) (aws.Config, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer { return retry.NewAdaptiveMode() }),
+// Options say how to Load the configuration.
+type Options struct {
+	// Region is the region to use; empty means the configured default region.
+	Region string
+	// Counter, when set, counts every operation made with the configuration.
+	Counter *CallCounter
+	// CallTimeout bounds each attempt of every call: connecting, sending, and reading the
+	// whole reply. A stalled endpoint then fails the attempt, which is retried like
+	// throttling, instead of hanging the caller. Zero means DefaultCallTimeout.
+	CallTimeout time.Duration
+}
+
+// DefaultCallTimeout is the attempt deadline when Options.CallTimeout is zero.
+const DefaultCallTimeout = 30 * time.Second
+
+// Load reads the shared AWS configuration with the adaptive retryer, which backs off and
+// slows the client down on throttling and also retries replies that could not be read
+// (RetryMalformedReplies), and with a deadline on every attempt.
+func Load(ctx context.Context, o Options) (aws.Config, error) {
+	timeout := o.CallTimeout
+	if timeout <= 0 {
+		timeout = DefaultCallTimeout
 	}
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
+	opts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewAdaptiveMode(func(a *retry.AdaptiveModeOptions) {
+				a.StandardOptions = append(a.StandardOptions, RetryMalformedReplies)
+			})
+		}),
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
+	}
+	if o.Region != "" {
+		opts = append(opts, config.WithRegion(o.Region))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -72,8 +101,23 @@ func Load(ctx context.Context, region string, counter *CallCounter) (aws.Config,
 	if cfg.Region == "" {
 		return aws.Config{}, fmt.Errorf("no AWS region: set --region, AWS_REGION or a profile region")
 	}
-	if counter != nil {
-		cfg.APIOptions = append(cfg.APIOptions, counter.AddTo)
+	if o.Counter != nil {
+		cfg.APIOptions = append(cfg.APIOptions, o.Counter.AddTo)
 	}
 	return cfg, nil
+}
+
+// RetryMalformedReplies makes a retryer treat a reply whose body could not be read or
+// parsed (truncated, garbled, cut off by a proxy) as it treats throttling: another
+// attempt usually gets a whole reply. The SDK counts such a reply as final otherwise,
+// and one broken reply would then fail a whole batch of evidence.
+func RetryMalformedReplies(o *retry.StandardOptions) {
+	o.Retryables = append(slices.Clone(o.Retryables), retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+		var de *smithy.DeserializationError
+		// A body cut off because the caller gave up is not a broken reply.
+		if errors.As(err, &de) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			return aws.TrueTernary
+		}
+		return aws.UnknownTernary
+	}))
 }

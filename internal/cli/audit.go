@@ -38,7 +38,7 @@ func newAuditCommand(env Env) *cobra.Command {
 				return usagef("--account %q: want the 12-digit account the instance is in", account)
 			}
 			ctx := cmd.Context()
-			cfg, err := awsapi.Load(ctx, region, nil)
+			cfg, err := awsapi.Load(ctx, awsapi.Options{Region: region})
 			if err != nil {
 				return err
 			}

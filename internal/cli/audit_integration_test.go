@@ -14,6 +14,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/demo"
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
@@ -38,7 +39,14 @@ func TestAudit(t *testing.T) {
 	}
 	for i, result := range []string{ledger.ResultDeferred, ledger.ResultEnforced} {
 		id := "0019aa000000" + string(rune('1'+i)) + "-0000000000000001"
-		if err := l.Claim(ctx, id, ref, at, time.Minute); err != nil {
+		const digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+		if err := (&decisionlog.Log{API: db, Table: res.Table}).RecordDecisions(ctx, []decisionlog.Decision{{
+			AccountID: ref.AccountID, Region: ref.Region, InstanceID: ref.InstanceID,
+			DecisionID: id, Action: policy.ActionRemediate, CreatedAt: at, Digest: digest,
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Claim(ctx, id, ref, digest, at, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Record(ctx, ledger.Outcome{Ref: ref, DecisionID: id, At: at.Add(time.Duration(i) * time.Hour),

@@ -124,7 +124,7 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 }
 
 func planRegion(ctx context.Context, env Env, counter *awsapi.CallCounter, region string, ids []string, s policy.Settings, lookupsPerSec float64, now time.Time) ([]guard.Assessment, error) {
-	cfg, err := awsapi.Load(ctx, region, counter)
+	cfg, err := awsapi.Load(ctx, awsapi.Options{Region: region, Counter: counter})
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
@@ -65,9 +66,10 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Write
 	metrics := &emf.Emitter{W: io.Discard, Now: time.Now}
 	clock := func() time.Time { return now }
 
+	book := &ledger.Ledger{API: db, Table: res.Table}
 	detector := &detect.Handler{
 		Settings: settings, RuleMatch: "ec2-imdsv2-check", Region: Region, Clients: clients,
-		Queue: sqsClient, QueueURL: res.QueueURL, Now: clock, Log: quiet, Metrics: metrics,
+		Queue: sqsClient, QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table}, Now: clock, Log: quiet, Metrics: metrics,
 	}
 	sum, err := detector.Handle(ctx, accountID, []byte(`{"sweep": {}}`))
 	if err != nil {
@@ -76,9 +78,10 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Write
 	fmt.Fprintf(out, "detect (scheduled sweep): %d instances judged, %d verdicts queued\n", sum.Instances, sum.Sent)
 
 	remediator := &remediate.Handler{
-		Settings: settings, MaxVerdictAge: time.Hour, ClaimTTL: 15 * time.Minute, Region: Region, Clients: clients,
+		Settings: settings, Limits: policy.RecheckLimits{MaxAge: time.Hour, MaxClockSkew: time.Minute},
+		ClaimTTL: 15 * time.Minute, Region: Region, Clients: clients,
 		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 30 * time.Second, FirstDelay: 50 * time.Millisecond, MaxDelay: time.Second},
-		Ledger:   &ledger.Ledger{API: db, Table: res.Table},
+		Ledger:   book,
 		Tickets:  &ticket.SNS{API: snsClient, TopicARN: res.TopicARN},
 		Now:      clock, Log: quiet, Metrics: metrics,
 	}
@@ -101,7 +104,7 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Write
 		handled += len(batch.Records)
 	}
 	fmt.Fprintf(out, "remediate (enforce mode): %d verdicts handled\n\n", handled)
-	return e.printOutcomes(ctx, out, remediator.Ledger, sqsClient, res.InboxURL)
+	return e.printOutcomes(ctx, out, book, sqsClient, res.InboxURL)
 }
 
 func (e *Emulators) printOutcomes(ctx context.Context, out io.Writer, l *ledger.Ledger, sqsClient *sqs.Client, inboxURL string) error {

@@ -1,6 +1,6 @@
 // Package detect is the detect Lambda's logic: an event becomes instance refs, the guard
 // judges them, and every verdict that asks for something (all but skip) goes to the
-// remediation queue as one imdsguard.verdict/v1 message.
+// remediation queue as one imdsguard.verdict/v2 message, recorded in the ledger first.
 package detect
 
 import (
@@ -19,6 +19,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/trigger"
@@ -27,6 +28,12 @@ import (
 // QueueAPI is the part of the SQS client detect uses.
 type QueueAPI interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// DecisionLog records decisions before their messages are queued, so that remediate can
+// tell a message detect sent from any other (decisionlog.Log implements it).
+type DecisionLog interface {
+	RecordDecisions(ctx context.Context, decisions []decisionlog.Decision) error
 }
 
 // OpenTickets lists the instances of an account-region whose ticket is still open
@@ -44,6 +51,8 @@ type Handler struct {
 	Clients   guard.Clients
 	Queue     QueueAPI
 	QueueURL  string
+	// Decisions records every verdict before it is queued; remediate acts on nothing else.
+	Decisions DecisionLog
 	// Tickets, when set, lets detect ask remediate to close the ticket of an instance
 	// that has become compliant or is gone.
 	Tickets OpenTickets
@@ -118,14 +127,14 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		h.count("Errors", 1, map[string]string{"Stage": "tickets"})
 		return sum, err
 	}
-	var messages []message.Verdict
+	var messages []outgoing
 	for _, a := range assessments {
 		sum.Verdicts[string(a.Verdict.Action)]++
 		h.logVerdict(ctx, req.Source, a)
 		if a.Verdict.Action == policy.ActionSkip && !closeOut[a.Evidence.InstanceID] {
 			continue
 		}
-		m, err := message.New(a, now)
+		m, err := newOutgoing(a, now)
 		if err != nil {
 			return sum, err
 		}
@@ -134,13 +143,66 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 	for action, n := range sum.Verdicts {
 		h.count("Verdicts", n, map[string]string{"Action": action})
 	}
-	sent, err := h.send(ctx, messages)
+	sent, err := h.recordAndSend(ctx, messages)
 	sum.Sent = sent
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "queue"})
 		return sum, err
 	}
 	return sum, nil
+}
+
+// outgoing is one verdict message, encoded exactly as it is recorded and sent.
+type outgoing struct {
+	decision decisionlog.Decision
+	body     string
+}
+
+func newOutgoing(a guard.Assessment, now time.Time) (outgoing, error) {
+	m, err := message.New(a.Evidence, a.Verdict, a.AccountID, a.Region, now)
+	if err != nil {
+		return outgoing{}, err
+	}
+	body, err := m.Encode()
+	if err != nil {
+		return outgoing{}, err
+	}
+	return outgoing{
+		decision: decisionlog.Decision{
+			AccountID: m.AccountID, Region: m.Region, InstanceID: m.InstanceID,
+			DecisionID: m.DecisionID, Action: m.Action, CreatedAt: m.CreatedAt, Digest: decisionlog.Digest(body),
+		},
+		body: string(body),
+	}, nil
+}
+
+// recordsPerRound is how many decisions are recorded before their messages are sent.
+const recordsPerRound = 100
+
+// recordAndSend records the decisions in the ledger and then queues their messages, a
+// round at a time: a message is never on the queue before its decision is recorded, and
+// a failure leaves at most one round recorded but not sent (remediate never sees those;
+// the ledger forgets them after their retention).
+func (h *Handler) recordAndSend(ctx context.Context, messages []outgoing) (int, error) {
+	if len(messages) > 0 && h.Decisions == nil {
+		return 0, errors.New("detect has no ledger to record its decisions in: set IMDSGUARD_LEDGER_TABLE")
+	}
+	sent := 0
+	for round := range slices.Chunk(messages, recordsPerRound) {
+		decisions := make([]decisionlog.Decision, len(round))
+		for i, m := range round {
+			decisions[i] = m.decision
+		}
+		if err := h.Decisions.RecordDecisions(ctx, decisions); err != nil {
+			return sent, fmt.Errorf("recording %d decisions before queueing them: %w", len(decisions), err)
+		}
+		n, err := h.send(ctx, round)
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
 }
 
 // judgingTime leaves the end of the invocation for queueing the verdicts. A large sweep
@@ -200,17 +262,13 @@ func (h *Handler) logVerdict(ctx context.Context, source string, a guard.Assessm
 }
 
 // send queues the messages in batches, retrying the entries SQS reports as failed.
-func (h *Handler) send(ctx context.Context, messages []message.Verdict) (int, error) {
+func (h *Handler) send(ctx context.Context, messages []outgoing) (int, error) {
 	sent := 0
 	for batch := range slices.Chunk(messages, maxBatch) {
 		pending := make(map[string]sqstypes.SendMessageBatchRequestEntry, len(batch))
 		for i, m := range batch {
-			body, err := json.Marshal(m)
-			if err != nil {
-				return sent, fmt.Errorf("encoding the verdict for %s: %w", m.InstanceID, err)
-			}
 			id := strconv.Itoa(i)
-			pending[id] = sqstypes.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(string(body))}
+			pending[id] = sqstypes.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(m.body)}
 		}
 		for attempt := 1; len(pending) > 0; attempt++ {
 			entries := make([]sqstypes.SendMessageBatchRequestEntry, 0, len(pending))
@@ -222,8 +280,10 @@ func (h *Handler) send(ctx context.Context, messages []message.Verdict) (int, er
 				return sent, fmt.Errorf("sqs:SendMessageBatch to %s: %w", h.QueueURL, err)
 			}
 			for _, ok := range out.Successful {
-				delete(pending, aws.ToString(ok.Id))
-				sent++
+				if _, known := pending[aws.ToString(ok.Id)]; known {
+					delete(pending, aws.ToString(ok.Id))
+					sent++
+				}
 			}
 			if len(out.Failed) == 0 {
 				continue

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -23,6 +24,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/detect"
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
@@ -45,7 +47,8 @@ func TestLookupsStopInTimeToQueue(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	sqsClient := sqs.NewFromConfig(cfg)
-	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqsClient, DynamoDB: dynamodb.NewFromConfig(cfg), SNS: sns.NewFromConfig(cfg)})
+	db := dynamodb.NewFromConfig(cfg)
+	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqsClient, DynamoDB: db, SNS: sns.NewFromConfig(cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +65,7 @@ func TestLookupsStopInTimeToQueue(t *testing.T) {
 			LookupLimiter: rate.NewLimiter(rate.Every(30*time.Minute), 1),
 		},
 		Queue: sqsClient, QueueURL: res.QueueURL, QueueingReserve: 59 * time.Minute,
+		Decisions: &decisionlog.Log{API: db, Table: res.Table},
 		Now: func() time.Time { return now }, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Metrics: &emf.Emitter{W: io.Discard, Now: time.Now},
 	}
@@ -81,6 +85,18 @@ func TestLookupsStopInTimeToQueue(t *testing.T) {
 		v, err := message.Parse(r.Body)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Every queued message was recorded, with its body's digest, for remediate to check.
+		item, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(res.Table), ConsistentRead: aws.Bool(true),
+			Key: map[string]dbtypes.AttributeValue{
+				"pk": &dbtypes.AttributeValueMemberS{Value: decisionlog.PartitionKey(v.DecisionID)},
+				"sk": &dbtypes.AttributeValueMemberS{Value: decisionlog.SortKey},
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := item.Item["digest"].(*dbtypes.AttributeValueMemberS); !ok || d.Value != decisionlog.Digest([]byte(r.Body)) {
+			t.Errorf("decision %s: recorded item %v, want the digest of the queued body", v.DecisionID, item.Item)
 		}
 		if v.Action == policy.ActionDefer {
 			deferred++

@@ -258,7 +258,7 @@ func TestPipelineEnforces(t *testing.T) {
 		t.Fatalf("detect summary %+v, want one remediate verdict sent", sum)
 	}
 	batch := p.receive(p.queueURL)
-	if len(batch.Records) != 1 || !strings.Contains(batch.Records[0].Body, `"schema":"imdsguard.verdict/v1"`) {
+	if len(batch.Records) != 1 || !strings.Contains(batch.Records[0].Body, `"schema":"imdsguard.verdict/v2"`) {
 		t.Fatalf("queue holds %+v", batch.Records)
 	}
 	resp := decodeResponse[events.SQSEventResponse](t, p.remediate.invoke(t, p.ctx, batch))

@@ -36,11 +36,14 @@ type Enforcer struct {
 // ErrNotApplied means EC2 accepted the change but did not report it applied in time.
 var ErrNotApplied = errors.New("metadata options not applied in time")
 
-// DryRun asks EC2 whether the change would be allowed (DryRun=true), without making it.
-// EC2 answers a permitted dry run with the DryRunOperation error; an emulator may answer
-// with success instead. Both mean yes.
-func (e *Enforcer) DryRun(ctx context.Context, instanceID string, target policy.MetadataOptions) error {
-	_, err := e.EC2.ModifyInstanceMetadataOptions(ctx, modifyInput(instanceID, target, true))
+// DryRun asks EC2 whether the change from current to target would be allowed
+// (DryRun=true), without making it. EC2 answers a permitted dry run with the
+// DryRunOperation error; an emulator may answer with success instead. Both mean yes.
+func (e *Enforcer) DryRun(ctx context.Context, instanceID string, current, target policy.MetadataOptions) error {
+	if err := checkTarget(instanceID, target); err != nil {
+		return err
+	}
+	_, err := e.EC2.ModifyInstanceMetadataOptions(ctx, modifyInput(instanceID, current, target, true))
 	var apiErr smithy.APIError
 	if err == nil || (errors.As(err, &apiErr) && apiErr.ErrorCode() == "DryRunOperation") {
 		return nil
@@ -48,42 +51,67 @@ func (e *Enforcer) DryRun(ctx context.Context, instanceID string, target policy.
 	return fmt.Errorf("ec2:ModifyInstanceMetadataOptions (dry run) on %s: %w", instanceID, err)
 }
 
-// Apply sets HttpTokens=required and the target hop limit, then waits until EC2 reports
-// the options applied, and returns them as EC2 reports them.
-func (e *Enforcer) Apply(ctx context.Context, instanceID string, target policy.MetadataOptions) (policy.MetadataOptions, error) {
-	if target.HTTPTokens != policy.TokensRequired || target.HopLimit < 1 || target.HopLimit > 64 {
-		return policy.MetadataOptions{}, fmt.Errorf("refusing to apply %+v to %s: a target needs HttpTokens required and a hop limit from 1 to 64", target, instanceID)
+// Apply changes the instance from its current options to the target (HttpTokens=required
+// and the target hop limit), waits until EC2 reports the target applied, and returns the
+// options as EC2 reports them.
+func (e *Enforcer) Apply(ctx context.Context, instanceID string, current, target policy.MetadataOptions) (policy.MetadataOptions, error) {
+	if err := checkTarget(instanceID, target); err != nil {
+		return policy.MetadataOptions{}, err
 	}
-	out, err := e.EC2.ModifyInstanceMetadataOptions(ctx, modifyInput(instanceID, target, false))
+	out, err := e.EC2.ModifyInstanceMetadataOptions(ctx, modifyInput(instanceID, current, target, false))
 	if err != nil {
 		return policy.MetadataOptions{}, fmt.Errorf("ec2:ModifyInstanceMetadataOptions on %s: %w", instanceID, err)
 	}
-	if got := toOptions(out.InstanceMetadataOptions); got.State == string(ec2types.InstanceMetadataOptionsStateApplied) {
-		return got, nil
+	if out != nil {
+		if got := toOptions(out.InstanceMetadataOptions); reached(got, target) {
+			return got, nil
+		}
 	}
-	return e.waitApplied(ctx, instanceID)
+	return e.waitApplied(ctx, instanceID, target)
 }
 
-func (e *Enforcer) waitApplied(ctx context.Context, instanceID string) (policy.MetadataOptions, error) {
+func checkTarget(instanceID string, target policy.MetadataOptions) error {
+	if target.HTTPTokens != policy.TokensRequired || target.HopLimit < 1 || target.HopLimit > 64 {
+		return fmt.Errorf("refusing to apply %+v to %s: a target needs HttpTokens required and a hop limit from 1 to 64", target, instanceID)
+	}
+	return nil
+}
+
+// reached reports whether EC2 reports the target applied: the state "applied" alone is
+// not enough, since someone else's change may have been applied instead.
+func reached(got, target policy.MetadataOptions) bool {
+	return got.State == string(ec2types.InstanceMetadataOptionsStateApplied) &&
+		got.HTTPTokens == policy.TokensRequired && got.HopLimit == target.HopLimit
+}
+
+func (e *Enforcer) waitApplied(ctx context.Context, instanceID string, target policy.MetadataOptions) (policy.MetadataOptions, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.MaxWait)
 	defer cancel()
 	delay := e.FirstDelay
+	last := "no reply yet"
 	for {
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return policy.MetadataOptions{}, fmt.Errorf("%s after %s: %w", instanceID, e.MaxWait, ErrNotApplied)
+			return policy.MetadataOptions{}, fmt.Errorf("%s after %s (last seen: %s): %w", instanceID, e.MaxWait, last, ErrNotApplied)
 		case <-timer.C:
 		}
 		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			return policy.MetadataOptions{}, fmt.Errorf("ec2:DescribeInstances waiting for %s: %w", instanceID, err)
-		}
-		for _, r := range out.Reservations {
-			for _, inst := range r.Instances {
-				if got := toOptions(inst.MetadataOptions); got.State == string(ec2types.InstanceMetadataOptionsStateApplied) {
-					return got, nil
+		case err == nil && out != nil:
+			for _, r := range out.Reservations {
+				for _, inst := range r.Instances {
+					if aws.ToString(inst.InstanceId) != instanceID {
+						continue
+					}
+					got := toOptions(inst.MetadataOptions)
+					if reached(got, target) {
+						return got, nil
+					}
+					last = fmt.Sprintf("HttpTokens %s, hop limit %d, state %s", got.HTTPTokens, got.HopLimit, got.State)
 				}
 			}
 		}
@@ -91,15 +119,21 @@ func (e *Enforcer) waitApplied(ctx context.Context, instanceID string) (policy.M
 	}
 }
 
-// modifyInput changes tokens and hop limit only: an endpoint left unset stays as it is,
-// so a disabled endpoint is never re-enabled.
-func modifyInput(instanceID string, target policy.MetadataOptions, dryRun bool) *ec2.ModifyInstanceMetadataOptionsInput {
-	return &ec2.ModifyInstanceMetadataOptionsInput{
-		InstanceId:              aws.String(instanceID),
-		HttpTokens:              ec2types.HttpTokensStateRequired,
-		HttpPutResponseHopLimit: aws.Int32(target.HopLimit),
-		DryRun:                  aws.Bool(dryRun),
+// modifyInput sends only what changes: HttpTokens=required always (that is the point),
+// the hop limit only when the target's differs from the current one, and never the
+// endpoint, so that a disabled endpoint is never re-enabled and the IAM condition on the
+// hop limit (which allows at most the configured ones) never stands in the way of
+// keeping a container host's higher hop limit.
+func modifyInput(instanceID string, current, target policy.MetadataOptions, dryRun bool) *ec2.ModifyInstanceMetadataOptionsInput {
+	in := &ec2.ModifyInstanceMetadataOptionsInput{
+		InstanceId: aws.String(instanceID),
+		HttpTokens: ec2types.HttpTokensStateRequired,
+		DryRun:     aws.Bool(dryRun),
 	}
+	if target.HopLimit != current.HopLimit {
+		in.HttpPutResponseHopLimit = aws.Int32(target.HopLimit)
+	}
+	return in
 }
 
 func toOptions(mo *ec2types.InstanceMetadataOptionsResponse) policy.MetadataOptions {

@@ -40,7 +40,7 @@ func NewLookupLimiter(perSecond float64) *rate.Limiter {
 func CredentialDeliveries(ctx context.Context, api CloudTrailAPI, limiter *rate.Limiter, inst policy.Instance, lookback time.Duration, now time.Time) (*policy.CloudTrailUsage, error) {
 	end := now.UTC()
 	start := end.Add(-min(lookback, maxTrailLookback))
-	pages := cloudtrail.NewLookupEventsPaginator(api, &cloudtrail.LookupEventsInput{
+	in := &cloudtrail.LookupEventsInput{
 		LookupAttributes: []cttypes.LookupAttribute{{
 			AttributeKey:   cttypes.LookupAttributeKeyUsername,
 			AttributeValue: aws.String(inst.InstanceID),
@@ -48,26 +48,57 @@ func CredentialDeliveries(ctx context.Context, api CloudTrailAPI, limiter *rate.
 		StartTime:  aws.Time(start),
 		EndTime:    aws.Time(end),
 		MaxResults: aws.Int32(50),
-	})
+	}
+	fail := func(err error) (*policy.CloudTrailUsage, error) {
+		return nil, fmt.Errorf("%s for %s: %w", opLookupEvents, inst.InstanceID, err)
+	}
 	acc := newDeliveryTally(inst.Addresses)
-	for pages.HasMorePages() {
+	chain := newPageChain(opLookupEvents)
+	for {
 		if err := limiter.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("cloudtrail:LookupEvents for %s: %w", inst.InstanceID, err)
+			return fail(err)
 		}
-		page, err := pages.NextPage(ctx)
+		page, err := api.LookupEvents(ctx, in, func(o *cloudtrail.Options) {
+			o.APIOptions = append(o.APIOptions, requireComplete(opLookupEvents, incompleteEvents))
+		})
+		if err == nil {
+			if problem := incompleteEvents(page); problem != "" {
+				err = &IncompleteReplyError{Operation: opLookupEvents, Problem: problem}
+			}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("cloudtrail:LookupEvents for %s: %w", inst.InstanceID, err)
+			return fail(err)
 		}
 		for _, ev := range page.Events {
 			if err := acc.add(ev); err != nil {
-				return nil, fmt.Errorf("cloudtrail:LookupEvents for %s: %w", inst.InstanceID, err)
+				return fail(err)
 			}
 		}
 		if acc.usage.V1Deliveries > 0 {
-			break
+			// One IMDSv1 delivery settles the verdict: the counts are lower bounds.
+			return acc.result(), nil
 		}
+		next, err := chain.next(page.NextToken)
+		if err != nil {
+			return fail(err)
+		}
+		if next == nil {
+			return acc.result(), nil
+		}
+		in.NextToken = next
 	}
-	return acc.result(), nil
+}
+
+const opLookupEvents = "cloudtrail:LookupEvents"
+
+// incompleteEvents says what is missing from a LookupEvents reply, or "". The Events
+// element is always there in a real reply, empty when nothing matched: without it the
+// reply says nothing, least of all "no IMDSv1 deliveries".
+func incompleteEvents(page *cloudtrail.LookupEventsOutput) string {
+	if page == nil || page.Events == nil {
+		return "no Events"
+	}
+	return ""
 }
 
 // trailRecord is the part of a CloudTrail record that tells how credentials were delivered.
@@ -128,8 +159,13 @@ func (t *deliveryTally) add(ev cttypes.Event) error {
 		if when = when.UTC(); t.usage.LastV1Delivery == nil || when.After(*t.usage.LastV1Delivery) {
 			t.usage.LastV1Delivery = &when
 		}
+	case "":
+		// Events without ec2RoleDelivery were not made with instance role credentials.
+	default:
+		// A value this code does not know cannot be read as "not IMDSv1".
+		return fmt.Errorf("event %s (%s) has the unknown ec2RoleDelivery %q", aws.ToString(ev.EventId), aws.ToString(ev.EventName),
+			rec.UserIdentity.SessionContext.EC2RoleDelivery)
 	}
-	// Events without ec2RoleDelivery were not made with instance role credentials.
 	return nil
 }
 

@@ -79,19 +79,69 @@ func Inventory(ctx context.Context, api EC2API, region string, ids []string) (in
 
 func describe(ctx context.Context, api EC2API, region string, in *ec2.DescribeInstancesInput) ([]policy.Instance, error) {
 	var out []policy.Instance
-	pages := ec2.NewDescribeInstancesPaginator(api, in)
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+	chain := newPageChain(opDescribeInstances)
+	for {
+		page, err := api.DescribeInstances(ctx, in, func(o *ec2.Options) {
+			o.APIOptions = append(o.APIOptions, requireComplete(opDescribeInstances, incompleteInventory))
+		})
+		if err == nil {
+			if problem := incompleteInventory(page); problem != "" {
+				err = &IncompleteReplyError{Operation: opDescribeInstances, Problem: problem}
+			}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("ec2:DescribeInstances in %s: %w", region, err)
+			return nil, fmt.Errorf("%s in %s: %w", opDescribeInstances, region, err)
 		}
 		for _, r := range page.Reservations {
 			for _, inst := range r.Instances {
 				out = append(out, toInstance(aws.ToString(r.OwnerId), region, inst))
 			}
 		}
+		next, err := chain.next(page.NextToken)
+		if err != nil {
+			return nil, fmt.Errorf("%s in %s: %w", opDescribeInstances, region, err)
+		}
+		if next == nil {
+			return out, nil
+		}
+		in = cloneWithToken(in, next)
 	}
-	return out, nil
+}
+
+const opDescribeInstances = "ec2:DescribeInstances"
+
+// incompleteInventory says what is missing from a DescribeInstances reply, or "". The
+// reservation set must be there (an empty one is a real "no instances"), and every
+// instance must say which it is, what state it is in and how its metadata service is set:
+// the rules read all three, and a guess at any of them could remediate the wrong thing.
+func incompleteInventory(page *ec2.DescribeInstancesOutput) string {
+	if page == nil || page.Reservations == nil {
+		return "no reservationSet"
+	}
+	for i, r := range page.Reservations {
+		if aws.ToString(r.OwnerId) == "" {
+			return fmt.Sprintf("reservation %d has no ownerId", i+1)
+		}
+		for _, inst := range r.Instances {
+			id := aws.ToString(inst.InstanceId)
+			switch {
+			case !instanceIDPattern.MatchString(id):
+				return fmt.Sprintf("an instance of reservation %d has the instance id %q", i+1, id)
+			case inst.State == nil || inst.State.Name == "":
+				return fmt.Sprintf("instance %s has no state", id)
+			case inst.State.Name != ec2types.InstanceStateNameTerminated && inst.State.Name != ec2types.InstanceStateNameShuttingDown &&
+				(inst.MetadataOptions == nil || inst.MetadataOptions.HttpTokens == ""):
+				return fmt.Sprintf("instance %s has no metadata options", id)
+			}
+		}
+	}
+	return ""
+}
+
+func cloneWithToken(in *ec2.DescribeInstancesInput, token *string) *ec2.DescribeInstancesInput {
+	next := *in
+	next.NextToken = token
+	return &next
 }
 
 func toInstance(account, region string, in ec2types.Instance) policy.Instance {

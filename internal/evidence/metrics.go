@@ -3,6 +3,7 @@ package evidence
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -31,29 +32,68 @@ const (
 // MetricUsage reads the hourly MetadataNoToken sums of the given instances over the
 // lookback window ending now, batching as many instances per GetMetricData call as its
 // limits allow. Hours without a datapoint are not observed, never zero. A failed call
-// fails only the instances in its batch: their entries in errs name the error.
+// fails only the instances in its batch, and a reply that leaves an instance's query
+// unanswered or incomplete fails only that instance: their entries in errs name the error.
 func MetricUsage(ctx context.Context, api CloudWatchAPI, ids []string, lookback time.Duration, now time.Time) (usage map[string]policy.MetricUsage, errs map[string]error) {
-	usage = make(map[string]policy.MetricUsage, len(ids))
-	errs = make(map[string]error)
 	// The window is whole hours ending with the current, still filling, hour.
 	end := now.UTC().Truncate(metricPeriod).Add(metricPeriod)
-	start := end.Add(-lookback)
-	hours := int(lookback / metricPeriod)
-	perCall := min(maxQueriesPerCall, max(1, maxDatapointsPerCall/max(1, hours)))
+	w := metricWindow{start: end.Add(-lookback), end: end, period: metricPeriod}
+	return readUsage(ctx, api, ids, w)
+}
+
+// recentPeriod is the finest period the MetadataNoToken metric has with basic monitoring.
+const recentPeriod = 5 * time.Minute
+
+// UsageSince reads an instance's MetadataNoToken calls from since until now in 5-minute
+// buckets: remediate's last look before it enforces, covering the time between the
+// evidence a verdict was made on and the moment of enforcement.
+func UsageSince(ctx context.Context, api CloudWatchAPI, id string, since, now time.Time) (policy.MetricUsage, error) {
+	end := now.UTC().Truncate(recentPeriod).Add(recentPeriod)
+	start := since.UTC().Truncate(recentPeriod)
+	if !start.Before(end) {
+		start = end.Add(-recentPeriod)
+	}
+	usage, errs := readUsage(ctx, api, []string{id}, metricWindow{start: start, end: end, period: recentPeriod})
+	if err := errs[id]; err != nil {
+		return policy.MetricUsage{}, err
+	}
+	return usage[id], nil
+}
+
+// metricWindow is the time range and period of one read.
+type metricWindow struct {
+	start, end time.Time
+	period     time.Duration
+}
+
+func readUsage(ctx context.Context, api CloudWatchAPI, ids []string, w metricWindow) (map[string]policy.MetricUsage, map[string]error) {
+	usage := make(map[string]policy.MetricUsage, len(ids))
+	errs := make(map[string]error)
+	buckets := int(w.end.Sub(w.start) / w.period)
+	perCall := min(maxQueriesPerCall, max(1, maxDatapointsPerCall/max(1, buckets)))
 	for batch := range slices.Chunk(ids, perCall) {
-		got, err := metricBatch(ctx, api, batch, start, end)
+		got, failed, err := metricBatch(ctx, api, batch, w)
 		for _, id := range batch {
-			if err != nil {
+			switch {
+			case err != nil:
 				errs[id] = err
-				continue
+			case failed[id] != nil:
+				errs[id] = failed[id]
+			default:
+				usage[id] = got[id]
 			}
-			usage[id] = got[id]
 		}
 	}
 	return usage, errs
 }
 
-func metricBatch(ctx context.Context, api CloudWatchAPI, ids []string, start, end time.Time) (map[string]policy.MetricUsage, error) {
+const opGetMetricData = "cloudwatch:GetMetricData"
+
+// metricBatch reads one batch, following the page chain to its end. err fails the whole
+// batch (the call failed, or the reply cannot be trusted for any query: an unknown query
+// id, timestamps and values that do not pair up); failed names the instances whose own
+// query was not answered in full.
+func metricBatch(ctx context.Context, api CloudWatchAPI, ids []string, w metricWindow) (usage map[string]policy.MetricUsage, failed map[string]error, err error) {
 	queries := make([]cwtypes.MetricDataQuery, len(ids))
 	byQuery := make(map[string]string, len(ids))
 	for i, id := range ids {
@@ -67,42 +107,94 @@ func metricBatch(ctx context.Context, api CloudWatchAPI, ids []string, start, en
 					MetricName: aws.String("MetadataNoToken"),
 					Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(id)}},
 				},
-				Period: aws.Int32(int32(metricPeriod / time.Second)),
+				Period: aws.Int32(int32(w.period / time.Second)),
 				Stat:   aws.String("Sum"),
 			},
 			ReturnData: aws.Bool(true),
 		}
 	}
-	usage := make(map[string]policy.MetricUsage, len(ids))
-	pages := cloudwatch.NewGetMetricDataPaginator(api, &cloudwatch.GetMetricDataInput{
+	in := &cloudwatch.GetMetricDataInput{
 		MetricDataQueries: queries,
-		StartTime:         aws.Time(start),
-		EndTime:           aws.Time(end),
+		StartTime:         aws.Time(w.start),
+		EndTime:           aws.Time(w.end),
 		ScanBy:            cwtypes.ScanByTimestampDescending,
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+	}
+	usage = make(map[string]policy.MetricUsage, len(ids))
+	// The status of each query on the latest page that answered it: Complete only when
+	// nothing of it is left for a later page.
+	status := make(map[string]cwtypes.StatusCode, len(ids))
+	chain := newPageChain(opGetMetricData)
+	for {
+		page, err := api.GetMetricData(ctx, in, func(o *cloudwatch.Options) {
+			o.APIOptions = append(o.APIOptions, requireComplete(opGetMetricData, incompleteMetricData))
+		})
+		if err == nil {
+			if problem := incompleteMetricData(page); problem != "" {
+				err = &IncompleteReplyError{Operation: opGetMetricData, Problem: problem}
+			}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("cloudwatch:GetMetricData for %d instances: %w", len(ids), err)
+			return nil, nil, fmt.Errorf("%s for %d instances: %w", opGetMetricData, len(ids), err)
 		}
 		for _, r := range page.MetricDataResults {
 			id, ok := byQuery[aws.ToString(r.Id)]
 			if !ok {
-				return nil, fmt.Errorf("cloudwatch:GetMetricData returned an unknown query id %q", aws.ToString(r.Id))
+				return nil, nil, fmt.Errorf("%s for %d instances: %w", opGetMetricData, len(ids),
+					&IncompleteReplyError{Operation: opGetMetricData, Problem: fmt.Sprintf("an answer to the unknown query id %q", aws.ToString(r.Id))})
 			}
-			if r.StatusCode == cwtypes.StatusCodeForbidden || r.StatusCode == cwtypes.StatusCodeInternalError {
-				return nil, fmt.Errorf("cloudwatch:GetMetricData status %s for %s", r.StatusCode, id)
-			}
-			if len(r.Timestamps) != len(r.Values) {
-				return nil, fmt.Errorf("cloudwatch:GetMetricData returned %d timestamps and %d values for %s", len(r.Timestamps), len(r.Values), id)
-			}
+			status[id] = r.StatusCode
 			usage[id] = addBuckets(usage[id], r.Timestamps, r.Values)
 		}
+		next, err := chain.next(page.NextToken)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s for %d instances: %w", opGetMetricData, len(ids), err)
+		}
+		if next == nil {
+			break
+		}
+		in.NextToken = next
 	}
-	return usage, nil
+	failed = make(map[string]error)
+	for _, id := range ids {
+		switch st := status[id]; st {
+		case cwtypes.StatusCodeComplete:
+		case "":
+			failed[id] = &IncompleteReplyError{Operation: opGetMetricData, Problem: "no answer to the query for " + id}
+		case cwtypes.StatusCodePartialData:
+			failed[id] = &IncompleteReplyError{Operation: opGetMetricData, Problem: "the page chain ended while the data for " + id + " was still partial"}
+		default:
+			failed[id] = fmt.Errorf("%s status %s for %s", opGetMetricData, st, id)
+		}
+	}
+	return usage, failed, nil
 }
 
-// addBuckets folds one page of hourly buckets into the usage so far.
+// incompleteMetricData says what is wrong with a GetMetricData reply as a whole, or "":
+// the results element must be there, and each result must pair every timestamp with a
+// value (a body that lost or garbled some of them cannot be read for any query).
+func incompleteMetricData(page *cloudwatch.GetMetricDataOutput) string {
+	if page == nil || page.MetricDataResults == nil {
+		return "no MetricDataResults"
+	}
+	for _, r := range page.MetricDataResults {
+		if aws.ToString(r.Id) == "" {
+			return "a result without a query id"
+		}
+		if len(r.Timestamps) != len(r.Values) {
+			return fmt.Sprintf("%d timestamps and %d values for query %s", len(r.Timestamps), len(r.Values), aws.ToString(r.Id))
+		}
+		// A count of calls is a finite number of at least zero; anything else is a garbled
+		// body, and a NaN would otherwise compare as "no calls".
+		for _, v := range r.Values {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				return fmt.Sprintf("the value %g for query %s is not a count", v, aws.ToString(r.Id))
+			}
+		}
+	}
+	return ""
+}
+
+// addBuckets folds one page of buckets into the usage so far.
 func addBuckets(u policy.MetricUsage, stamps []time.Time, values []float64) policy.MetricUsage {
 	for i, ts := range stamps {
 		ts := ts.UTC()

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -31,11 +32,11 @@ type DynamoDBAPI interface {
 
 // TTLAttribute is the attribute holding the expiry (Unix seconds) of decision items. The
 // table's TimeToLiveSpecification must name it.
-const TTLAttribute = "expires_at"
+const TTLAttribute = decisionlog.TTLAttribute
 
 // DecisionRetention is how long a decision item is kept after its last write, far longer
 // than SQS can hold or redeliver a message (14 days at most).
-const DecisionRetention = 90 * 24 * time.Hour
+const DecisionRetention = decisionlog.Retention
 
 // Results of an outcome.
 const (
@@ -62,6 +63,13 @@ var (
 	// ErrInProgress means another invocation holds an unexpired claim on the decision:
 	// fail the message so that SQS delivers it again later.
 	ErrInProgress = errors.New("decision is being processed by another invocation")
+	// ErrNotRecorded means no decision with the message's id was ever recorded by detect
+	// (package decisionlog): the message was not sent by detect, and nothing may be done
+	// about it.
+	ErrNotRecorded = errors.New("decision was not recorded by detect")
+	// ErrAltered means a decision with the message's id was recorded, but for another
+	// digest or instance: the message was changed on its way, or forged with a real id.
+	ErrAltered = errors.New("message differs from the decision detect recorded")
 )
 
 // Ref names one instance.
@@ -107,13 +115,13 @@ type Outcome struct {
 const (
 	attrPK         = "pk"
 	attrSK         = "sk"
-	decisionPrefix = "DECISION#"
+	decisionPrefix = decisionlog.PartitionPrefix
 	instancePrefix = "INSTANCE#"
 	outcomePrefix  = "OUTCOME#"
-	decisionSK     = "DECISION"
+	decisionSK     = decisionlog.SortKey
 	snapshotSK     = "SNAPSHOT"
 
-	typeDecision = "decision"
+	typeDecision = decisionlog.TypeDecision
 	typeOutcome  = "outcome"
 	typeSnapshot = "snapshot"
 
@@ -124,7 +132,7 @@ const (
 
 	// timeLayout is RFC 3339 with a fixed nine-digit fraction, so that lexical order is
 	// time order (time.RFC3339Nano drops trailing zeros). Times are formatted in UTC.
-	timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+	timeLayout = decisionlog.TimeLayout
 
 	// claimRetries bounds how often Claim re-tries when the item changed between its
 	// conditional write and the read that explains why the write failed.
@@ -152,6 +160,11 @@ type decisionItem struct {
 	Region     string `dynamodbav:"region"`
 	InstanceID string `dynamodbav:"instance_id"`
 	Status     string `dynamodbav:"status"`
+	// Action, CreatedAt and Digest are written by detect (package decisionlog) and never
+	// changed.
+	Action     string `dynamodbav:"action,omitempty"`
+	CreatedAt  string `dynamodbav:"created_at,omitempty"`
+	Digest     string `dynamodbav:"digest,omitempty"`
 	Attempts   int64  `dynamodbav:"attempts"`
 	ClaimedAt  string `dynamodbav:"claimed_at"`
 	ClaimUntil int64  `dynamodbav:"claim_until"`
@@ -192,13 +205,16 @@ type snapshotItem struct {
 }
 
 // Claim marks a decision as being processed, with a conditional write, so that a
-// redelivered SQS message is a no-op. It returns ErrDone when the decision was already
-// fully processed (the caller treats the message as done) and ErrInProgress when another
-// invocation holds an unexpired claim (the caller fails the item so SQS retries later).
-// A claim expires after ttl (the queue's visibility timeout), so a crashed invocation
-// does not block the decision forever. A decision released by Release, or whose last
-// outcome was ResultFailed, can be claimed again at once.
-func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, now time.Time, ttl time.Duration) error {
+// redelivered SQS message is a no-op, and authenticates the message while it does: the
+// decision must have been recorded by detect (package decisionlog) for the same instance and
+// with the same digest as the message body. It returns ErrNotRecorded or ErrAltered when
+// it was not (nothing may be done about the message), ErrDone when the decision was
+// already fully processed (the caller treats the message as done) and ErrInProgress when
+// another invocation holds an unexpired claim (the caller fails the item so SQS retries
+// later). A claim expires after ttl (the queue's visibility timeout), so a crashed
+// invocation does not block the decision forever. A decision released by Release, or
+// whose last outcome was ResultFailed, can be claimed again at once.
+func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, digest string, now time.Time, ttl time.Duration) error {
 	if err := l.check(); err != nil {
 		return err
 	}
@@ -216,19 +232,18 @@ func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, now time
 	}
 	nowMS := now.UnixMilli()
 	in := &dynamodb.UpdateItemInput{
-		TableName: aws.String(l.Table),
-		Key:       decisionKey(decisionID),
-		UpdateExpression: aws.String("SET #type = :type, #did = :did, #acct = :acct, #region = :region, #inst = :inst, " +
-			"#status = :claimed, #claimed_at = :claimed_at, #until = :until, #exp = :exp ADD #attempts :one"),
-		ConditionExpression: aws.String("attribute_not_exists(#pk) OR (#status <> :done AND #until <= :now)"),
+		TableName:        aws.String(l.Table),
+		Key:              decisionKey(decisionID),
+		UpdateExpression: aws.String("SET #status = :claimed, #claimed_at = :claimed_at, #until = :until, #exp = :exp ADD #attempts :one"),
+		ConditionExpression: aws.String("attribute_exists(#pk) AND #digest = :digest AND #acct = :acct AND #region = :region AND #inst = :inst " +
+			"AND #status <> :done AND #until <= :now"),
 		ExpressionAttributeNames: map[string]string{
-			"#pk": attrPK, "#type": "type", "#did": "decision_id", "#acct": "account_id", "#region": "region",
+			"#pk": attrPK, "#digest": "digest", "#acct": "account_id", "#region": "region",
 			"#inst": "instance_id", "#status": "status", "#claimed_at": "claimed_at", "#until": "claim_until",
 			"#exp": TTLAttribute, "#attempts": "attempts",
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":type":       str(typeDecision),
-			":did":        str(decisionID),
+			":digest":     str(digest),
 			":acct":       str(ref.AccountID),
 			":region":     str(ref.Region),
 			":inst":       str(ref.InstanceID),
@@ -258,19 +273,25 @@ func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, now time
 				return fmt.Errorf("ledger: claim decision %s in table %s: reading the existing claim: %w", decisionID, l.Table, err)
 			}
 		}
+		if old == nil {
+			return fmt.Errorf("ledger: decision %s about %s is not in table %s: %w", decisionID, ref.name(), l.Table, ErrNotRecorded)
+		}
 		var d decisionItem
 		if err := attributevalue.UnmarshalMap(old, &d); err != nil {
 			return fmt.Errorf("ledger: claim decision %s in table %s: decoding the existing item: %w", decisionID, l.Table, err)
 		}
 		switch {
-		case old != nil && d.Status == statusDone:
+		case d.Digest != digest || d.AccountID != ref.AccountID || d.Region != ref.Region || d.InstanceID != ref.InstanceID:
+			return fmt.Errorf("ledger: decision %s in table %s was recorded about %s/%s/%s with digest %.12s, the message is about %s with digest %.12s: %w",
+				decisionID, l.Table, d.AccountID, d.Region, d.InstanceID, d.Digest, ref.name(), digest, ErrAltered)
+		case d.Status == statusDone:
 			return fmt.Errorf("ledger: decision %s in table %s was recorded %s as %s: %w",
 				decisionID, l.Table, d.RecordedAt, d.Result, ErrDone)
-		case old != nil && d.ClaimUntil > nowMS:
+		case d.ClaimUntil > nowMS:
 			return fmt.Errorf("ledger: decision %s in table %s was claimed at %s until %s (attempt %d): %w",
 				decisionID, l.Table, d.ClaimedAt, formatTime(time.UnixMilli(d.ClaimUntil)), d.Attempts, ErrInProgress)
 		}
-		// The item changed after the write failed (released, expired or deleted): try again.
+		// The item changed after the write failed (released or expired): try again.
 	}
 	return fmt.Errorf("ledger: decision %s in table %s kept changing while being claimed: %w", decisionID, l.Table, ErrInProgress)
 }
@@ -347,7 +368,8 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 				UpdateExpression: aws.String("SET #type = :type, #did = :did, #acct = :acct, #region = :region, #inst = :inst, " +
 					"#status = :status, #result = :result, #recorded_at = :at, #outcome_sk = :osk, #exp = :exp, " +
 					"#until = :zero"),
-				ConditionExpression: aws.String("attribute_not_exists(#pk) OR #status <> :done"),
+				// Only a decision detect recorded has outcomes.
+				ConditionExpression: aws.String("attribute_exists(#pk) AND #status <> :done"),
 				ExpressionAttributeNames: map[string]string{
 					"#pk": attrPK, "#type": "type", "#did": "decision_id", "#acct": "account_id", "#region": "region",
 					"#inst": "instance_id", "#status": "status", "#result": "result", "#recorded_at": "recorded_at",
@@ -378,6 +400,9 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 	var tce *types.TransactionCanceledException
 	if errors.As(err, &tce) && len(tce.CancellationReasons) == 2 {
 		if aws.ToString(tce.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
+			if len(tce.CancellationReasons[1].Item) == 0 {
+				return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: %w", o.Result, o.DecisionID, o.Ref.name(), l.Table, ErrNotRecorded)
+			}
 			var d decisionItem
 			earlier := ""
 			if attributevalue.UnmarshalMap(tce.CancellationReasons[1].Item, &d) == nil && d.Result != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -24,7 +25,37 @@ var (
 	ref = ledger.Ref{AccountID: "123456789012", Region: "us-east-1", InstanceID: "i-0123456789abcdef0"}
 )
 
-const decisionID = "019aa8f3c2e00-0123456789abcdef"
+const (
+	decisionID = "019aa8f3c2e00-0123456789abcdef"
+	// digest stands for the SHA-256 of the message body detect recorded.
+	digest      = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	otherDigest = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+)
+
+// recorded is the decision detect records before it queues the message.
+var recorded = decisionlog.Decision{AccountID: ref.AccountID, Region: ref.Region, InstanceID: ref.InstanceID,
+	DecisionID: decisionID, Action: policy.ActionRemediate, CreatedAt: t0, Digest: digest}
+
+// recordDecision records the decision as detect does, through the ledger's own client.
+func recordDecision(t *testing.T, ctx context.Context, l *ledger.Ledger) {
+	t.Helper()
+	if err := (&decisionlog.Log{API: l.API, Table: l.Table}).RecordDecisions(ctx, []decisionlog.Decision{recorded}); err != nil {
+		t.Fatalf("RecordDecisions: %v", err)
+	}
+}
+
+// recordDecisionsOf records the decisions the outcomes are about, as detect would have.
+func recordDecisionsOf(t *testing.T, ctx context.Context, l *ledger.Ledger, outcomes ...ledger.Outcome) {
+	t.Helper()
+	var ds []decisionlog.Decision
+	for _, o := range outcomes {
+		ds = append(ds, decisionlog.Decision{AccountID: o.AccountID, Region: o.Region, InstanceID: o.InstanceID,
+			DecisionID: o.DecisionID, Action: policy.ActionRemediate, CreatedAt: t0, Digest: digest})
+	}
+	if err := (&decisionlog.Log{API: l.API, Table: l.Table}).RecordDecisions(ctx, ds); err != nil {
+		t.Fatalf("RecordDecisions: %v", err)
+	}
+}
 
 func outcome(result string, at time.Time) ledger.Outcome {
 	return ledger.Outcome{
@@ -70,13 +101,51 @@ func TestClaimLifecycle(t *testing.T) {
 		op     string        // claim, release or record
 		at     time.Duration // now (claim) or outcome time (record), after t0
 		result string        // record only
-		want   error         // nil, ErrDone or ErrInProgress
+		want   error         // nil, ErrDone, ErrInProgress, ErrNotRecorded or ErrAltered
+		digest string        // claim only: the message's digest, when not the recorded one
+		ref    *ledger.Ref   // claim only: the message's instance, when not the recorded one
 	}
+	otherRef := ref
+	otherRef.InstanceID = "i-0fedcba9876543210"
 	cases := []struct {
 		name        string
+		unrecorded  bool // detect did not record the decision
 		steps       []step
 		wantHistory []string // results in the history afterwards, oldest first
 	}{
+		{
+			name:       "a decision detect did not record cannot be claimed or recorded",
+			unrecorded: true,
+			steps: []step{
+				{op: "claim", want: ledger.ErrNotRecorded},
+				{op: "record", result: ledger.ResultEnforced, want: ledger.ErrNotRecorded},
+				{op: "claim", at: time.Minute, want: ledger.ErrNotRecorded},
+			},
+		},
+		{
+			name: "a message with another digest is altered, and leaves the decision to the real one",
+			steps: []step{
+				{op: "claim", digest: otherDigest, want: ledger.ErrAltered},
+				{op: "claim"},
+			},
+		},
+		{
+			name: "a message about another instance is altered",
+			steps: []step{
+				{op: "claim", ref: &otherRef, want: ledger.ErrAltered},
+				{op: "claim"},
+				{op: "claim", ref: &otherRef, want: ledger.ErrAltered},
+			},
+		},
+		{
+			name: "an altered message is refused even once the decision is done",
+			steps: []step{
+				{op: "claim"},
+				{op: "record", at: time.Minute, result: ledger.ResultEnforced},
+				{op: "claim", at: 2 * time.Minute, digest: otherDigest, want: ledger.ErrAltered},
+			},
+			wantHistory: []string{ledger.ResultEnforced},
+		},
 		{
 			name: "claim, record, claim again is done, even after the ttl",
 			steps: []step{
@@ -124,7 +193,7 @@ func TestClaimLifecycle(t *testing.T) {
 			wantHistory: []string{ledger.ResultTicketed},
 		},
 		{
-			name: "release of an unknown decision does nothing",
+			name: "release before any claim does nothing",
 			steps: []step{
 				{op: "release"},
 				{op: "claim"},
@@ -166,11 +235,21 @@ func TestClaimLifecycle(t *testing.T) {
 				f := newFixture(t)
 				ctx := testContext(t)
 				l := &ledger.Ledger{API: v.wrap(f.api), Table: testTable}
+				if !tc.unrecorded {
+					recordDecision(t, ctx, l)
+				}
 				for i, s := range tc.steps {
 					var err error
 					switch s.op {
 					case "claim":
-						err = l.Claim(ctx, decisionID, ref, t0.Add(s.at), ttl)
+						d, r := digest, ref
+						if s.digest != "" {
+							d = s.digest
+						}
+						if s.ref != nil {
+							r = *s.ref
+						}
+						err = l.Claim(ctx, decisionID, r, d, t0.Add(s.at), ttl)
 					case "release":
 						err = l.Release(ctx, decisionID)
 					case "record":
@@ -206,16 +285,30 @@ func TestDecisionItemLayout(t *testing.T) {
 	ctx := testContext(t)
 	pk := "DECISION#" + decisionID
 
-	if err := f.ledger.Claim(ctx, decisionID, ref, t0, ttl); err != nil {
-		t.Fatal(err)
-	}
+	recordDecision(t, ctx, f.ledger)
 	item := f.rawItem(t, pk, "DECISION")
 	if item == nil {
 		t.Fatalf("no decision item at pk=%s sk=DECISION", pk)
 	}
 	for name, want := range map[string]string{
+		"type": "decision", "decision_id": decisionID, "status": "recorded", "digest": digest, "action": "remediate",
+		"created_at": "2026-11-22T10:00:00.000000000Z", "account_id": ref.AccountID, "region": ref.Region, "instance_id": ref.InstanceID,
+	} {
+		if got := attrS(t, item, name); got != want {
+			t.Errorf("recorded item: %s = %q, want %q", name, got, want)
+		}
+	}
+	if got := attrN(t, item, "claim_until"); got != "0" {
+		t.Errorf("recorded item: claim_until = %s, want 0", got)
+	}
+
+	if err := f.ledger.Claim(ctx, decisionID, ref, digest, t0, ttl); err != nil {
+		t.Fatal(err)
+	}
+	item = f.rawItem(t, pk, "DECISION")
+	for name, want := range map[string]string{
 		"type": "decision", "decision_id": decisionID, "status": "claimed", "claimed_at": "2026-11-22T10:00:00.000000000Z",
-		"account_id": ref.AccountID, "region": ref.Region, "instance_id": ref.InstanceID,
+		"account_id": ref.AccountID, "region": ref.Region, "instance_id": ref.InstanceID, "digest": digest,
 	} {
 		if got := attrS(t, item, name); got != want {
 			t.Errorf("claimed item: %s = %q, want %q", name, got, want)
@@ -232,7 +325,7 @@ func TestDecisionItemLayout(t *testing.T) {
 	}
 
 	// A takeover after expiry counts as a second attempt.
-	if err := f.ledger.Claim(ctx, decisionID, ref, t0.Add(ttl), ttl); err != nil {
+	if err := f.ledger.Claim(ctx, decisionID, ref, digest, t0.Add(ttl), ttl); err != nil {
 		t.Fatal(err)
 	}
 	if got := attrN(t, f.rawItem(t, pk, "DECISION"), "attempts"); got != "2" {
@@ -248,7 +341,8 @@ func TestRecordIsAtomic(t *testing.T) {
 	t.Run("both items are written", func(t *testing.T) {
 		f := newFixture(t)
 		ctx := testContext(t)
-		if err := f.ledger.Claim(ctx, decisionID, ref, t0, ttl); err != nil {
+		recordDecision(t, ctx, f.ledger)
+		if err := f.ledger.Claim(ctx, decisionID, ref, digest, t0, ttl); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.ledger.Record(ctx, outcome(ledger.ResultEnforced, at)); err != nil {
@@ -280,7 +374,8 @@ func TestRecordIsAtomic(t *testing.T) {
 	t.Run("a history conflict leaves the decision claimed", func(t *testing.T) {
 		f := newFixture(t)
 		ctx := testContext(t)
-		if err := f.ledger.Claim(ctx, decisionID, ref, t0, ttl); err != nil {
+		recordDecision(t, ctx, f.ledger)
+		if err := f.ledger.Claim(ctx, decisionID, ref, digest, t0, ttl); err != nil {
 			t.Fatal(err)
 		}
 		// An item already sits where the outcome would go: the transaction must cancel
@@ -310,6 +405,7 @@ func TestRecordIsAtomic(t *testing.T) {
 	t.Run("a done decision cancels the history write", func(t *testing.T) {
 		f := newFixture(t)
 		ctx := testContext(t)
+		recordDecision(t, ctx, f.ledger)
 		if err := f.ledger.Record(ctx, outcome(ledger.ResultEnforced, at)); err != nil {
 			t.Fatal(err)
 		}
@@ -411,6 +507,7 @@ func TestHistory(t *testing.T) {
 	// Two outcomes at the same instant sort by decision id.
 	want[21].At = want[20].At
 
+	recordDecisionsOf(t, ctx, f.ledger, want...)
 	// Record in a scrambled order (13 is coprime with 35, so every outcome is recorded once).
 	for k := range n {
 		if err := f.ledger.Record(ctx, want[(k*13)%n]); err != nil {
@@ -426,6 +523,7 @@ func TestHistory(t *testing.T) {
 	otherRef := ledger.Ref{AccountID: ref.AccountID, Region: ref.Region, InstanceID: "i-0fedcba9876543210"}
 	otherOutcome := want[0]
 	otherOutcome.Ref, otherOutcome.DecisionID = otherRef, "019aa8f3c2eff-0123456789abcdef"
+	recordDecisionsOf(t, ctx, f.ledger, otherOutcome)
 	if err := f.ledger.Record(ctx, otherOutcome); err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +571,10 @@ func TestMissingTableIsNamed(t *testing.T) {
 		name string
 		call func(context.Context) error
 	}{
-		{"Claim", func(ctx context.Context) error { return l.Claim(ctx, decisionID, ref, t0, ttl) }},
+		{"RecordDecisions", func(ctx context.Context) error {
+			return (&decisionlog.Log{API: f.client, Table: missing}).RecordDecisions(ctx, []decisionlog.Decision{recorded})
+		}},
+		{"Claim", func(ctx context.Context) error { return l.Claim(ctx, decisionID, ref, digest, t0, ttl) }},
 		{"Release", func(ctx context.Context) error { return l.Release(ctx, decisionID) }},
 		{"Record", func(ctx context.Context) error { return l.Record(ctx, outcome(ledger.ResultEnforced, t0)) }},
 		{"Snapshot", func(ctx context.Context) error {
@@ -542,10 +643,14 @@ func TestInvalidInputIsRefused(t *testing.T) {
 		call func(*ledger.Ledger) error
 		want string
 	}{
-		{"claim without decision id", func(l *ledger.Ledger) error { return l.Claim(context.Background(), "", ref, t0, ttl) }, "decision id is empty"},
-		{"claim without instance id", func(l *ledger.Ledger) error { return l.Claim(context.Background(), decisionID, noInstance, t0, ttl) }, "instance id is empty"},
-		{"claim with zero ttl", func(l *ledger.Ledger) error { return l.Claim(context.Background(), decisionID, ref, t0, 0) }, "ttl 0s is not positive"},
-		{"claim at the zero time", func(l *ledger.Ledger) error { return l.Claim(context.Background(), decisionID, ref, time.Time{}, ttl) }, "zero time"},
+		{"claim without decision id", func(l *ledger.Ledger) error { return l.Claim(context.Background(), "", ref, digest, t0, ttl) }, "decision id is empty"},
+		{"claim without instance id", func(l *ledger.Ledger) error {
+			return l.Claim(context.Background(), decisionID, noInstance, digest, t0, ttl)
+		}, "instance id is empty"},
+		{"claim with zero ttl", func(l *ledger.Ledger) error { return l.Claim(context.Background(), decisionID, ref, digest, t0, 0) }, "ttl 0s is not positive"},
+		{"claim at the zero time", func(l *ledger.Ledger) error {
+			return l.Claim(context.Background(), decisionID, ref, digest, time.Time{}, ttl)
+		}, "zero time"},
 		{"release with '#' in the decision id", func(l *ledger.Ledger) error { return l.Release(context.Background(), "a#b") }, "contains '#'"},
 		{"record an unknown result", func(l *ledger.Ledger) error { return l.Record(context.Background(), withResult("done")) }, `result "done" is not one of`},
 		{"record at the zero time", func(l *ledger.Ledger) error {

@@ -1,6 +1,12 @@
-// Package message is the verdict message (schema imdsguard.verdict/v1) that detect sends
+// Package message is the verdict message (schema imdsguard.verdict/v2) that detect sends
 // to the remediation queue and remediate consumes: one message per non-skip verdict, and
 // one per compliant or terminated instance whose ticket is still open, to close it.
+//
+// The package owns the schema: its own types for options and evidence, built from the
+// policy's values, so that neither the plan's format nor the gatherers shape what is on
+// the queue. A message proves nothing by itself: detect records each message's digest
+// in the ledger before sending it, and remediate acts only on a message whose digest
+// matches that record (DESIGN.md section 7).
 package message
 
 import (
@@ -9,17 +15,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/report"
 )
 
-// Schema identifies the message format. A consumer refuses any other.
-const Schema = "imdsguard.verdict/v1"
+// Schema identifies the message format. A consumer refuses any other. v2 replaced v1
+// when messages became authenticated by the ledger and lost their target options.
+const Schema = "imdsguard.verdict/v2"
+
+// MaxBodyBytes bounds a message body; SQS allows 256 KiB.
+const MaxBodyBytes = 256 * 1024
 
 // Verdict is one decision about one instance.
 type Verdict struct {
@@ -32,26 +41,104 @@ type Verdict struct {
 	Name       string          `json:"name,omitempty"`
 	Action     policy.Action   `json:"action"`
 	Reasons    []policy.Reason `json:"reasons"`
-	// Current are the metadata options the decision saw; remediate re-evaluates when
-	// they have changed since.
-	Current *report.Options `json:"current"`
-	// Target is set only for remediate.
-	Target   *report.Options `json:"target,omitempty"`
-	Evidence report.Evidence `json:"evidence"`
+	// Current are the metadata options the decision saw, nil when the instance was not
+	// found; remediate judges again when the live ones differ.
+	Current  *Options `json:"current"`
+	Evidence Evidence `json:"evidence"`
 }
 
-// New builds the message for an assessment, with a fresh decision id.
-func New(a guard.Assessment, createdAt time.Time) (Verdict, error) {
+// Options are an instance's metadata options as the verdict saw them.
+type Options struct {
+	HTTPTokens   string `json:"http_tokens"`
+	HopLimit     int32  `json:"hop_limit"`
+	HTTPEndpoint string `json:"http_endpoint"`
+}
+
+// Evidence is what the verdict was made on. A nil field was not gathered (or gathering
+// it failed): never zero.
+type Evidence struct {
+	MetadataNoTokenSum *float64 `json:"metadata_no_token_sum"`
+	ObservedHours      *int     `json:"observed_hours"`
+	// LastDatapoint is the start of the newest hourly MetadataNoToken bucket read.
+	LastDatapoint *time.Time `json:"last_datapoint"`
+	// LastV1Use is the latest IMDSv1 use seen, by the metric or by CloudTrail.
+	LastV1Use  *time.Time  `json:"last_v1_use"`
+	CloudTrail *CloudTrail `json:"cloudtrail"`
+}
+
+// CloudTrail summarises the instance role's credential deliveries; nil when CloudTrail
+// was not read.
+type CloudTrail struct {
+	V1Deliveries int      `json:"v1_deliveries"`
+	V2Deliveries int      `json:"v2_deliveries"`
+	UserAgents   []string `json:"user_agents"`
+	SourceIPs    []string `json:"source_ips"`
+}
+
+// Trail is the CloudTrail summary, the zero summary when CloudTrail was not read.
+func (e Evidence) Trail() CloudTrail {
+	if e.CloudTrail == nil {
+		return CloudTrail{}
+	}
+	return *e.CloudTrail
+}
+
+// New builds the message for one judged instance, with a fresh decision id. accountID
+// and region name the instance when the evidence does not (not found, or describing it
+// failed).
+func New(ev policy.Evidence, v policy.Verdict, accountID, region string, createdAt time.Time) (Verdict, error) {
 	id, err := NewDecisionID(createdAt)
 	if err != nil {
 		return Verdict{}, err
 	}
-	in := report.NewInstance(a.Evidence, a.Verdict, a.AccountID, a.Region)
-	return Verdict{
+	m := Verdict{
 		Schema: Schema, DecisionID: id, CreatedAt: createdAt.UTC().Truncate(time.Millisecond),
-		AccountID: in.AccountID, Region: in.Region, InstanceID: in.InstanceID, Name: in.Name,
-		Action: in.Action, Reasons: in.Reasons, Current: in.Current, Target: in.Target, Evidence: in.Evidence,
-	}, nil
+		AccountID: accountID, Region: region, InstanceID: ev.InstanceID,
+		Action: v.Action, Reasons: append([]policy.Reason{}, v.Reasons...),
+	}
+	if inst := ev.Instance; inst != nil {
+		m.AccountID, m.Region, m.InstanceID, m.Name = inst.AccountID, inst.Region, inst.InstanceID, inst.Name
+		m.Current = &Options{HTTPTokens: inst.Options.HTTPTokens, HopLimit: inst.Options.HopLimit, HTTPEndpoint: inst.Options.HTTPEndpoint}
+	}
+	var lastNonZero, lastDelivery *time.Time
+	if u := ev.Metrics; u != nil && ev.MetricsErr == nil {
+		sum, hours := u.Sum, u.ObservedHours
+		m.Evidence.MetadataNoTokenSum, m.Evidence.ObservedHours = &sum, &hours
+		m.Evidence.LastDatapoint, lastNonZero = utc(u.LastDatapoint), utc(u.LastNonZero)
+	}
+	if c := ev.CloudTrail; c != nil && ev.CloudTrailErr == nil {
+		m.Evidence.CloudTrail = &CloudTrail{
+			V1Deliveries: c.V1Deliveries, V2Deliveries: c.V2Deliveries,
+			UserAgents: append([]string{}, c.UserAgents...), SourceIPs: append([]string{}, c.SourceIPs...),
+		}
+		lastDelivery = utc(c.LastV1Delivery)
+	}
+	m.Evidence.LastV1Use = lastNonZero
+	if lastDelivery != nil && (lastNonZero == nil || lastDelivery.After(*lastNonZero)) {
+		m.Evidence.LastV1Use = lastDelivery
+	}
+	return m, nil
+}
+
+// Encode returns the message body exactly as it is sent; detect records its digest
+// (decisionlog.Digest).
+func (v Verdict) Encode() ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the verdict for %s: %w", v.InstanceID, err)
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, fmt.Errorf("the verdict for %s takes %d bytes, more than the %d a message may", v.InstanceID, len(body), MaxBodyBytes)
+	}
+	return body, nil
+}
+
+// Seen returns the options the verdict saw, as the policy holds them.
+func (v Verdict) Seen() *policy.MetadataOptions {
+	if v.Current == nil {
+		return nil
+	}
+	return &policy.MetadataOptions{HTTPTokens: v.Current.HTTPTokens, HopLimit: v.Current.HopLimit, HTTPEndpoint: v.Current.HTTPEndpoint}
 }
 
 // NewDecisionID returns a unique id that sorts by creation time.
@@ -70,13 +157,20 @@ var (
 	regionPattern     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 )
 
-// Parse decodes and validates a message body. Its error names what is wrong.
+// Parse decodes and validates a message body. Its error names what is wrong. A valid
+// message is only well-formed: whether detect sent it is for the ledger to say.
 func Parse(body string) (Verdict, error) {
+	if len(body) > MaxBodyBytes {
+		return Verdict{}, fmt.Errorf("verdict message of %d bytes is longer than %d", len(body), MaxBodyBytes)
+	}
 	var v Verdict
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return Verdict{}, fmt.Errorf("verdict message is not valid %s JSON: %w", Schema, err)
+	}
+	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
+		return Verdict{}, fmt.Errorf("verdict message has more after its JSON object")
 	}
 	if err := v.Validate(); err != nil {
 		return Verdict{}, err
@@ -106,19 +200,12 @@ func (v Verdict) Validate() error {
 		problems = append(problems, fmt.Sprintf("instance_id %q is not an instance id", v.InstanceID))
 	}
 	switch v.Action {
-	case policy.ActionRemediate:
-		if v.Target == nil || v.Target.HTTPTokens != policy.TokensRequired || v.Target.HopLimit < 1 || v.Target.HopLimit > 64 {
-			problems = append(problems, "a remediate verdict needs a target with http_tokens required and a hop limit from 1 to 64")
-		}
-	case policy.ActionTicket, policy.ActionDefer:
-		if v.Target != nil {
-			problems = append(problems, fmt.Sprintf("a %s verdict has a target", v.Action))
-		}
+	case policy.ActionRemediate, policy.ActionTicket, policy.ActionDefer:
 	case policy.ActionSkip:
 		// detect sends a skip only to close the open ticket of an instance that is now
 		// compliant or gone.
-		if v.Target != nil || len(v.Reasons) == 0 || (v.Reasons[0].Code != policy.ReasonCompliant && v.Reasons[0].Code != policy.ReasonTerminated) {
-			problems = append(problems, "a skip verdict is only sent to close a ticket: its primary reason must be compliant or terminated, with no target")
+		if len(v.Reasons) == 0 || (v.Reasons[0].Code != policy.ReasonCompliant && v.Reasons[0].Code != policy.ReasonTerminated) {
+			problems = append(problems, "a skip verdict is only sent to close a ticket: its primary reason must be compliant or terminated")
 		}
 	default:
 		problems = append(problems, fmt.Sprintf("action %q is not remediate, ticket, defer or skip", v.Action))
@@ -126,8 +213,19 @@ func (v Verdict) Validate() error {
 	if len(v.Reasons) == 0 || v.Reasons[0].Code == "" {
 		problems = append(problems, "reasons are missing")
 	}
+	if c := v.Current; c != nil && (c.HopLimit < 0 || c.HopLimit > 64) {
+		problems = append(problems, fmt.Sprintf("current hop_limit %d is outside 0 to 64", c.HopLimit))
+	}
 	if len(problems) > 0 {
 		return errors.New("invalid verdict message: " + strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

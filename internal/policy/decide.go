@@ -94,6 +94,10 @@ func evaluate(ev Evidence, s Settings, now time.Time) (Verdict, Need) {
 	if m == nil {
 		return with(final(ActionDefer, ReasonEvidenceError, "the MetadataNoToken metric was not read")), NeedMetrics
 	}
+	if !isCount(m.Sum) {
+		// A broken reply must never compare as "no calls" (NaN > 0 is false).
+		return with(final(ActionDefer, ReasonEvidenceError, "the MetadataNoToken sum %g is not a count of calls", m.Sum)), NeedNothing
+	}
 	if m.Sum > 0 {
 		detail := fmt.Sprintf("%s IMDSv1 calls in the last %dh", formatCount(m.Sum), lookbackHours)
 		if m.LastNonZero != nil {

@@ -1,6 +1,8 @@
 // Package remediate is the remediate Lambda's logic: each verdict message from the queue
-// is checked against the instance as it is now, then enforced, ticketed or recorded as
-// deferred, and every outcome is written to the ledger exactly once.
+// is authenticated against the ledger, checked against the instance as it is now by the
+// policy (policy.RecheckQueued), and then enforced, ticketed or recorded as deferred;
+// every outcome is written to the ledger exactly once. The handler gathers, the policy
+// decides, the handler writes.
 package remediate
 
 import (
@@ -13,32 +15,59 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/imdsguard/imdsguard/internal/emf"
-	"github.com/imdsguard/imdsguard/internal/enforce"
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/report"
 	"github.com/imdsguard/imdsguard/internal/ticket"
 )
+
+// Enforcer changes an instance's metadata options (enforce.Enforcer implements it).
+type Enforcer interface {
+	DryRun(ctx context.Context, instanceID string, current, target policy.MetadataOptions) error
+	Apply(ctx context.Context, instanceID string, current, target policy.MetadataOptions) (policy.MetadataOptions, error)
+}
+
+// Ledger is the part of the ledger remediate uses (ledger.Ledger implements it).
+type Ledger interface {
+	Claim(ctx context.Context, decisionID string, ref ledger.Ref, digest string, now time.Time, ttl time.Duration) error
+	Release(ctx context.Context, decisionID string) error
+	Record(ctx context.Context, o ledger.Outcome) error
+	Snapshot(ctx context.Context, ref ledger.Ref, prior policy.MetadataOptions, decisionID string, at time.Time) (ledger.Snapshot, error)
+	GetTicket(ctx context.Context, ref ledger.Ref) (*ledger.Ticket, error)
+	PutTicket(ctx context.Context, t ledger.Ticket) error
+}
 
 // Handler handles one batch of verdict messages.
 type Handler struct {
 	Settings policy.Settings
-	// MaxVerdictAge: an older verdict is re-evaluated before anything is done.
-	MaxVerdictAge time.Duration
+	// Limits bound how long and how far ahead of now a queued verdict is trusted.
+	Limits policy.RecheckLimits
 	// ClaimTTL is how long a decision stays claimed by an invocation that may have
 	// crashed: the queue's visibility timeout.
 	ClaimTTL time.Duration
 	Region   string
 	Clients  guard.Clients
-	Enforcer *enforce.Enforcer
-	Ledger   *ledger.Ledger
+	Enforcer Enforcer
+	Ledger   Ledger
 	Tickets  ticket.Backend
 	Now      func() time.Time
 	Log      *slog.Logger
 	Metrics  *emf.Emitter
+}
+
+// RefusedError is a message remediate will not act on: forged, altered, foreign or
+// dated in the future. It fails the message, so that after the queue's receive limit it
+// lands on the dead-letter queue, where its alarm calls for a person.
+type RefusedError struct {
+	MessageID, DecisionID, InstanceID string
+	Why                               string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("message %s (decision %s about %s) refused: %s", e.MessageID, e.DecisionID, e.InstanceID, e.Why)
 }
 
 // Handle processes every message of the batch and reports the ones that failed, so SQS
@@ -48,8 +77,15 @@ func (h *Handler) Handle(ctx context.Context, accountID string, batch events.SQS
 	var resp events.SQSEventResponse
 	for _, rec := range batch.Records {
 		if err := h.process(ctx, accountID, rec); err != nil {
-			h.count("Errors", map[string]string{"Stage": "remediate"})
-			h.Log.ErrorContext(ctx, "verdict message failed; SQS will retry it", "message_id", rec.MessageId, "error", err.Error())
+			var refused *RefusedError
+			if errors.As(err, &refused) {
+				h.count("Refused", nil)
+				h.Log.ErrorContext(ctx, "verdict message refused; it goes to the dead-letter queue after its retries",
+					"message_id", rec.MessageId, "decision_id", refused.DecisionID, "instance_id", refused.InstanceID, "why", refused.Why)
+			} else {
+				h.count("Errors", map[string]string{"Stage": "remediate"})
+				h.Log.ErrorContext(ctx, "verdict message failed; SQS will retry it", "message_id", rec.MessageId, "error", err.Error())
+			}
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 		}
 	}
@@ -61,23 +97,43 @@ func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSM
 	if err != nil {
 		return fmt.Errorf("message %s: %w", rec.MessageId, err)
 	}
-	if v.AccountID != accountID || v.Region != h.Region {
-		return fmt.Errorf("message %s is about %s in %s/%s, but this function acts only in %s/%s",
-			rec.MessageId, v.InstanceID, v.AccountID, v.Region, accountID, h.Region)
-	}
-	ref := refOf(v)
 	now := h.Now().UTC()
-	switch err := h.Ledger.Claim(ctx, v.DecisionID, ref, now, h.ClaimTTL); {
-	case errors.Is(err, ledger.ErrDone):
-		h.Log.InfoContext(ctx, "decision already processed; redelivery ignored", "decision_id", v.DecisionID, "instance_id", v.InstanceID)
-		return nil
-	case err != nil:
-		return err
+	ref := refOf(v)
+	in := policy.RecheckInput{Queued: policy.QueuedVerdict{
+		Foreign: v.AccountID != accountID || v.Region != h.Region,
+		Action:  v.Action, Reasons: v.Reasons, CreatedAt: v.CreatedAt, Seen: v.Seen(),
+	}}
+	if last := v.Evidence.LastDatapoint; last != nil {
+		in.Queued.UsageFrom = *last
 	}
-	outcome, err := h.act(ctx, v, now)
+	claimed := false
+	if !in.Queued.Foreign {
+		// The claim authenticates the message too: it succeeds only for the decision detect
+		// recorded, with this very body.
+		switch err := h.Ledger.Claim(ctx, v.DecisionID, ref, decisionlog.Digest([]byte(rec.Body)), now, h.ClaimTTL); {
+		case errors.Is(err, ledger.ErrDone):
+			h.Log.InfoContext(ctx, "decision already processed; redelivery ignored", "decision_id", v.DecisionID, "instance_id", v.InstanceID)
+			return nil
+		case errors.Is(err, ledger.ErrNotRecorded):
+			in.Queued.Authenticity = policy.NotRecorded
+		case errors.Is(err, ledger.ErrAltered):
+			in.Queued.Authenticity = policy.Altered
+		case err != nil:
+			return err
+		default:
+			in.Queued.Authenticity, claimed = policy.Recorded, true
+		}
+	}
+	outcome, err := h.recheckAndAct(ctx, v, in, now)
 	if err != nil {
-		if relErr := h.Ledger.Release(ctx, v.DecisionID); relErr != nil {
-			err = errors.Join(err, relErr)
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			refused.MessageID = rec.MessageId
+		}
+		if claimed {
+			if relErr := h.Ledger.Release(ctx, v.DecisionID); relErr != nil {
+				err = errors.Join(err, relErr)
+			}
 		}
 		return err
 	}
@@ -90,76 +146,106 @@ func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSM
 	return nil
 }
 
-// act re-checks the instance as it is now and does what the (possibly re-evaluated)
-// verdict asks in the configured mode.
-func (h *Handler) act(ctx context.Context, v message.Verdict, now time.Time) (ledger.Outcome, error) {
-	instances, notFound, err := evidence.Inventory(ctx, h.Clients.EC2, h.Region, []string{v.InstanceID})
-	if err != nil {
-		return ledger.Outcome{}, err
-	}
-	if len(notFound) > 0 || len(instances) != 1 {
-		out := ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultSuperseded, Reasons: v.Reasons,
-			Detail: "the instance no longer exists"}
-		return h.closingTicket(ctx, v, out, "The instance no longer exists.", now)
-	}
-	live := instances[0]
-	if live.Options.HTTPTokens == policy.TokensRequired {
-		out := ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultAlreadyCompliant, Reasons: v.Reasons,
-			Prior: &live.Options, Detail: "HttpTokens is already required"}
-		return h.closingTicket(ctx, v, out, "HttpTokens is now required on the instance: IMDSv1 is off.", now)
-	}
-	if v.Action == policy.ActionSkip {
-		// A close-out request for an instance that is no longer compliant: the next sweep
-		// judges it afresh.
-		return ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultSuperseded, Reasons: v.Reasons,
-			Prior: &live.Options, Detail: "asked to close the ticket, but HttpTokens is " + live.Options.HTTPTokens + " again"}, nil
-	}
-	verdict := policy.Verdict{Action: v.Action, Reasons: v.Reasons, Target: targetOf(v.Target)}
-	detail := ""
-	// The rules that need no usage evidence (state, exemption, endpoint) are re-applied to
-	// the live instance every time: a tag or a stop since the decision must count.
-	probe := policy.Evidence{InstanceID: v.InstanceID, Instance: &live}
-	age, changed := now.Sub(v.CreatedAt), !sameOptions(v.Current, live.Options)
-	if policy.Next(probe, h.Settings, now) == policy.NeedNothing {
-		settled := policy.Decide(probe, h.Settings, now)
-		if settled.Action != v.Action || settled.Primary() != firstCode(v.Reasons) {
-			detail = fmt.Sprintf("the live instance changed the verdict: %s -> %s; ", v.Action, settled.Action)
+// maxRecheckRounds bounds the gather-and-ask loop: the policy asks for the live instance
+// and then, at most, for the recent usage.
+const maxRecheckRounds = 4
+
+// recheckAndAct gathers what policy.RecheckQueued asks for, then carries out its
+// decision in the configured mode.
+func (h *Handler) recheckAndAct(ctx context.Context, v message.Verdict, in policy.RecheckInput, now time.Time) (ledger.Outcome, error) {
+	for range maxRecheckRounds {
+		r := policy.RecheckQueued(in, h.Settings, h.Limits, now)
+		switch r.Step {
+		case policy.RecheckRefuse:
+			return ledger.Outcome{}, &RefusedError{DecisionID: v.DecisionID, InstanceID: v.InstanceID, Why: r.Note}
+		case policy.RecheckDescribe:
+			live := h.describe(ctx, v.InstanceID)
+			in.Live = &live
+		case policy.RecheckReadRecentUsage:
+			usage, err := evidence.UsageSince(ctx, h.Clients.CloudWatch, v.InstanceID, r.Since, now)
+			in.Recent, in.RecentErr = &usage, err
+		case policy.RecheckRejudge:
+			a := guard.Judge(ctx, h.Clients, h.Region, []policy.Evidence{*in.Live}, h.Settings, now, nil)[0]
+			// The ticket, if it comes to one, shows the fresh evidence under the same decision.
+			fresh, err := message.New(a.Evidence, a.Verdict, v.AccountID, v.Region, now)
+			if err != nil {
+				return ledger.Outcome{}, err
+			}
+			fresh.DecisionID, fresh.CreatedAt = v.DecisionID, v.CreatedAt
+			note := fmt.Sprintf("judged again (%s): %s -> %s", r.Note, v.Action, a.Verdict.Action)
+			return h.carryOut(ctx, fresh, a.Verdict, in.Live.Instance, note, now)
+		case policy.RecheckCarryOut:
+			return h.carryOut(ctx, v, r.Verdict, in.Live.Instance, r.Note, now)
+		case policy.RecheckNothing:
+			out := ledger.Outcome{Action: policy.ActionSkip, Result: ledger.ResultSuperseded, Reasons: v.Reasons, Detail: r.Note}
+			if live := in.Live.Instance; live != nil {
+				out.Prior = &live.Options
+			}
+			return out, nil
+		default:
+			return ledger.Outcome{}, fmt.Errorf("decision %s: recheck step %d is not handled", v.DecisionID, r.Step)
 		}
-		verdict = settled
-	} else if age > h.MaxVerdictAge || changed {
-		// The world moved on since detect decided: decide again on fresh evidence.
-		verdict = guard.Judge(ctx, h.Clients, h.Region, []policy.Evidence{probe}, h.Settings, now, nil)[0].Verdict
-		detail = fmt.Sprintf("re-evaluated (verdict %s old, options changed: %t): %s -> %s; ", age.Round(time.Second), changed, v.Action, verdict.Action)
 	}
-	out := ledger.Outcome{Action: verdict.Action, Reasons: verdict.Reasons, Prior: &live.Options}
+	return ledger.Outcome{}, fmt.Errorf("decision %s: the recheck did not settle in %d rounds", v.DecisionID, maxRecheckRounds)
+}
+
+// describe reads the instance as it is now; an id EC2 does not know is Instance nil.
+func (h *Handler) describe(ctx context.Context, id string) policy.Evidence {
+	instances, _, err := evidence.Inventory(ctx, h.Clients.EC2, h.Region, []string{id})
+	live := policy.Evidence{InstanceID: id, InventoryErr: err}
+	if err == nil && len(instances) == 1 {
+		live.Instance = &instances[0]
+	}
+	return live
+}
+
+// carryOut does what the verdict asks, in the configured mode. live is nil when the
+// instance is gone.
+func (h *Handler) carryOut(ctx context.Context, v message.Verdict, verdict policy.Verdict, live *policy.Instance, note string, now time.Time) (ledger.Outcome, error) {
+	out := ledger.Outcome{Action: verdict.Action, Reasons: verdict.Reasons}
+	if live != nil {
+		out.Prior = &live.Options
+	}
+	detail := ""
+	if note != "" {
+		detail = note + "; "
+	}
 	switch verdict.Action {
 	case policy.ActionRemediate:
-		return h.remediate(ctx, v, live, verdict, out, detail, now)
+		if verdict.Target == nil || live == nil {
+			return ledger.Outcome{}, fmt.Errorf("decision %s: a remediation without a target or a live instance", v.DecisionID)
+		}
+		return h.remediate(ctx, v, *live, *verdict.Target, out, detail, now)
 	case policy.ActionTicket:
 		if h.Settings.Mode == policy.ModeReport {
 			out.Result, out.Detail = ledger.ResultReported, detail+"report mode: no ticket opened"
 			return out, nil
 		}
-		fresh := v
-		fresh.Action, fresh.Reasons = verdict.Action, verdict.Reasons
-		return h.openOrUpdateTicket(ctx, fresh, out, detail, now)
+		v.Action, v.Reasons = verdict.Action, verdict.Reasons
+		return h.openOrUpdateTicket(ctx, v, out, detail, now)
 	case policy.ActionDefer:
 		out.Result, out.Detail = ledger.ResultDeferred, detail+"waiting for evidence"
 		return out, nil
-	default:
-		out.Result, out.Detail = ledger.ResultSuperseded, detail+"nothing to do"
-		return out, nil
 	}
+	switch verdict.Primary() {
+	case policy.ReasonTerminated:
+		out.Result, out.Detail = ledger.ResultSuperseded, detail+"the instance no longer exists"
+		return h.closingTicket(ctx, v, out, "The instance no longer exists.", now)
+	case policy.ReasonCompliant:
+		out.Result, out.Detail = ledger.ResultAlreadyCompliant, detail+"HttpTokens is already required"
+		return h.closingTicket(ctx, v, out, "HttpTokens is now required on the instance: IMDSv1 is off.", now)
+	}
+	out.Result, out.Detail = ledger.ResultSuperseded, detail+"nothing to do"
+	return out, nil
 }
 
-func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.Instance, verdict policy.Verdict, out ledger.Outcome, detail string, now time.Time) (ledger.Outcome, error) {
-	target := *verdict.Target
+func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.Instance, target policy.MetadataOptions, out ledger.Outcome, detail string, now time.Time) (ledger.Outcome, error) {
 	switch h.Settings.Mode {
 	case policy.ModeReport:
 		out.Result, out.Detail = ledger.ResultReported, detail+"report mode: nothing changed"
 		return out, nil
 	case policy.ModeDryRun:
-		if err := h.Enforcer.DryRun(ctx, v.InstanceID, target); err != nil {
+		if err := h.Enforcer.DryRun(ctx, v.InstanceID, live.Options, target); err != nil {
 			return ledger.Outcome{}, err
 		}
 		out.Result, out.Detail = ledger.ResultDryRun, detail+"dry run allowed by EC2; nothing changed"
@@ -169,7 +255,7 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 	if _, err := h.Ledger.Snapshot(ctx, refOf(v), live.Options, v.DecisionID, now); err != nil {
 		return ledger.Outcome{}, err
 	}
-	applied, err := h.Enforcer.Apply(ctx, v.InstanceID, target)
+	applied, err := h.Enforcer.Apply(ctx, v.InstanceID, live.Options, target)
 	if err != nil {
 		return ledger.Outcome{}, err
 	}
@@ -267,24 +353,6 @@ func (h *Handler) dryRun() bool { return h.Settings.Mode == policy.ModeDryRun }
 
 func refOf(v message.Verdict) ledger.Ref {
 	return ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID}
-}
-
-func firstCode(reasons []policy.Reason) policy.ReasonCode {
-	if len(reasons) == 0 {
-		return ""
-	}
-	return reasons[0].Code
-}
-
-func targetOf(t *report.Options) *policy.MetadataOptions {
-	if t == nil {
-		return nil
-	}
-	return &policy.MetadataOptions{HTTPTokens: t.HTTPTokens, HopLimit: t.HopLimit, HTTPEndpoint: t.HTTPEndpoint}
-}
-
-func sameOptions(seen *report.Options, live policy.MetadataOptions) bool {
-	return seen != nil && seen.HTTPTokens == live.HTTPTokens && seen.HopLimit == live.HopLimit && seen.HTTPEndpoint == live.HTTPEndpoint
 }
 
 func (h *Handler) count(metric string, dims map[string]string) {

@@ -2,20 +2,27 @@ package testsupport
 
 import (
 	"bytes"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 )
 
 // EC2DryRun sits in front of moto's EC2 and answers the way real EC2 does where moto
-// does not: moto 5.2 ignores DryRun on ModifyInstanceMetadataOptions and makes the
-// change, while EC2 changes nothing and answers HTTP 412 with the DryRunOperation error
-// ("Request would have succeeded, but DryRun flag is set."). Every other request is
-// passed to moto untouched.
+// does not, for ModifyInstanceMetadataOptions:
+//   - moto 5.2 ignores DryRun and makes the change, while EC2 changes nothing and
+//     answers HTTP 412 with the DryRunOperation error ("Request would have succeeded,
+//     but DryRun flag is set.");
+//   - moto resets every option the call leaves out, while EC2 keeps it: the proxy fills
+//     them in from the instance's current options before passing the call on, so a call
+//     that sends only HttpTokens keeps the hop limit and, above all, a disabled endpoint.
+//
+// Every other request is passed to moto untouched.
 type EC2DryRun struct {
 	URL string
 
@@ -51,6 +58,12 @@ func NewEC2DryRun(motoURL string) (*EC2DryRun, error) {
 				newUUID())
 			return
 		}
+		if err == nil && form.Get("Action") == "ModifyInstanceMetadataOptions" {
+			if err := keepUnspecified(r, target, form); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
 		proxy.ServeHTTP(w, r)
 	}))
 	p.URL = p.server.url
@@ -66,3 +79,64 @@ func (p *EC2DryRun) DryRuns(instanceID string) int {
 
 // Close stops the proxy.
 func (p *EC2DryRun) Close() { p.server.close() }
+
+// metadataFields are ModifyInstanceMetadataOptions' parameters with the DescribeInstances
+// element that holds the current value of each.
+var metadataFields = []struct{ param, element string }{
+	{"HttpTokens", "httpTokens"},
+	{"HttpPutResponseHopLimit", "httpPutResponseHopLimit"},
+	{"HttpEndpoint", "httpEndpoint"},
+	{"HttpProtocolIpv6", "httpProtocolIpv6"},
+	{"InstanceMetadataTags", "instanceMetadataTags"},
+}
+
+// keepUnspecified adds to the request every metadata option it leaves out, with the
+// instance's current value, as read from moto.
+func keepUnspecified(r *http.Request, moto *url.URL, form url.Values) error {
+	describe := url.Values{"Action": {"DescribeInstances"}, "Version": {form.Get("Version")}, "InstanceId.1": {form.Get("InstanceId")}}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, moto.String()+"/", strings.NewReader(describe.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	// moto takes the account and region from the signature's credential scope.
+	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reading the current metadata options from moto: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		// Unknown instance and the like: let moto answer the call itself.
+		return nil
+	}
+	var out struct {
+		Options []struct {
+			Values []struct {
+				XMLName xml.Name
+				Value   string `xml:",chardata"`
+			} `xml:",any"`
+		} `xml:"reservationSet>item>instancesSet>item>metadataOptions"`
+	}
+	if err := xml.Unmarshal(body, &out); err != nil {
+		return fmt.Errorf("reading the current metadata options from moto: %w", err)
+	}
+	if len(out.Options) != 1 {
+		return nil
+	}
+	current := map[string]string{}
+	for _, v := range out.Options[0].Values {
+		current[v.XMLName.Local] = strings.TrimSpace(v.Value)
+	}
+	for _, f := range metadataFields {
+		if form.Get(f.param) == "" && current[f.element] != "" {
+			form.Set(f.param, current[f.element])
+		}
+	}
+	encoded := form.Encode()
+	r.Body = io.NopCloser(strings.NewReader(encoded))
+	r.ContentLength = int64(len(encoded))
+	r.Header.Set("Content-Length", strconv.Itoa(len(encoded)))
+	return nil
+}

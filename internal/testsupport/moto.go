@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/imdsguard/imdsguard/internal/awsapi"
 )
 
 // ErrMotoMissing is returned by StartMoto when moto_server is not on PATH
@@ -244,6 +246,7 @@ func AWSConfig(region string) aws.Config {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxBackoff = 200 * time.Millisecond
 				o.RateLimiter = ratelimit.None
+				awsapi.RetryMalformedReplies(o)
 			})
 		},
 	}

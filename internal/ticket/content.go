@@ -128,7 +128,7 @@ func Compose(v message.Verdict, opts ComposeOptions) Content {
 		}}}})
 	}
 
-	for _, ua := range dedupe(v.Evidence.CloudTrail.UserAgents) {
+	for _, ua := range dedupe(v.Evidence.Trail().UserAgents) {
 		c.Advice = append(c.Advice, AdviseUserAgent(ua))
 	}
 
@@ -260,8 +260,7 @@ func evidenceSection(v message.Verdict) Section {
 	if ev.LastDatapoint != nil {
 		items = append(items, Item{Spans: []Span{{"Last MetadataNoToken datapoint: " + timeText(*ev.LastDatapoint), Plain}}})
 	}
-	ct := ev.CloudTrail
-	if ct.Checked {
+	if ct := ev.CloudTrail; ct != nil {
 		items = append(items, Item{Spans: []Span{
 			{"CloudTrail credential deliveries: ", Plain},
 			{strconv.Itoa(ct.V1Deliveries) + " over IMDSv1", Strong},
@@ -430,10 +429,10 @@ func newEvidenceKey(v message.Verdict) evidenceKey {
 		AccountID: v.AccountID, Region: v.Region, InstanceID: v.InstanceID,
 		Action:       string(v.Action),
 		Secondary:    []string{},
-		Checked:      v.Evidence.CloudTrail.Checked,
-		TrailShowsV1: v.Evidence.CloudTrail.V1Deliveries > 0,
-		UserAgents:   sortedSet(v.Evidence.CloudTrail.UserAgents),
-		SourceIPs:    sortedSet(v.Evidence.CloudTrail.SourceIPs),
+		Checked:      v.Evidence.CloudTrail != nil,
+		TrailShowsV1: v.Evidence.Trail().V1Deliveries > 0,
+		UserAgents:   sortedSet(v.Evidence.Trail().UserAgents),
+		SourceIPs:    sortedSet(v.Evidence.Trail().SourceIPs),
 	}
 	for i, r := range v.Reasons {
 		if i == 0 {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/report"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -42,11 +41,11 @@ func metricVerdict() message.Verdict {
 		Action: policy.ActionTicket,
 		Reasons: []policy.Reason{{Code: policy.ReasonIMDSv1UsedMetric,
 			Detail: "42 IMDSv1 calls in the last 336h, the last in the hour from 2026-11-22T08:00:00Z"}},
-		Current: &report.Options{HTTPTokens: "optional", HopLimit: 1, HTTPEndpoint: "enabled"},
-		Evidence: report.Evidence{
+		Current: &message.Options{HTTPTokens: "optional", HopLimit: 1, HTTPEndpoint: "enabled"},
+		Evidence: message.Evidence{
 			MetadataNoTokenSum: ptr(42.0), ObservedHours: ptr(336),
 			LastDatapoint: ptr(at("2026-11-22T09:00:00Z")), LastV1Use: ptr(at("2026-11-22T08:00:00Z")),
-			CloudTrail: report.CloudTrail{UserAgents: []string{}, SourceIPs: []string{}},
+			CloudTrail: nil,
 		},
 	}
 }
@@ -60,11 +59,11 @@ func cloudTrailVerdict() message.Verdict {
 		Action: policy.ActionTicket,
 		Reasons: []policy.Reason{{Code: policy.ReasonIMDSv1UsedCloudTrail,
 			Detail: "CloudTrail shows role credentials fetched over IMDSv1 (ec2RoleDelivery 1.0) 3 time(s), the last used at 2026-11-22T07:12:00Z; calls: DescribeInstances, GetObject; user agents: " + uaCLI + ", " + uaGoV2}},
-		Current: &report.Options{HTTPTokens: "optional", HopLimit: 1, HTTPEndpoint: "enabled"},
-		Evidence: report.Evidence{
+		Current: &message.Options{HTTPTokens: "optional", HopLimit: 1, HTTPEndpoint: "enabled"},
+		Evidence: message.Evidence{
 			MetadataNoTokenSum: ptr(0.0), ObservedHours: ptr(336),
 			LastDatapoint: ptr(at("2026-11-22T09:00:00Z")), LastV1Use: ptr(at("2026-11-22T07:12:00Z")),
-			CloudTrail: report.CloudTrail{Checked: true, V1Deliveries: 3, V2Deliveries: 12,
+			CloudTrail: &message.CloudTrail{V1Deliveries: 3, V2Deliveries: 12,
 				UserAgents: []string{uaCLI, uaGoV2}, SourceIPs: []string{"10.0.1.23"}},
 		},
 	}
@@ -83,11 +82,11 @@ func theftVerdict() message.Verdict {
 			{Code: policy.ReasonPossibleCredentialTheft,
 				Detail: "credentials fetched over IMDSv1 were used from 203.0.113.9, which is not an address of this instance: they may have been stolen (or the instance reaches AWS through a NAT or proxy)"},
 		},
-		Current: &report.Options{HTTPTokens: "optional", HopLimit: 2, HTTPEndpoint: "enabled"},
-		Evidence: report.Evidence{
+		Current: &message.Options{HTTPTokens: "optional", HopLimit: 2, HTTPEndpoint: "enabled"},
+		Evidence: message.Evidence{
 			MetadataNoTokenSum: ptr(0.0), ObservedHours: ptr(200),
 			LastDatapoint: ptr(at("2026-11-22T09:00:00Z")), LastV1Use: ptr(at("2026-11-22T06:30:00Z")),
-			CloudTrail: report.CloudTrail{Checked: true, V1Deliveries: 2, V2Deliveries: 0,
+			CloudTrail: &message.CloudTrail{V1Deliveries: 2, V2Deliveries: 0,
 				UserAgents: []string{uaBoto, uaJava}, SourceIPs: []string{"10.0.4.7", "203.0.113.9"}},
 		},
 	}
@@ -166,8 +165,8 @@ func TestComposeRenderers(t *testing.T) {
 			if c.Title != wantTitle {
 				t.Errorf("%s: title %q, want %q", f.name, c.Title, wantTitle)
 			}
-			if len(c.Advice) != len(f.v.Evidence.CloudTrail.UserAgents) {
-				t.Errorf("%s: %d advices for %d user agents", f.name, len(c.Advice), len(f.v.Evidence.CloudTrail.UserAgents))
+			if len(c.Advice) != len(f.v.Evidence.Trail().UserAgents) {
+				t.Errorf("%s: %d advices for %d user agents", f.name, len(c.Advice), len(f.v.Evidence.Trail().UserAgents))
 			}
 			for format, out := range renders {
 				name := f.name + "/" + format
@@ -533,7 +532,7 @@ func TestADFIsValid(t *testing.T) {
 	// Empty user-controlled values still give non-empty text nodes.
 	v := metricVerdict()
 	v.Name, v.DecisionID, v.Reasons[0].Detail = "", "", ""
-	v.Evidence.CloudTrail = report.CloudTrail{Checked: true, UserAgents: []string{"", " "}, SourceIPs: []string{""}}
+	v.Evidence.CloudTrail = &message.CloudTrail{UserAgents: []string{"", " "}, SourceIPs: []string{""}}
 	checkADF(t, "empty", roundTrip(t, Compose(v, ComposeOptions{}).ADF()), "")
 }
 

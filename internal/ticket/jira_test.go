@@ -189,7 +189,7 @@ func TestJiraLifecycle(t *testing.T) {
 
 			// New evidence: one comment.
 			nv := metricVerdict()
-			nv.Evidence.CloudTrail.Checked = true
+			nv.Evidence.CloudTrail = &message.CloudTrail{}
 			nv.Evidence.CloudTrail.V1Deliveries = 1
 			nv.Evidence.CloudTrail.UserAgents = []string{uaBoto}
 			nt := NewTicket(nv, ComposeOptions{ExemptTag: testTag})

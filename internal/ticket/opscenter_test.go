@@ -145,7 +145,9 @@ func TestOpsCenterLifecycle(t *testing.T) {
 
 			// New evidence: a new user agent.
 			nv := tc.v
-			nv.Evidence.CloudTrail.UserAgents = append(append([]string{}, tc.v.Evidence.CloudTrail.UserAgents...), "aws-sdk-php/3.100.0 GuzzleHttp/6")
+			trail := tc.v.Evidence.Trail()
+			trail.UserAgents = append(append([]string{}, trail.UserAgents...), "aws-sdk-php/3.100.0 GuzzleHttp/6")
+			nv.Evidence.CloudTrail = &trail
 			nt := NewTicket(nv, ComposeOptions{ExemptTag: testTag, DryRun: tc.dryRun})
 			if err := oc.Update(ctx, ref, nt); err != nil {
 				t.Fatalf("Update: %v", err)
