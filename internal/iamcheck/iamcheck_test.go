@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -259,7 +260,7 @@ func TestTemplateChecksCatchEveryMistake(t *testing.T) {
 	for _, s := range all {
 		sids = append(sids, s.Sid)
 	}
-	wantSids := []string{"WildcardService", "NoCondition", "WrongCondition", "GoodCondition", "InIfBranch", "Opaque", "DenyIsFine", "", "RoleInline", "Attached", "SingleStatementMapping"}
+	wantSids := []string{"WildcardService", "NoCondition", "WrongCondition", "GoodCondition", "NoHopBound", "EndpointAllowed", "InIfBranch", "Opaque", "DenyIsFine", "", "RoleInline", "Attached", "SingleStatementMapping"}
 	if !slices.Equal(sids, wantSids) {
 		t.Errorf("statements found: %q\nwant %q", sids, wantSids)
 	}
@@ -289,17 +290,24 @@ func TestTemplateChecksCatchEveryMistake(t *testing.T) {
 		}
 	}
 	tokens := TokenConditionProblems(stmts)
-	for _, want := range [][2]string{
+	wantTokens := [][2]string{
 		{"Sid NoCondition", "without the condition StringEquals ec2:MetadataHttpTokens = required"},
 		{"Sid NoCondition", "on every resource"},
+		{"Sid NoCondition", "without bounding the hop limit"},
+		{"Sid NoCondition", "to set the endpoint"},
 		{"Sid WrongCondition", "without the condition"},
-	} {
+		{"Sid WrongCondition", "without bounding the hop limit"},
+		{"Sid WrongCondition", "to set the endpoint"},
+		{"Sid NoHopBound", "without bounding the hop limit"},
+		{"Sid EndpointAllowed", "to set the endpoint"},
+	}
+	for _, want := range wantTokens {
 		if !hasProblem(tokens, want[0], want[1]) {
 			t.Errorf("token condition problems miss %s %s:\n%s", want[0], want[1], strings.Join(tokens, "\n"))
 		}
 	}
-	if hasProblem(tokens, "Sid GoodCondition", "") || len(tokens) != 3 {
-		t.Errorf("want exactly the three problems above (GoodCondition is fine: condition keys are case-insensitive):\n%s", strings.Join(tokens, "\n"))
+	if hasProblem(tokens, "Sid GoodCondition", "") || len(tokens) != len(wantTokens) {
+		t.Errorf("want exactly the %d problems above (GoodCondition is fine: condition keys are case-insensitive):\n%s", len(wantTokens), strings.Join(tokens, "\n"))
 	}
 
 	roleFn, _ := tpl.Resource("RoleFunction")
@@ -946,4 +954,63 @@ func intScalar(t *testing.T, what string, n *yaml.Node) int {
 		t.Fatalf("%s = %q: %v", what, s, err)
 	}
 	return v
+}
+
+// TestOnlyDetectSendsVerdicts: the remediation queue's policy denies sqs:SendMessage to
+// every principal but detect's role (DESIGN.md section 7), so a forged verdict cannot
+// even reach the queue from inside the account.
+func TestOnlyDetectSendsVerdicts(t *testing.T) {
+	tpl := loadTemplate(t)
+	var found bool
+	for _, res := range tpl.ResourcesOfType("AWS::SQS::QueuePolicy") {
+		queues := Get(res.Properties(), "Queues")
+		if queues == nil || queues.Kind != yaml.SequenceNode || len(queues.Content) != 1 {
+			continue
+		}
+		if target, ok := RefTarget(queues.Content[0]); !ok || target != "RemediationQueue" {
+			continue
+		}
+		for _, s := range AllStatements(res.Node) {
+			principal, _ := Scalar(s.Principal)
+			arn := Get(Get(s.Condition, "ArnNotEquals"), "aws:PrincipalArn")
+			role, attr, isGetAtt := GetAttTarget(arn)
+			if s.Effect == "Deny" && principal == "*" && slices.Contains(s.Actions, "sqs:SendMessage") &&
+				isGetAtt && role == "DetectFunctionRole" && attr == "Arn" {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("no AWS::SQS::QueuePolicy on RemediationQueue denies sqs:SendMessage to Principal \"*\" " +
+			"unless ArnNotEquals aws:PrincipalArn !GetAtt DetectFunctionRole.Arn")
+	}
+}
+
+// TestDetectWritesOnlyDecisions: detect's one write to the ledger is a new decision: its
+// dynamodb:PutItem is limited to DECISION# partitions, so it can change no snapshot,
+// outcome or ticket.
+func TestDetectWritesOnlyDecisions(t *testing.T) {
+	tpl := loadTemplate(t)
+	fn, ok := tpl.Resource("DetectFunction")
+	if !ok {
+		t.Fatal("no DetectFunction")
+	}
+	stmts, problems := tpl.FunctionStatements(fn)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	granted := false
+	for _, s := range stmts {
+		if !s.Allows("dynamodb:PutItem") {
+			continue
+		}
+		granted = true
+		keys, ok := Scalars(Get(Get(s.Condition, "ForAllValues:StringLike"), "dynamodb:LeadingKeys"))
+		if !ok || !slices.Equal(keys, []string{decisionlog.PartitionPrefix + "*"}) {
+			t.Errorf("%s grants detect dynamodb:PutItem without ForAllValues:StringLike dynamodb:LeadingKeys [%s*]", s, decisionlog.PartitionPrefix)
+		}
+	}
+	if !granted {
+		t.Error("detect is not granted dynamodb:PutItem: it cannot record its decisions")
+	}
 }

@@ -263,6 +263,7 @@ type Statement struct {
 	ActionsOpaque bool
 	// NotAction is set when the statement uses NotAction.
 	NotAction bool
+	Principal *yaml.Node // resource policies only
 	Resource  *yaml.Node
 	Condition *yaml.Node
 }
@@ -391,7 +392,7 @@ func statementsIn(n *yaml.Node, path string, guards []Guard) []Statement {
 }
 
 func parseStatement(n *yaml.Node, path string, guards []Guard) Statement {
-	s := Statement{Line: n.Line, Resource: Get(n, "Resource"), Condition: Get(n, "Condition"), Guards: guards}
+	s := Statement{Line: n.Line, Principal: Get(n, "Principal"), Resource: Get(n, "Resource"), Condition: Get(n, "Condition"), Guards: guards}
 	s.Sid, _ = Scalar(Get(n, "Sid"))
 	s.Effect, _ = Scalar(Get(n, "Effect"))
 	s.Where = strings.TrimPrefix(path, ".")
@@ -588,8 +589,50 @@ func TokenConditionProblems(stmts []Statement) []string {
 		if resources, ok := Scalars(s.Resource); ok && slices.Contains(resources, "*") {
 			problems = append(problems, fmt.Sprintf("%s allows %s on every resource: name the instances (arn:...:ec2:...:instance/*)", s, ModifyMetadataAction))
 		}
+		if !s.ConditionRefsExactly("NumericLessThanEqualsIfExists", "ec2:MetadataHttpPutResponseHopLimit", HopLimitParameters...) {
+			problems = append(problems, fmt.Sprintf("%s allows %s without bounding the hop limit: NumericLessThanEqualsIfExists ec2:MetadataHttpPutResponseHopLimit [!Ref %s]",
+				s, ModifyMetadataAction, strings.Join(HopLimitParameters, ", !Ref ")))
+		}
+		if !s.ConditionRequires("Null", "ec2:MetadataHttpEndpoint", "true") {
+			problems = append(problems, fmt.Sprintf("%s allows %s to set the endpoint: add the condition Null ec2:MetadataHttpEndpoint = true", s, ModifyMetadataAction))
+		}
 	}
 	return problems
+}
+
+// HopLimitParameters are the template parameters whose values bound the hop limit an
+// enforcement may set: the hop limit and the container hosts' one.
+var HopLimitParameters = []string{"HopLimit", "ContainerHopLimit"}
+
+// ConditionRefsExactly reports whether a statement's Condition has operator op with key
+// (compared without regard to case) set to a list of exactly the !Refs to the given
+// parameters, in any order.
+func (s Statement) ConditionRefsExactly(op, key string, params ...string) bool {
+	cond := Get(s.Condition, op)
+	if cond == nil || cond.Kind != yaml.MappingNode || IsIntrinsic(cond) {
+		return false
+	}
+	for i := 0; i+1 < len(cond.Content); i += 2 {
+		if !strings.EqualFold(cond.Content[i].Value, key) {
+			continue
+		}
+		values := resolve(cond.Content[i+1])
+		if values.Kind != yaml.SequenceNode || len(values.Content) != len(params) {
+			return false
+		}
+		var refs []string
+		for _, v := range values.Content {
+			target, ok := RefTarget(v)
+			if !ok {
+				return false
+			}
+			refs = append(refs, target)
+		}
+		slices.Sort(refs)
+		want := slices.Sorted(slices.Values(params))
+		return slices.Equal(refs, want)
+	}
+	return false
 }
 
 // Ticket backend conditions: the template conditions under which each ticket backend's

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,16 @@ func TestDecideRules(t *testing.T) {
 			name:   "rule 5: pending",
 			ev:     Evidence{Instance: running(withState(StatePending))},
 			action: ActionDefer, codes: []ReasonCode{ReasonNotRunning},
+		},
+		{
+			name:   "a metric sum that is not a count never reads as no calls",
+			ev:     Evidence{Instance: running(), Metrics: &MetricUsage{Sum: math.NaN(), ObservedHours: 336, LastDatapoint: ptime(now.Add(-time.Hour))}, CloudTrail: cleanTrail()},
+			action: ActionDefer, codes: []ReasonCode{ReasonEvidenceError},
+		},
+		{
+			name:   "a negative metric sum never reads as no calls",
+			ev:     Evidence{Instance: running(), Metrics: &MetricUsage{Sum: -2, ObservedHours: 336, LastDatapoint: ptime(now.Add(-time.Hour))}, CloudTrail: cleanTrail()},
+			action: ActionDefer, codes: []ReasonCode{ReasonEvidenceError},
 		},
 		{
 			name:   "rule 6: v1 used by metric",
