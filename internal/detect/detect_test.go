@@ -66,7 +66,7 @@ func TestLookupsStopInTimeToQueue(t *testing.T) {
 		},
 		Queue: sqsClient, QueueURL: res.QueueURL, QueueingReserve: 59 * time.Minute,
 		Decisions: &decisionlog.Log{API: db, Table: res.Table},
-		Now: func() time.Time { return now }, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Now:       func() time.Time { return now }, Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Metrics: &emf.Emitter{W: io.Discard, Now: time.Now},
 	}
 	sum, err := h.Handle(ctx, "123456789012", json.RawMessage(`{"sweep": {}}`))

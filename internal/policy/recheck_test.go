@@ -35,7 +35,9 @@ func describedAs(inst *Instance) *Evidence {
 	return &Evidence{InstanceID: id, Instance: inst}
 }
 
-func quiet() *MetricUsage { return &MetricUsage{ObservedHours: 14, LastDatapoint: ptime(now.Add(-5 * time.Minute))} }
+func quiet() *MetricUsage {
+	return &MetricUsage{ObservedHours: 14, LastDatapoint: ptime(now.Add(-5 * time.Minute))}
+}
 
 func TestRecheckQueued(t *testing.T) {
 	s := DefaultSettings()
