@@ -11,7 +11,9 @@
 //
 // # Items
 //
-// Decision item, one per decision id (the verdict message's decision_id):
+// Decision item, one per decision id (the verdict message's decision_id). detect writes
+// it, through package decisionlog, before it queues the message; remediate claims and
+// completes it:
 //
 //	pk            S  DECISION#<decision id>
 //	sk            S  DECISION
@@ -20,8 +22,11 @@
 //	account_id    S  \
 //	region        S   } the instance the decision is about
 //	instance_id   S  /
-//	status        S  claimed | released | failed | done
-//	attempts      N  how many times the decision was claimed
+//	action        S  the verdict's action, as detect recorded it
+//	created_at    S  when detect made the decision (see Times)
+//	digest        S  SHA-256 (hex) of the message body detect queued
+//	status        S  recorded | claimed | released | failed | done
+//	attempts      N  how many times the decision was claimed (absent until the first)
 //	claimed_at    S  time of the latest claim (RFC 3339, see Times)
 //	claim_until   N  Unix milliseconds at which the latest claim expires; 0 when not held
 //	result        S  the Result* of the latest recorded outcome
@@ -29,12 +34,16 @@
 //	outcome_sk    S  sk of that outcome's history item
 //	expires_at    N  TTL: Unix seconds, 90 days ([DecisionRetention]) after the latest write
 //
-// Claim creates or takes over the item with a conditional UpdateItem that succeeds only
-// when the item does not exist, or is not done and its claim has expired (claim_until <=
-// now). Release sets status released and claim_until 0, only while claimed, so a done
-// decision stays done. Record sets status done (failed for [ResultFailed], so that the
-// retry can claim it again at once) and claim_until 0, in the same TransactWriteItems as
-// the history item and on condition that the decision is not done yet.
+// detect writes the item with a conditional PutItem (attribute_not_exists(pk)), so a
+// recorded decision is never rewritten. Claim succeeds only when the item exists, its
+// digest and instance are the message's, it is not done and its claim has expired
+// (claim_until <= now): a message that detect did not record ([ErrNotRecorded]), or
+// whose body or instance differs from the record ([ErrAltered]), can never be claimed,
+// and so never acted on. Release sets status released and claim_until 0, only while
+// claimed, so a done decision stays done. Record sets status done (failed for
+// [ResultFailed], so that the retry can claim it again at once) and claim_until 0, in the
+// same TransactWriteItems as the history item and on condition that the decision exists
+// and is not done yet.
 //
 // Decision items are needed only for as long as SQS may deliver the message (at most 14
 // days of retention), so DynamoDB's TTL deletes them 90 days after their last write and
@@ -93,7 +102,9 @@
 //
 // # IAM
 //
-// dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem and dynamodb:Query on the
-// table, nothing else: Record's TransactWriteItems is authorised by the PutItem and
-// UpdateItem permissions of its parts.
+// remediate: dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem
+// (tickets) and dynamodb:Query on the table: Record's TransactWriteItems is authorised by
+// the PutItem and UpdateItem permissions of its parts. detect: dynamodb:PutItem on
+// DECISION# partitions only (dynamodb:LeadingKeys), and dynamodb:Query for the open
+// tickets.
 package ledger
