@@ -8,6 +8,10 @@ go 1.26.0
 // Do not upgrade it until the emulator understands CBOR.
 require github.com/aws/aws-sdk-go-v2/service/cloudwatch v1.51.1
 
+// github.com/santhosh-tekuri/jsonschema/v6 is for tests only: internal/testsupport/schematest
+// checks the CLI's JSON outputs against docs/schema. No package of a binary imports it.
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+
 require (
 	github.com/aws/aws-lambda-go v1.55.1
 	github.com/aws/aws-sdk-go-v2 v1.48.0
@@ -48,4 +52,5 @@ require (
 	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.14.0 // indirect
 )
