@@ -13,7 +13,11 @@ import (
 )
 
 func main() {
+	// The first SIGINT or SIGTERM cancels ctx: the command winds down, writes nothing
+	// half-done and exits 130. Cancelling also restores the default signal handling, so a
+	// second signal ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
 	code := cli.Main(ctx, os.Args[1:], cli.OSEnv(term.IsTerminal(int(os.Stderr.Fd()))))
 	stop()
 	os.Exit(code)

@@ -13,6 +13,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
 func newAuditCommand(env Env) *cobra.Command {
@@ -55,7 +56,8 @@ func newAuditCommand(env Env) *cobra.Command {
 			if format == "json" {
 				enc := json.NewEncoder(env.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"instance": ref, "snapshot": snapshot, "outcomes": history})
+				enc.SetEscapeHTML(false)
+				return enc.Encode(newAuditRecord(ref, snapshot, history))
 			}
 			return writeAudit(env, ref, snapshot, history)
 		},
@@ -91,4 +93,76 @@ func writeAudit(env Env, ref ledger.Ref, snapshot *ledger.Snapshot, history []le
 			o.Result, strings.Join(codes, "+"), o.Detail)
 	}
 	return tw.Flush()
+}
+
+// auditSchema identifies what `audit --format json` prints; docs/schema/audit.schema.json
+// describes it.
+const auditSchema = "imdsguard.audit/v1"
+
+// auditRecord is the JSON form of an instance's ledger record. It is its own type, with
+// the plan's conventions (snake case, null for what is not known), rather than the
+// ledger's structs, so that it changes only when this schema does.
+type auditRecord struct {
+	Schema   string         `json:"schema"`
+	Instance auditInstance  `json:"instance"`
+	Snapshot *auditSnapshot `json:"snapshot"`
+	Outcomes []auditOutcome `json:"outcomes"`
+}
+
+type auditInstance struct {
+	AccountID  string `json:"account_id"`
+	Region     string `json:"region"`
+	InstanceID string `json:"instance_id"`
+}
+
+type auditSnapshot struct {
+	At         time.Time    `json:"at"`
+	DecisionID string       `json:"decision_id"`
+	Options    auditOptions `json:"options"`
+}
+
+type auditOptions struct {
+	HTTPTokens   string `json:"http_tokens"`
+	HopLimit     int32  `json:"hop_limit"`
+	HTTPEndpoint string `json:"http_endpoint"`
+	State        string `json:"state"`
+}
+
+type auditOutcome struct {
+	At         time.Time       `json:"at"`
+	DecisionID string          `json:"decision_id"`
+	Mode       string          `json:"mode"`
+	Action     policy.Action   `json:"action"`
+	Result     string          `json:"result"`
+	Reasons    []policy.Reason `json:"reasons"`
+	Prior      *auditOptions   `json:"prior"`
+	Applied    *auditOptions   `json:"applied"`
+	Detail     string          `json:"detail"`
+}
+
+func newAuditRecord(ref ledger.Ref, snapshot *ledger.Snapshot, history []ledger.Outcome) auditRecord {
+	r := auditRecord{
+		Schema:   auditSchema,
+		Instance: auditInstance{AccountID: ref.AccountID, Region: ref.Region, InstanceID: ref.InstanceID},
+		Outcomes: make([]auditOutcome, len(history)),
+	}
+	if snapshot != nil {
+		r.Snapshot = &auditSnapshot{At: snapshot.At.UTC(), DecisionID: snapshot.DecisionID, Options: *auditOptionsOf(&snapshot.Options)}
+	}
+	for i, o := range history {
+		reasons := o.Reasons
+		if reasons == nil {
+			reasons = []policy.Reason{}
+		}
+		r.Outcomes[i] = auditOutcome{At: o.At.UTC(), DecisionID: o.DecisionID, Mode: o.Mode, Action: o.Action, Result: o.Result,
+			Reasons: reasons, Prior: auditOptionsOf(o.Prior), Applied: auditOptionsOf(o.Applied), Detail: o.Detail}
+	}
+	return r
+}
+
+func auditOptionsOf(o *policy.MetadataOptions) *auditOptions {
+	if o == nil {
+		return nil
+	}
+	return &auditOptions{HTTPTokens: o.HTTPTokens, HopLimit: o.HopLimit, HTTPEndpoint: o.HTTPEndpoint, State: o.State}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
+	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
 // TestAudit reads back what the ledger holds for an instance.
@@ -72,13 +73,55 @@ func TestAudit(t *testing.T) {
 		t.Errorf("outcomes not oldest first:\n%s", stdout)
 	}
 	code, stdout, stderr = w.run(t, "audit", "--table", res.Table, "--account", ref.AccountID, "--instance-id", ref.InstanceID, "--format", "json")
-	var doc struct {
-		Outcomes []ledger.Outcome
-		Snapshot *ledger.Snapshot
-	}
-	if code != ExitOK || json.Unmarshal([]byte(stdout), &doc) != nil || len(doc.Outcomes) != 2 || doc.Snapshot == nil {
+	if code != ExitOK {
 		t.Fatalf("json audit: exit %d, %s %s", code, stdout, stderr)
 	}
+	schematest.ValidateAgainstSchema(t, "audit.schema.json", []byte(stdout))
+	var doc struct {
+		Schema   string `json:"schema"`
+		Instance struct {
+			AccountID  string `json:"account_id"`
+			Region     string `json:"region"`
+			InstanceID string `json:"instance_id"`
+		} `json:"instance"`
+		Snapshot *struct {
+			At         time.Time `json:"at"`
+			DecisionID string    `json:"decision_id"`
+			Options    struct {
+				HTTPTokens string `json:"http_tokens"`
+				HopLimit   int    `json:"hop_limit"`
+			} `json:"options"`
+		} `json:"snapshot"`
+		Outcomes []struct {
+			At      time.Time       `json:"at"`
+			Result  string          `json:"result"`
+			Reasons []policy.Reason `json:"reasons"`
+			Prior   *struct{}       `json:"prior"`
+		} `json:"outcomes"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Schema != "imdsguard.audit/v1" || doc.Instance.InstanceID != ref.InstanceID || doc.Instance.AccountID != ref.AccountID ||
+		doc.Instance.Region != demo.Region {
+		t.Errorf("json audit header: %s", stdout)
+	}
+	if s := doc.Snapshot; s == nil || !s.At.Equal(at) || s.DecisionID != "0019aa0000000-0000000000000001" ||
+		s.Options.HTTPTokens != "optional" || s.Options.HopLimit != 2 {
+		t.Errorf("json audit snapshot: %s", stdout)
+	}
+	if len(doc.Outcomes) != 2 || doc.Outcomes[0].Result != ledger.ResultDeferred || doc.Outcomes[1].Result != ledger.ResultEnforced ||
+		!doc.Outcomes[1].At.Equal(at.Add(time.Hour)) || len(doc.Outcomes[0].Reasons) != 1 || doc.Outcomes[0].Prior != nil {
+		t.Errorf("json audit outcomes: %s", stdout)
+	}
+
+	// An instance with no history: snapshot null, outcomes [].
+	other := "i-0123456789abcdef1"
+	code, stdout, stderr = w.run(t, "audit", "--table", res.Table, "--account", ref.AccountID, "--instance-id", other, "--format", "json")
+	if code != ExitOK || !strings.Contains(stdout, `"snapshot": null`) || !strings.Contains(stdout, `"outcomes": []`) {
+		t.Fatalf("empty json audit: exit %d, %s %s", code, stdout, stderr)
+	}
+	schematest.ValidateAgainstSchema(t, "audit.schema.json", []byte(stdout))
 	code, _, stderr = w.run(t, "audit", "--table", res.Table, "--account", "1", "--instance-id", ref.InstanceID)
 	if code != ExitUsage || !strings.Contains(stderr, "--account") {
 		t.Errorf("bad account: exit %d, %s", code, stderr)

@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
@@ -90,44 +93,96 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
-	ids := cleanList(opts.instanceIDs)
+	ids := unique(cleanList(opts.instanceIDs))
+	if cmd.Flags().Changed("instance-ids") && len(ids) == 0 {
+		return usagef("--instance-ids: no instance id given (leave the flag out to plan every instance)")
+	}
 	if err := evidence.ValidateInstanceIDs(ids); err != nil {
 		return usagef("--instance-ids: %w", err)
 	}
 	if opts.lookupsPerSec <= 0 {
 		return usagef("--cloudtrail-rps must be above 0, got %g", opts.lookupsPerSec)
 	}
-	regions := cleanList(opts.regions)
+	regions := unique(cleanList(opts.regions))
 	if len(regions) == 0 {
 		regions = []string{""} // the configured default region
 	}
-
-	now := env.Now().UTC()
-	counter := awsapi.NewCallCounter()
-	plan := report.New(now, settings)
-	var failures []error
-	for _, region := range regions {
-		assessments, err := planRegion(ctx, env, counter, region, ids, settings, opts.lookupsPerSec, now)
-		if err != nil {
-			failures = append(failures, err)
-			continue
-		}
-		for _, a := range assessments {
-			plan.Add(report.NewInstance(a.Evidence, a.Verdict, a.AccountID, a.Region))
-		}
-	}
-	plan.APICalls = counter.Counts()
-	if err := writePlan(env, opts.output, plan, format); err != nil {
+	if err := checkOutput(opts.output); err != nil {
 		return err
 	}
-	return errors.Join(failures...)
+
+	// The configuration of every region is loaded before the first AWS call: a profile or
+	// region that cannot be loaded stops the run with nothing written.
+	counter := awsapi.NewCallCounter()
+	cfgs := make([]aws.Config, len(regions))
+	for i, region := range regions {
+		if cfgs[i], err = awsapi.Load(ctx, awsapi.Options{Region: region, Counter: counter}); err != nil {
+			return err
+		}
+	}
+
+	now := env.Now().UTC()
+	var scopes []report.Scope
+	var assessments []guard.Assessment
+	for _, cfg := range cfgs {
+		if ctx.Err() != nil {
+			break // interrupted: writePlan will refuse to write
+		}
+		as, err := planRegion(ctx, env, cfg, ids, settings, opts.lookupsPerSec, now)
+		scope := report.Scope{Region: cfg.Region, Status: report.ScopeOK}
+		if err != nil {
+			scope.Status, scope.Error = report.ScopeFailed, err.Error()
+		}
+		scopes = append(scopes, scope)
+		assessments = append(assessments, as...)
+	}
+	fillAccounts(ctx, cfgs[0], scopes, assessments)
+
+	plan := report.New(Version(), now, settings)
+	plan.Scopes = scopes
+	for _, a := range assessments {
+		plan.Add(report.NewInstance(a.Evidence, a.Verdict, a.AccountID, a.Region))
+	}
+	plan.APICalls = counter.Counts()
+	// A plan cut short by SIGINT or SIGTERM holds deferrals and failures that only say
+	// "context canceled": it is not written, and --output keeps the last good plan.
+	writeErr := writePlan(ctx, env, opts.output, plan, format)
+	if errors.Is(writeErr, errInterrupted) {
+		return interruptedError{"no plan was written"}
+	}
+
+	failed := plan.Failed()
+	for _, s := range failed {
+		fmt.Fprintf(env.Stderr, "imdsguard: scope %s failed: %s\n", s.Label(), s.Error)
+	}
+	if w := evidenceErrorWarning(assessments); w != "" {
+		fmt.Fprintf(env.Stderr, "imdsguard: warning: %s\n", w)
+	}
+	if writeErr != nil {
+		return writeErr
+	}
+	if len(failed) > 0 {
+		return scopesFailed(len(failed), len(scopes))
+	}
+	return nil
 }
 
-func planRegion(ctx context.Context, env Env, counter *awsapi.CallCounter, region string, ids []string, s policy.Settings, lookupsPerSec float64, now time.Time) ([]guard.Assessment, error) {
-	cfg, err := awsapi.Load(ctx, awsapi.Options{Region: region, Counter: counter})
-	if err != nil {
-		return nil, err
+// scopesFailed is the run's error when some account-regions could not be planned.
+func scopesFailed(failed, planned int) error {
+	noun := "scopes"
+	if planned == 1 {
+		noun = "scope"
 	}
+	if failed == planned {
+		return fmt.Errorf("%d of %d %s could not be planned; the plan written lists the failures and no instance", failed, planned, noun)
+	}
+	return fmt.Errorf("%d of %d %s could not be planned; the plan written lists them and covers the others", failed, planned, noun)
+}
+
+// planRegion judges the instances of one account-region. An error means the region
+// could not be planned: its inventory could not be read. The instances asked for by id
+// are still returned then, deferred on the error.
+func planRegion(ctx context.Context, env Env, cfg aws.Config, ids []string, s policy.Settings, lookupsPerSec float64, now time.Time) ([]guard.Assessment, error) {
 	clients := guard.Clients{
 		EC2:           ec2.NewFromConfig(cfg),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg),
@@ -148,21 +203,104 @@ func planRegion(ctx context.Context, env Env, counter *awsapi.CallCounter, regio
 			_ = bar.Set(done) // a progress bar that cannot draw must not fail the plan
 		}
 	}
+	// The errors name the operation and the region.
 	assessments, err := guard.Assess(ctx, clients, cfg.Region, ids, s, now, progress)
 	if err != nil {
-		return nil, fmt.Errorf("planning region %s: %w", cfg.Region, err)
+		return nil, err
+	}
+	// With ids, guard.Assess defers each instance on a failed inventory instead of
+	// failing: the instances stay in the plan, and the region counts as failed.
+	for _, a := range assessments {
+		if a.Evidence.InventoryErr != nil {
+			return assessments, a.Evidence.InventoryErr
+		}
 	}
 	return assessments, nil
 }
 
+// identityTimeout bounds the one STS call a plan may make.
+const identityTimeout = 15 * time.Second
+
+// fillAccounts names the account of every scope, and of the instances that EC2 did not
+// describe (ids not found, inventory failed), where it is not known yet.
+//
+// Every scope is planned with the same credentials (until plan learns --accounts, DESIGN
+// section 11), so they all are in one account: the account of any instance EC2 described. Only when no instance names it (every region
+// failed or holds no instance) is STS GetCallerIdentity asked, once. That call needs no
+// IAM permission (it cannot be denied), so plan's permissions stay the three read
+// actions; it is counted in api_calls like every call. When it fails too, for example
+// because the network allows no route to STS, the account stays unknown (null in the
+// plan) rather than guessed: the plan is not failed for want of a label.
+func fillAccounts(ctx context.Context, cfg aws.Config, scopes []report.Scope, assessments []guard.Assessment) {
+	var account string
+	for _, a := range assessments {
+		if a.AccountID != "" {
+			account = a.AccountID
+			break
+		}
+	}
+	if account == "" && ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(ctx, identityTimeout)
+		defer cancel()
+		if out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err == nil {
+			account = aws.ToString(out.Account)
+		}
+	}
+	if account == "" {
+		return
+	}
+	for i := range scopes {
+		scopes[i].AccountID = &account
+	}
+	for i := range assessments {
+		if assessments[i].AccountID == "" {
+			assessments[i].AccountID = account
+		}
+	}
+}
+
+// checkOutput makes sure, before any AWS call, that the plan can be written to path: its
+// folder exists and takes a new file (one is created and removed), and path is not a
+// folder. A bad --output is misuse.
+func checkOutput(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return usagef("--output %s: is a folder; give a file name", path)
+	}
+	dir := filepath.Dir(path)
+	probe, err := os.CreateTemp(dir, "."+filepath.Base(path)+".check-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return usagef("--output %s: cannot write in the folder %s: %v", path, dir, err)
+	}
+	probe.Close()
+	if err := os.Remove(probe.Name()); err != nil {
+		return fmt.Errorf("--output %s: removing the probe file: %w", path, err)
+	}
+	return nil
+}
+
+// errInterrupted: ctx was cancelled (SIGINT, SIGTERM) before the plan was in place.
+var errInterrupted = errors.New("interrupted before the plan was written")
+
 // writePlan renders the whole plan before writing, so a failure never leaves half a
-// report, and replaces --output atomically.
-func writePlan(env Env, output string, plan *report.Plan, format report.Format) error {
+// report, and replaces --output atomically. When ctx is cancelled before the plan is in
+// place, nothing is written, an existing --output is left as it is, and the error is
+// errInterrupted.
+func writePlan(ctx context.Context, env Env, output string, plan *report.Plan, format report.Format) error {
 	var buf bytes.Buffer
 	if err := report.Write(&buf, plan, format); err != nil {
 		return fmt.Errorf("rendering the plan: %w", err)
 	}
 	if output == "" {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
 		_, err := io.Copy(env.Stdout, &buf)
 		return err
 	}
@@ -178,10 +316,26 @@ func writePlan(env Env, output string, plan *report.Plan, format report.Format) 
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing --output %s: %w", output, err)
 	}
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
 	if err := os.Rename(tmp.Name(), output); err != nil {
 		return fmt.Errorf("writing --output %s: %w", output, err)
 	}
 	return nil
+}
+
+// unique keeps the first of each value, in order.
+func unique(values []string) []string {
+	seen := make(map[string]bool, len(values))
+	var out []string
+	for _, v := range values {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func cleanList(values []string) []string {

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +25,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/report"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
+	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
 func TestMain(m *testing.M) { os.Exit(testsupport.RunWithMoto(m)) }
@@ -68,17 +75,57 @@ func (w *world) run(t *testing.T, args ...string) (code int, stdout, stderr stri
 	return code, out.String(), errOut.String()
 }
 
-func (w *world) plan(t *testing.T, args ...string) *report.Plan {
+// planned is the outcome of a `plan --format json` run.
+type planned struct {
+	*report.Plan
+	doc, stderr string
+}
+
+// plan runs `plan --format json`, wants exit 0, and checks the document against
+// docs/schema/plan.schema.json.
+func (w *world) plan(t *testing.T, args ...string) planned {
 	t.Helper()
 	code, stdout, stderr := w.run(t, append([]string{"plan", "--format", "json", "--cloudtrail-rps", "100"}, args...)...)
 	if code != ExitOK {
 		t.Fatalf("plan exited %d: %s", code, stderr)
 	}
+	return planned{Plan: decodePlan(t, stdout), doc: stdout, stderr: stderr}
+}
+
+// decodePlan validates a plan document against its schema and decodes it.
+func decodePlan(t *testing.T, doc string) *report.Plan {
+	t.Helper()
+	schematest.ValidateAgainstSchema(t, "plan.schema.json", []byte(doc))
 	var p report.Plan
-	if err := json.Unmarshal([]byte(stdout), &p); err != nil {
-		t.Fatalf("plan JSON: %v\n%s", err, stdout)
+	if err := json.Unmarshal([]byte(doc), &p); err != nil {
+		t.Fatalf("plan JSON: %v\n%s", err, doc)
 	}
 	return &p
+}
+
+// rawInstances decodes the instances of a plan document as plain JSON values, by id.
+func rawInstances(t *testing.T, doc string) map[string]map[string]any {
+	t.Helper()
+	var raw struct {
+		Instances []map[string]any `json:"instances"`
+	}
+	if err := json.Unmarshal([]byte(doc), &raw); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, in := range raw.Instances {
+		out[in["instance_id"].(string)] = in
+	}
+	return out
+}
+
+func scopesJSON(t *testing.T, scopes []report.Scope) string {
+	t.Helper()
+	b, err := json.Marshal(scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func codesOf(reasons []policy.Reason) []policy.ReasonCode {
@@ -106,13 +153,23 @@ func TestPlanSampleFleet(t *testing.T) {
 
 	p := w.plan(t, "--region", demo.Region)
 
-	if p.Schema != "imdsguard.plan/v1" || p.Settings.LookbackHours != 336 || p.Settings.MinObservedHours != 168 || p.Settings.Mode != "dry-run" {
+	if p.Schema != "imdsguard.plan/v1" || p.Settings.Lookback != 336*time.Hour || p.Settings.MinObservedHours != 168 || p.Settings.Mode != "dry-run" {
 		t.Errorf("header = %q %+v", p.Schema, p.Settings)
+	}
+	if p.Version != Version() || p.Version == "" {
+		t.Errorf("version = %q, want %q", p.Version, Version())
+	}
+	if want := `[{"account_id":"123456789012","region":"` + demo.Region + `","status":"ok"}]`; scopesJSON(t, p.Scopes) != want {
+		t.Errorf("scopes = %s, want %s", scopesJSON(t, p.Scopes), want)
+	}
+	if p.stderr != "" {
+		t.Errorf("a clean plan wrote on stderr: %q", p.stderr)
 	}
 	if !p.GeneratedAt.Equal(w.now.Truncate(time.Second)) {
 		t.Errorf("generated_at = %v, want %v", p.GeneratedAt, w.now)
 	}
-	got := byID(p)
+	got := byID(p.Plan)
+	raw := rawInstances(t, p.doc)
 	if len(p.Instances) != len(w.fleet) {
 		t.Errorf("plan has %d instances, the fleet %d", len(p.Instances), len(w.fleet))
 	}
@@ -146,6 +203,11 @@ func TestPlanSampleFleet(t *testing.T) {
 			summary.Skip++
 		}
 		checkEvidence(t, s, in)
+		// CloudTrail is an object exactly when it was read.
+		if ct := raw[s.ID]["evidence"].(map[string]any)["cloudtrail"]; (ct != nil) != in.Evidence.CloudTrail.Checked ||
+			ct != nil && ct.(map[string]any)["checked"] != true {
+			t.Errorf("%s: cloudtrail = %#v", s.Kind.Name, ct)
+		}
 	}
 	if p.Summary != summary {
 		t.Errorf("summary = %+v, want %+v", p.Summary, summary)
@@ -220,7 +282,7 @@ func TestPlanInstanceIDs(t *testing.T) {
 	w := newWorld(t, "web")
 	unknown := "i-0000000000000dead"
 	p := w.plan(t, "--instance-ids", w.fleet[0].ID+","+unknown)
-	got := byID(p)
+	got := byID(p.Plan)
 	if len(p.Instances) != 2 {
 		t.Fatalf("plan has %d instances, want 2: %+v", len(p.Instances), p.Instances)
 	}
@@ -241,7 +303,7 @@ func TestPlanCloudTrailDenied(t *testing.T) {
 		return &testsupport.APIError{Code: "AccessDeniedException", Status: 400, Message: "not authorized to perform: cloudtrail:LookupEvents"}
 	})
 	p := w.plan(t)
-	got := byID(p)
+	got := byID(p.Plan)
 	for _, s := range w.fleet {
 		in := got[s.ID]
 		if in.Action == policy.ActionRemediate && s.Kind.Spec.InstanceProfileName != "" {
@@ -266,7 +328,7 @@ func TestPlanMetricsFailure(t *testing.T) {
 	})
 	t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH", cw.URL)
 	p := w.plan(t)
-	got := byID(p)
+	got := byID(p.Plan)
 	for _, s := range w.fleet {
 		in := got[s.ID]
 		if in.Action == policy.ActionRemediate && in.Reasons[0].Code != policy.ReasonEndpointDisabled {
@@ -277,11 +339,38 @@ func TestPlanMetricsFailure(t *testing.T) {
 		!strings.Contains(in.Reasons[0].Detail, "GetMetricData") {
 		t.Errorf("web without metrics: %+v, want evidence-error naming GetMetricData", in.Reasons)
 	}
+	// Most of the fleet deferred on one error: a warning says so, naming it, and the
+	// exit code stays 0 (w.plan checks it).
+	var deferred int
+	for _, in := range p.Instances {
+		if c := in.Reasons[0].Code; c == policy.ReasonEvidenceError || c == policy.ReasonCloudTrailUnavailable {
+			deferred++
+		}
+	}
+	if 2*deferred <= len(p.Instances) {
+		t.Fatalf("only %d of %d instances deferred on evidence errors: the fleet no longer tests the warning", deferred, len(p.Instances))
+	}
+	want := fmt.Sprintf("imdsguard: warning: %d of %d instances were deferred because their evidence could not be read; "+
+		"the most common error (%d of them): AccessDenied: not authorized to perform: cloudwatch:GetMetricData. ", deferred, len(p.Instances), deferred)
+	if !strings.HasPrefix(p.stderr, want) || strings.Count(p.stderr, "\n") != 1 {
+		t.Errorf("stderr = %q, want one line starting %q", p.stderr, want)
+	}
 }
 
 // TestPlanMisuse: bad input stops before any AWS call, names the input, and exits 2.
 func TestPlanMisuse(t *testing.T) {
 	w := &world{now: time.Now()}
+	// Every AWS call lands here: misuse must be caught before any is made.
+	aws := newRecorder(t)
+	for k, v := range demo.AWSEnv(aws.URL, aws.URL, t.TempDir()) {
+		t.Setenv(k, v)
+	}
+	dir := t.TempDir()
+	notAFolder := filepath.Join(dir, "file")
+	if err := os.WriteFile(notAFolder, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing", "plan.json")
 	tests := []struct {
 		args []string
 		env  map[string]string
@@ -292,30 +381,77 @@ func TestPlanMisuse(t *testing.T) {
 		{args: []string{"plan", "--lookback", "24h"}, want: "min-observed-hours"},
 		{args: []string{"plan", "--format", "xml"}, want: `"xml"`},
 		{args: []string{"plan", "--instance-ids", "i-123,web-1"}, want: `"i-123"`},
+		{args: []string{"plan", "--instance-ids", ""}, want: "--instance-ids: no instance id given"},
+		{args: []string{"plan", "--instance-ids", ","}, want: "--instance-ids: no instance id given"},
+		{args: []string{"plan", "--instance-ids", " , "}, want: "--instance-ids: no instance id given"},
+		{args: []string{"plan", "--output", missing}, want: "--output " + missing + ": cannot write in the folder " + filepath.Dir(missing)},
+		{args: []string{"plan", "--output", filepath.Join(notAFolder, "plan.json")}, want: "--output " + filepath.Join(notAFolder, "plan.json")},
+		{args: []string{"plan", "-o", dir}, want: "--output " + dir + ": is a folder"},
 		{args: []string{"plan", "--no-such-flag"}, want: "no-such-flag"},
 		{args: []string{"plan", "extra"}, want: "extra"},
+		{args: []string{"version", "extra"}, want: "extra"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			// An unreachable endpoint: misuse must be caught before any call is made.
-			t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+			before := aws.count()
 			code, stdout, stderr := w.run(t, tc.args...)
 			if code != ExitUsage || !strings.Contains(stderr, tc.want) || stdout != "" {
 				t.Errorf("exit %d, stderr %q, stdout %q; want exit 2 naming %s", code, stderr, stdout, tc.want)
 			}
+			if n := aws.count() - before; n != 0 {
+				t.Errorf("%d AWS requests made before the misuse was refused", n)
+			}
 		})
+	}
+	// The --output checks leave nothing behind.
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("files left in %s: %v", dir, entries)
 	}
 }
 
-// TestPlanOutputFile writes each format to --output.
+// recorder is an AWS endpoint that answers nothing useful and counts what it is asked.
+type recorder struct {
+	*httptest.Server
+	n atomic.Int64
+}
+
+func newRecorder(t *testing.T) *recorder {
+	r := &recorder{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		r.n.Add(1)
+		http.Error(w, "not an AWS endpoint", http.StatusTeapot)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *recorder) count() int { return int(r.n.Load()) }
+
+// TestPlanDuplicates: a region or an instance id given twice is planned once.
+func TestPlanDuplicates(t *testing.T) {
+	w := newWorld(t, "web")
+	id := w.fleet[0].ID
+	p := w.plan(t, "--region", demo.Region, "--region", " "+demo.Region, "--instance-ids", id+","+id, "--instance-ids", id)
+	if len(p.Scopes) != 1 || len(p.Instances) != 1 || p.Instances[0].InstanceID != id {
+		t.Errorf("scopes %s, instances %+v; want one of each", scopesJSON(t, p.Scopes), p.Instances)
+	}
+	if n := p.APICalls["ec2:DescribeInstances"]; n != 1 {
+		t.Errorf("DescribeInstances called %d times, want 1", n)
+	}
+}
+
+// TestPlanOutputFile writes each format to --output, and leaves no other file there
+// (neither the probe of the folder nor a temporary file).
 func TestPlanOutputFile(t *testing.T) {
 	w := newWorld(t, "web", "gone", "sdk-v1")
 	dir := t.TempDir()
+	var want []string
 	for _, f := range report.Formats {
 		out := filepath.Join(dir, "plan."+string(f))
+		want = append(want, filepath.Base(out))
 		code, stdout, stderr := w.run(t, "plan", "--format", string(f), "--output", out)
 		if code != ExitOK || stdout != "" {
 			t.Fatalf("%s: exit %d, stdout %q, stderr %s", f, code, stdout, stderr)
@@ -329,18 +465,166 @@ func TestPlanOutputFile(t *testing.T) {
 				t.Errorf("%s output lacks %s", f, s.ID)
 			}
 		}
+		if f == report.FormatJSON {
+			decodePlan(t, string(data))
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("files in the --output folder: %v, want %v", got, want)
 	}
 }
 
-// TestPlanUnreachable: an AWS failure exits 1 and names the region.
+// TestPlanUnreachable: an AWS failure exits 1 and names the region; with STS out of
+// reach too, the scope's account is unknown (null), not guessed.
 func TestPlanUnreachable(t *testing.T) {
 	w := &world{now: time.Now()}
 	for k, v := range demo.AWSEnv("http://127.0.0.1:1", "http://127.0.0.1:1", t.TempDir()) {
 		t.Setenv(k, v)
 	}
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	code, _, stderr := w.run(t, "plan", "--region", "eu-west-1")
+	code, stdout, stderr := w.run(t, "plan", "--region", "eu-west-1", "--format", "json")
 	if code != ExitFailure || !strings.Contains(stderr, "eu-west-1") || !strings.Contains(stderr, "DescribeInstances") {
 		t.Errorf("exit %d, stderr %q; want exit 1 naming the region and the call", code, stderr)
+	}
+	p := decodePlan(t, stdout)
+	if len(p.Scopes) != 1 || p.Scopes[0].AccountID != nil || p.Scopes[0].Status != report.ScopeFailed ||
+		!strings.Contains(p.Scopes[0].Error, "DescribeInstances") || len(p.Instances) != 0 {
+		t.Errorf("scopes %s, %d instances; want the one failed scope, account unknown", scopesJSON(t, p.Scopes), len(p.Instances))
+	}
+	if !strings.Contains(stdout, `"account_id": null`) {
+		t.Errorf("unknown account not null:\n%s", stdout)
+	}
+	if p.APICalls["sts:GetCallerIdentity"] != 1 {
+		t.Errorf("api_calls = %v, want the STS call counted", p.APICalls)
+	}
+}
+
+// denyRegion stands in front of moto's EC2 and refuses every call signed for region, as
+// an SCP that denies a region does; the other regions reach moto.
+func denyRegion(t *testing.T, motoURL, region string) string {
+	t.Helper()
+	target, err := url.Parse(motoURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Authorization: AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/ec2/aws4_request, ...
+		if !strings.Contains(r.Header.Get("Authorization"), "/"+region+"/ec2/aws4_request") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?>
+<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>9f0c4b3e-0000-4000-8000-000000000000</RequestID></Response>`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestPlanFailedScope: one region planned, one refused. The plan of the first is still
+// written, the second is listed as failed with its error, stderr names it, and the run
+// exits 1.
+func TestPlanFailedScope(t *testing.T) {
+	w := newWorld(t, "web", "gone", "sdk-v1")
+	t.Setenv("AWS_ENDPOINT_URL_EC2", denyRegion(t, w.moto.URL, "eu-west-1"))
+	out := filepath.Join(t.TempDir(), "plan.json")
+	code, stdout, stderr := w.run(t, "plan", "--region", demo.Region, "--region", "eu-west-1", "--cloudtrail-rps", "100", "--format", "json", "-o", out)
+	if code != ExitFailure || stdout != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %s; want exit 1", code, stdout, stderr)
+	}
+	doc, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("the plan of the region that worked was not written: %v", err)
+	}
+	p := decodePlan(t, string(doc))
+	if len(p.Scopes) != 2 {
+		t.Fatalf("scopes = %s, want two", scopesJSON(t, p.Scopes))
+	}
+	ok, failed := p.Scopes[0], p.Scopes[1]
+	if ok.Region != demo.Region || ok.Status != report.ScopeOK || ok.Error != "" || ok.AccountID == nil || *ok.AccountID != "123456789012" {
+		t.Errorf("first scope = %s", scopesJSON(t, p.Scopes[:1]))
+	}
+	// The failed scope's account is that of the instances the same credentials saw.
+	if failed.Region != "eu-west-1" || failed.Status != report.ScopeFailed || failed.AccountID == nil || *failed.AccountID != "123456789012" ||
+		!strings.Contains(failed.Error, "UnauthorizedOperation") || !strings.Contains(failed.Error, "DescribeInstances") {
+		t.Errorf("second scope = %s", scopesJSON(t, p.Scopes[1:]))
+	}
+	if len(p.Instances) != len(w.fleet) {
+		t.Errorf("%d instances, want the %d of %s", len(p.Instances), len(w.fleet), demo.Region)
+	}
+	for _, in := range p.Instances {
+		if in.Region != demo.Region {
+			t.Errorf("instance %s in %s", in.InstanceID, in.Region)
+		}
+	}
+	if _, asked := p.APICalls["sts:GetCallerIdentity"]; asked {
+		t.Errorf("STS asked although the instances name the account: %v", p.APICalls)
+	}
+	for _, want := range []string{
+		"imdsguard: scope eu-west-1 (account 123456789012) failed: ec2:DescribeInstances in eu-west-1: ",
+		"UnauthorizedOperation",
+		"imdsguard: 1 of 2 scopes could not be planned",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, demo.Region+" (account") {
+		t.Errorf("stderr names the region that worked as failed:\n%s", stderr)
+	}
+
+	// The table says so too, at its end.
+	code, stdout, _ = w.run(t, "plan", "--region", demo.Region, "--region", "eu-west-1", "--cloudtrail-rps", "100")
+	if code != ExitFailure || !strings.Contains(stdout, "FAILED: 1 of 2 scopes could not be planned") {
+		t.Errorf("table: exit %d:\n%s", code, stdout)
+	}
+}
+
+// TestPlanEveryScopeFailed: with no instance to name the account, STS does, once.
+func TestPlanEveryScopeFailed(t *testing.T) {
+	w := newWorld(t, "web")
+	t.Setenv("AWS_ENDPOINT_URL_EC2", denyRegion(t, w.moto.URL, "eu-west-1"))
+	code, stdout, stderr := w.run(t, "plan", "--region", "eu-west-1", "--format", "json")
+	if code != ExitFailure {
+		t.Fatalf("exit %d, stderr %s; want 1", code, stderr)
+	}
+	p := decodePlan(t, stdout)
+	if want := `[{"account_id":"123456789012","region":"eu-west-1","status":"failed","error":`; !strings.HasPrefix(scopesJSON(t, p.Scopes), want) || len(p.Instances) != 0 {
+		t.Errorf("scopes = %s, %d instances; want %s...", scopesJSON(t, p.Scopes), len(p.Instances), want)
+	}
+	if p.APICalls["sts:GetCallerIdentity"] != 1 {
+		t.Errorf("api_calls = %v, want one STS call", p.APICalls)
+	}
+	// Not an empty account: the table says nothing could be planned.
+	_, stdout, _ = w.run(t, "plan", "--region", "eu-west-1")
+	if !strings.Contains(stdout, "no instances: no scope could be planned") || strings.Contains(stdout, "no instances found") {
+		t.Errorf("table:\n%s", stdout)
+	}
+}
+
+// TestPlanInventoryFailedForIDs: with --instance-ids, a refused DescribeInstances still
+// lists the instances (deferred on the error), and the scope counts as failed.
+func TestPlanInventoryFailedForIDs(t *testing.T) {
+	w := newWorld(t, "web")
+	t.Setenv("AWS_ENDPOINT_URL_EC2", denyRegion(t, w.moto.URL, demo.Region))
+	code, stdout, stderr := w.run(t, "plan", "--instance-ids", w.fleet[0].ID, "--format", "json")
+	if code != ExitFailure || !strings.Contains(stderr, "UnauthorizedOperation") {
+		t.Fatalf("exit %d, stderr %s; want 1 naming the error", code, stderr)
+	}
+	p := decodePlan(t, stdout)
+	if len(p.Scopes) != 1 || p.Scopes[0].Status != report.ScopeFailed || len(p.Instances) != 1 ||
+		p.Instances[0].Reasons[0].Code != policy.ReasonEvidenceError {
+		t.Errorf("scopes %s, instances %+v", scopesJSON(t, p.Scopes), p.Instances)
 	}
 }

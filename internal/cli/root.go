@@ -18,6 +18,9 @@ const (
 	ExitOK      = 0
 	ExitFailure = 1
 	ExitUsage   = 2
+	// ExitInterrupted is the shell's code for a process ended by SIGINT (128+2); imdsguard
+	// also uses it for SIGTERM, after winding down without writing anything.
+	ExitInterrupted = 130
 )
 
 // usageError marks a mistake in how the command was called (exit code 2).
@@ -27,6 +30,28 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// interruptedError is the outcome of a command stopped by SIGINT or SIGTERM (the
+// context's cancellation) before it finished (exit code 130). What says what was left
+// undone, e.g. "no plan was written".
+type interruptedError struct{ what string }
+
+func (e interruptedError) Error() string {
+	if e.what == "" {
+		return "interrupted"
+	}
+	return "interrupted: " + e.what
+}
+
+// asInterrupted recognises the end of a command stopped by the signal: its own
+// interruptedError, or the cancellation of ctx surfacing from a call it was making.
+func asInterrupted(ctx context.Context, err error) (interruptedError, bool) {
+	var interrupted interruptedError
+	if errors.As(err, &interrupted) {
+		return interrupted, true
+	}
+	return interruptedError{}, ctx.Err() != nil && errors.Is(err, context.Canceled)
+}
 
 // noArgs refuses positional arguments as misuse.
 func noArgs(cmd *cobra.Command, args []string) error {
@@ -53,6 +78,11 @@ func Main(ctx context.Context, args []string, env Env) int {
 	if err == nil {
 		return ExitOK
 	}
+	if interrupted, ok := asInterrupted(ctx, err); ok {
+		// One line, whatever the command was doing when the signal came.
+		fmt.Fprintf(env.Stderr, "imdsguard: %v\n", interrupted)
+		return ExitInterrupted
+	}
 	fmt.Fprintf(env.Stderr, "imdsguard: %v\n", err)
 	var usage usageError
 	// cobra reports an unknown subcommand as a plain error.
@@ -75,7 +105,7 @@ func newRoot(env Env) *cobra.Command {
 	root.SetErr(env.Stderr)
 	// Flag parsing errors are misuse.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPlanCommand(env), newAuditCommand(env), newDemoCommand(env))
+	root.AddCommand(newPlanCommand(env), newAuditCommand(env), newDemoCommand(env), newVersionCommand(env))
 	return root
 }
 

@@ -134,6 +134,11 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		if a.Verdict.Action == policy.ActionSkip && !closeOut[a.Evidence.InstanceID] {
 			continue
 		}
+		if a.AccountID == "" {
+			// Not found, or describing failed for every instance asked about: the
+			// instances are the function's own account's.
+			a.AccountID = accountID
+		}
 		m, err := newOutgoing(a, now)
 		if err != nil {
 			return sum, err

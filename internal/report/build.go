@@ -8,20 +8,18 @@ import (
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
-// New starts an empty plan generated at generatedAt (kept in UTC, to the second) under
-// the settings s. Instances and APICalls are empty, never nil, so that they marshal as
-// [] and {}.
-func New(generatedAt time.Time, s policy.Settings) *Plan {
+// New starts an empty plan made by imdsguard version at generatedAt (kept in UTC, to
+// the second) under the settings s. Scopes, Instances and APICalls are empty, never nil,
+// so that they marshal as [] and {}.
+func New(version string, generatedAt time.Time, s policy.Settings) *Plan {
 	return &Plan{
 		Schema:      Schema,
+		Version:     version,
 		GeneratedAt: utcSecond(generatedAt),
-		Settings: Settings{
-			LookbackHours:    int(s.Lookback / time.Hour),
-			MinObservedHours: s.MinObservedHours,
-			Mode:             string(s.Mode),
-		},
-		Instances: []Instance{},
-		APICalls:  map[string]int{},
+		Settings:    Settings(s),
+		Scopes:      []Scope{},
+		Instances:   []Instance{},
+		APICalls:    map[string]int{},
 	}
 }
 
@@ -110,6 +108,7 @@ func normalized(p *Plan) *Plan {
 	}
 	slices.SortStableFunc(q.Instances, compareInstances)
 	q.Recount()
+	q.Scopes = append([]Scope{}, p.Scopes...)
 	if q.APICalls == nil {
 		q.APICalls = map[string]int{}
 	}
@@ -127,7 +126,8 @@ func normalized(p *Plan) *Plan {
 //
 // Evidence that was not gathered, or whose gathering failed, is null in the plan: the
 // metric fields are set only when the metric was read without error, and CloudTrail
-// counts as checked only when it was looked up without error. Null never means zero.
+// counts as checked (an object rather than null) only when it was looked up without
+// error. Null never means zero.
 func NewInstance(ev policy.Evidence, v policy.Verdict, accountID, region string) Instance {
 	in := Instance{
 		AccountID:  accountID,

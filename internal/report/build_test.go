@@ -39,7 +39,7 @@ func TestNewInstance(t *testing.T) {
 	deferV := policy.Verdict{Action: policy.ActionDefer, Reasons: []policy.Reason{{Code: policy.ReasonEvidenceError, Detail: "x"}}}
 	target := &policy.MetadataOptions{HTTPTokens: policy.TokensRequired, HopLimit: 1, HTTPEndpoint: policy.EndpointEnabled}
 	const noEvidence = `{"metadata_no_token_sum": null, "observed_hours": null, "last_datapoint": null, "last_v1_use": null,
-		"cloudtrail": {"checked": false, "v1_deliveries": 0, "v2_deliveries": 0, "user_agents": [], "source_ips": []}}`
+		"cloudtrail": null}`
 	const current = `{"http_tokens": "optional", "hop_limit": 1, "http_endpoint": "enabled"}`
 
 	tests := []struct {
@@ -82,7 +82,7 @@ func TestNewInstance(t *testing.T) {
 				"reasons": [{"code": "evidence-error", "detail": "x"}], "evidence": ` + noEvidence + `}`,
 		},
 		{
-			name: "CloudTrail failed: not checked even with partial counts",
+			name: "CloudTrail failed: null even with partial counts",
 			ev: policy.Evidence{InstanceID: "i-1", Instance: inst, Metrics: quiet(), CloudTrailErr: errors.New("denied"),
 				CloudTrail: &policy.CloudTrailUsage{V2Deliveries: 4, UserAgents: []string{"x"}}},
 			v: deferV,
@@ -90,7 +90,7 @@ func TestNewInstance(t *testing.T) {
 				"current": ` + current + `, "action": "defer",
 				"reasons": [{"code": "evidence-error", "detail": "x"}],
 				"evidence": {"metadata_no_token_sum": 0, "observed_hours": 336, "last_datapoint": "2026-11-22T09:00:00Z", "last_v1_use": null,
-					"cloudtrail": {"checked": false, "v1_deliveries": 0, "v2_deliveries": 0, "user_agents": [], "source_ips": []}}}`,
+					"cloudtrail": null}}`,
 		},
 		{
 			name: "CloudTrail v1 delivery later than the metric: last use from CloudTrail, UTC, whole seconds",
@@ -164,14 +164,16 @@ func TestNewInstanceDoesNotAlias(t *testing.T) {
 
 func TestNewPlan(t *testing.T) {
 	s := policy.DefaultSettings()
-	p := New(time.Date(2026, 11, 22, 11, 0, 0, 123, time.FixedZone("CET", 3600)), s)
-	sameJSON(t, p, `{"schema": "imdsguard.plan/v1", "generated_at": "2026-11-22T10:00:00Z",
-		"settings": {"lookback_hours": 336, "min_observed_hours": 168, "mode": "dry-run"},
-		"instances": [], "summary": {"remediate": 0, "ticket": 0, "defer": 0, "skip": 0}, "api_calls": {}}`)
+	p := New("v1.2.3", time.Date(2026, 11, 22, 11, 0, 0, 123, time.FixedZone("CET", 3600)), s)
+	sameJSON(t, p, `{"schema": "imdsguard.plan/v1", "version": "v1.2.3", "generated_at": "2026-11-22T10:00:00Z",
+		"settings": {"lookback_hours": 336, "min_observed_hours": 168, "max_metric_staleness": "3h", "hop_limit": 1,
+			"container_hop_limit": 2, "exempt_tag": "imdsguard:exempt", "mode": "dry-run",
+			"container_tags": ["eks:cluster-name", "aws:eks:cluster-name", "kubernetes.io/cluster/*", "aws:ecs:clusterName"]},
+		"scopes": [], "instances": [], "summary": {"remediate": 0, "ticket": 0, "defer": 0, "skip": 0}, "api_calls": {}}`)
 }
 
 func TestAddCountsAndSortOrders(t *testing.T) {
-	p := New(now, policy.DefaultSettings())
+	p := New("test", now, policy.DefaultSettings())
 	adds := []Instance{
 		{AccountID: "2", Region: "us-east-1", InstanceID: "i-a", Action: policy.ActionSkip},
 		{AccountID: "1", Region: "us-west-2", InstanceID: "i-a", Action: policy.ActionRemediate},

@@ -33,7 +33,7 @@ func ExampleWrite() {
 			Metrics: &policy.MetricUsage{ObservedHours: 300, LastDatapoint: hour(-7)}},
 		{InstanceID: "i-0a1b2c3d4e5f60004"},
 	}
-	p := report.New(now, s)
+	p := report.New("v1.0.0", now, s)
 	for _, ev := range evidence {
 		p.Add(report.NewInstance(ev, policy.Decide(ev, s, now), "123456789012", "us-east-1"))
 	}

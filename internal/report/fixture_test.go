@@ -42,23 +42,23 @@ type fixture struct {
 
 // fixtures covers every action and the kinds of evidence.
 func fixtures() []fixture {
-	unused := running("i-0000000000000001", "web-1")
+	unused := running("i-00000000000000001", "web-1")
 	unused.Options.HopLimit = 2
 
-	container := running("i-0000000000000002", "eks-node")
+	container := running("i-00000000000000002", "eks-node")
 	container.Tags["eks:cluster-name"] = "prod"
 	container.InstanceProfileARN = ""
 
-	v1Trail := running("i-0000000000000003", "batch|legacy")
+	v1Trail := running("i-00000000000000003", "batch|legacy")
 
-	v1Metric := running("i-0000000000000004", "reports")
+	v1Metric := running("i-00000000000000004", "reports")
 
-	young := running("i-0000000000000005", "")
+	young := running("i-00000000000000005", "")
 
-	compliant := running("i-0000000000000006", "api")
+	compliant := running("i-00000000000000006", "api")
 	compliant.Options.HTTPTokens = policy.TokensRequired
 
-	metricErr := running("i-0000000000000007", "=HYPERLINK(\"x\")")
+	metricErr := running("i-00000000000000007", "=HYPERLINK(\"x\")")
 
 	return []fixture{
 		{"remediate unused", policy.Evidence{InstanceID: unused.InstanceID, Instance: unused, Metrics: quiet(),
@@ -76,7 +76,7 @@ func fixtures() []fixture {
 		{"defer metric error", policy.Evidence{InstanceID: metricErr.InstanceID, Instance: metricErr,
 			MetricsErr: errors.New("throttled")}},
 		{"skip compliant", policy.Evidence{InstanceID: compliant.InstanceID, Instance: compliant}},
-		{"skip not found", policy.Evidence{InstanceID: "i-0000000000000008"}},
+		{"skip not found", policy.Evidence{InstanceID: "i-00000000000000008"}},
 	}
 }
 
@@ -84,14 +84,18 @@ func fixtures() []fixture {
 func fixturePlan() *Plan {
 	s := policy.DefaultSettings()
 	s.Mode = policy.ModeReport
-	p := New(now, s)
+	p := New("test", now, s)
 	fs := fixtures()
 	for i := len(fs) - 1; i >= 0; i-- {
 		ev := fs[i].ev
 		p.Add(NewInstance(ev, policy.Decide(ev, s, now), "123456789012", "us-east-1"))
 	}
+	account := "123456789012"
+	p.Scopes = []Scope{{AccountID: &account, Region: "us-east-1", Status: ScopeOK}}
 	p.APICalls["ec2:DescribeInstances"] = 1
 	p.APICalls["cloudwatch:GetMetricData"] = 1
 	p.APICalls["cloudtrail:LookupEvents"] = 2
 	return p
 }
+
+var errDenied = errors.New("AccessDeniedException: not authorized to perform: cloudtrail:LookupEvents")

@@ -12,10 +12,12 @@ func writeMarkdown(w io.Writer, p *Plan) error {
 	fmt.Fprintln(w, "# imdsguard plan")
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Generated %s; lookback %dh, min observed %dh, mode `%s`.\n",
-		p.GeneratedAt.UTC().Format("2006-01-02T15:04:05Z"), p.Settings.LookbackHours, p.Settings.MinObservedHours, mdText(p.Settings.Mode))
+		p.GeneratedAt.UTC().Format("2006-01-02T15:04:05Z"), p.Settings.lookbackHours(), p.Settings.MinObservedHours, mdText(string(p.Settings.Mode)))
 	fmt.Fprintln(w)
+	writeMarkdownFailures(w, p)
 	if len(p.Instances) == 0 {
-		fmt.Fprintln(w, "**No instances found.**")
+		line := emptyLine(p)
+		fmt.Fprintf(w, "**%s.**\n", strings.ToUpper(line[:1])+line[1:])
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, apiCallsLine(p.APICalls))
 		return nil
@@ -58,6 +60,19 @@ func writeMarkdown(w io.Writer, p *Plan) error {
 		}
 	}
 	return nil
+}
+
+// writeMarkdownFailures puts the scopes that failed first, where a reader starts.
+func writeMarkdownFailures(w io.Writer, p *Plan) {
+	failed := p.Failed()
+	if len(failed) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "**Warning: %s:**\n\n", failedLine(p))
+	for _, s := range failed {
+		fmt.Fprintf(w, "- %s: %s\n", mdText(s.Label()), mdText(s.Error))
+	}
+	fmt.Fprintln(w)
 }
 
 // mdText keeps text on one line.

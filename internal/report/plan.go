@@ -3,30 +3,75 @@
 package report
 
 import (
+	"bytes"
+	"encoding/json"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
-// Schema is the plan document's schema identifier.
+// Schema is the plan document's schema identifier. docs/schema/plan.schema.json
+// describes it; v1 grows by new keys only.
 const Schema = "imdsguard.plan/v1"
 
 // Plan is what `imdsguard plan` reports: every instance, what the guard would do to it
 // and why, and the evidence.
 type Plan struct {
-	Schema      string         `json:"schema"`
-	GeneratedAt time.Time      `json:"generated_at"`
-	Settings    Settings       `json:"settings"`
-	Instances   []Instance     `json:"instances"`
-	Summary     Summary        `json:"summary"`
-	APICalls    map[string]int `json:"api_calls"`
+	Schema string `json:"schema"`
+	// Version is the version of imdsguard that made the plan.
+	Version     string    `json:"version"`
+	GeneratedAt time.Time `json:"generated_at"`
+	Settings    Settings  `json:"settings"`
+	// Scopes are the account-regions planned, in the order they were planned. The
+	// instances of a failed scope are missing from the plan.
+	Scopes    []Scope        `json:"scopes"`
+	Instances []Instance     `json:"instances"`
+	Summary   Summary        `json:"summary"`
+	APICalls  map[string]int `json:"api_calls"`
 }
 
-// Settings echoes the settings the verdicts depend on.
-type Settings struct {
-	LookbackHours    int    `json:"lookback_hours"`
-	MinObservedHours int    `json:"min_observed_hours"`
-	Mode             string `json:"mode"`
+// ScopeStatus says whether an account-region could be planned.
+type ScopeStatus string
+
+// The statuses of a scope.
+const (
+	ScopeOK     ScopeStatus = "ok"
+	ScopeFailed ScopeStatus = "failed"
+)
+
+// Scope is one account-region of the plan.
+type Scope struct {
+	// AccountID is nil when the account could not be told (see the CLI's plan command).
+	AccountID *string     `json:"account_id"`
+	Region    string      `json:"region"`
+	Status    ScopeStatus `json:"status"`
+	// Error says why a failed scope failed; empty (and absent from JSON) otherwise.
+	Error string `json:"error,omitempty"`
+}
+
+// Label names the scope for people: "eu-west-1 (account 123456789012)", or "(account
+// unknown)".
+func (s Scope) Label() string {
+	account := "unknown"
+	if s.AccountID != nil {
+		account = *s.AccountID
+	}
+	region := s.Region
+	if region == "" {
+		region = "-"
+	}
+	return region + " (account " + account + ")"
+}
+
+// Failed returns the scopes that failed, in plan order.
+func (p *Plan) Failed() []Scope {
+	var out []Scope
+	for _, s := range p.Scopes {
+		if s.Status != ScopeOK {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Instance is one instance's verdict with its evidence.
@@ -60,18 +105,68 @@ type Evidence struct {
 	LastDatapoint      *time.Time `json:"last_datapoint"`
 	// LastV1Use is the latest IMDSv1 use seen: the last hour with MetadataNoToken above
 	// zero, or the last IMDSv1 credential delivery in CloudTrail, whichever is later.
-	LastV1Use  *time.Time `json:"last_v1_use"`
+	LastV1Use *time.Time `json:"last_v1_use"`
+	// CloudTrail is null in JSON when it was not read.
 	CloudTrail CloudTrail `json:"cloudtrail"`
 }
 
 // CloudTrail summarises the instance role's credential deliveries. UserAgents and
 // SourceIPs are those of the IMDSv1 deliveries.
+//
+// Checked is false when CloudTrail was not read (the rules did not need it) or reading
+// it failed. Such a value is JSON null, whatever its other fields hold, and null decodes
+// to the zero value: an object in the plan always has "checked": true. (It stays a value
+// rather than a pointer because the verdict message still embeds Evidence.)
 type CloudTrail struct {
 	Checked      bool     `json:"checked"`
 	V1Deliveries int      `json:"v1_deliveries"`
 	V2Deliveries int      `json:"v2_deliveries"`
 	UserAgents   []string `json:"user_agents"`
 	SourceIPs    []string `json:"source_ips"`
+}
+
+// cloudTrailJSON is CloudTrail without its methods, for encoding the object form.
+type cloudTrailJSON CloudTrail
+
+// MarshalJSON writes null when CloudTrail was not read, else the object with its lists
+// as [] rather than null.
+func (c CloudTrail) MarshalJSON() ([]byte, error) {
+	if !c.Checked {
+		return []byte("null"), nil
+	}
+	if c.UserAgents == nil {
+		c.UserAgents = []string{}
+	}
+	if c.SourceIPs == nil {
+		c.SourceIPs = []string{}
+	}
+	return marshalRaw(cloudTrailJSON(c))
+}
+
+// UnmarshalJSON reads null as "not read" (the zero value) and an object as it is.
+func (c *CloudTrail) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		*c = CloudTrail{}
+		return nil
+	}
+	var v cloudTrailJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = CloudTrail(v)
+	return nil
+}
+
+// marshalRaw is json.Marshal without HTML escaping, as the plan is written: user agents
+// and names stay readable.
+func marshalRaw(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Summary counts the instances by action.

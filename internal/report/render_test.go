@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
 func render(t *testing.T, p *Plan, f Format) string {
@@ -39,16 +40,18 @@ func sameKeys(t *testing.T, where string, m any, want ...string) {
 	}
 }
 
-func TestJSONSchema(t *testing.T) {
+func TestJSONDocument(t *testing.T) {
 	p := fixturePlan()
 	// An instance built by hand, without reasons or CloudTrail lists: still [] in JSON.
-	p.Add(Instance{AccountID: "123456789012", Region: "us-east-1", InstanceID: "i-0000000000000009", Action: policy.ActionDefer})
+	p.Add(Instance{AccountID: "123456789012", Region: "us-east-1", InstanceID: "i-00000000000000009", Action: policy.ActionDefer,
+		Evidence: Evidence{CloudTrail: CloudTrail{Checked: true}}})
 	out := render(t, p, FormatJSON)
+	schematest.ValidateAgainstSchema(t, "plan.schema.json", []byte(out))
 
 	if !strings.HasSuffix(out, "}\n") || strings.HasSuffix(out, "\n\n") {
 		t.Errorf("want exactly one trailing newline, got %q", out[max(0, len(out)-10):])
 	}
-	if !strings.HasPrefix(out, "{\n  \"schema\": \"imdsguard.plan/v1\",\n  \"generated_at\": \"2026-11-22T10:00:00Z\",\n") {
+	if !strings.HasPrefix(out, "{\n  \"schema\": \"imdsguard.plan/v1\",\n  \"version\": \"test\",\n  \"generated_at\": \"2026-11-22T10:00:00Z\",\n") {
 		t.Errorf("not indented by two spaces or fields out of order:\n%s", out[:min(len(out), 200)])
 	}
 
@@ -56,8 +59,14 @@ func TestJSONSchema(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	sameKeys(t, "plan", doc, "schema", "generated_at", "settings", "instances", "summary", "api_calls")
-	sameKeys(t, "settings", doc["settings"], "lookback_hours", "min_observed_hours", "mode")
+	sameKeys(t, "plan", doc, "schema", "version", "generated_at", "settings", "scopes", "instances", "summary", "api_calls")
+	sameKeys(t, "settings", doc["settings"], "lookback_hours", "min_observed_hours", "max_metric_staleness", "hop_limit",
+		"container_hop_limit", "exempt_tag", "mode", "container_tags")
+	if scopes := doc["scopes"].([]any); len(scopes) != 1 {
+		t.Errorf("scopes = %v, want the fixture's one", scopes)
+	} else {
+		sameKeys(t, "ok scope", scopes[0], "account_id", "region", "status")
+	}
 	sameKeys(t, "summary", doc["summary"], "remediate", "ticket", "defer", "skip")
 	sameKeys(t, "api_calls", doc["api_calls"], "ec2:DescribeInstances", "cloudwatch:GetMetricData", "cloudtrail:LookupEvents")
 
@@ -71,6 +80,7 @@ func TestJSONSchema(t *testing.T) {
 		t.Fatalf("%d instances, want 9", len(instances))
 	}
 	seen := map[string]bool{}
+	cloudTrailRead := map[string]bool{}
 	var prevID string
 	for _, raw := range instances {
 		in := raw.(map[string]any)
@@ -95,13 +105,28 @@ func TestJSONSchema(t *testing.T) {
 		}
 		ev := in["evidence"]
 		sameKeys(t, id+" evidence", ev, "metadata_no_token_sum", "observed_hours", "last_datapoint", "last_v1_use", "cloudtrail")
-		ct := ev.(map[string]any)["cloudtrail"]
+		ct, read := ev.(map[string]any)["cloudtrail"]
+		if !read {
+			t.Errorf("%s: no cloudtrail key", id)
+		}
+		if ct == nil {
+			continue // not read: null, never an object saying so
+		}
+		cloudTrailRead[id] = true
 		sameKeys(t, id+" cloudtrail", ct, "checked", "v1_deliveries", "v2_deliveries", "user_agents", "source_ips")
+		if ct.(map[string]any)["checked"] != true {
+			t.Errorf("%s: cloudtrail object with checked %v", id, ct.(map[string]any)["checked"])
+		}
 		for _, list := range []string{"user_agents", "source_ips"} {
 			if _, ok := ct.(map[string]any)[list].([]any); !ok {
 				t.Errorf("%s: %s is %#v, want an array", id, list, ct.(map[string]any)[list])
 			}
 		}
+	}
+	// CloudTrail was read for the remediation and the CloudTrail ticket only (and the
+	// hand-built instance); everywhere else it is null.
+	if want := map[string]bool{"i-00000000000000001": true, "i-00000000000000003": true, "i-00000000000000009": true}; !maps.Equal(cloudTrailRead, want) {
+		t.Errorf("cloudtrail objects for %v, want %v", cloudTrailRead, want)
 	}
 	for _, a := range policy.Actions {
 		if !seen[string(a)] {
@@ -119,15 +144,15 @@ func TestJSONSchema(t *testing.T) {
 		return nil
 	}
 	// The remediated instance: IMDSv1 never seen, so last_v1_use is present and null.
-	ev := byID("i-0000000000000001")["evidence"].(map[string]any)
+	ev := byID("i-00000000000000001")["evidence"].(map[string]any)
 	if v, ok := ev["last_v1_use"]; !ok || v != nil {
 		t.Errorf("last_v1_use = %#v (present %v), want null", v, ok)
 	}
-	hand := byID("i-0000000000000009")
+	hand := byID("i-00000000000000009")
 	if r := hand["reasons"].([]any); len(r) != 0 {
 		t.Errorf("hand-built reasons = %v, want []", r)
 	}
-	if !strings.Contains(out, `"reasons": []`) || !strings.Contains(out, `"user_agents": []`) {
+	if !strings.Contains(out, `"reasons": []`) || !strings.Contains(out, `"user_agents": []`) || !strings.Contains(out, `"scopes": [`) {
 		t.Error("empty lists not written as []")
 	}
 
@@ -186,35 +211,35 @@ func TestCSV(t *testing.T) {
 	tests := []struct {
 		id, column, want string
 	}{
-		{"i-0000000000000008", "http_tokens", ""}, // not found: current is null
-		{"i-0000000000000008", "metadata_no_token_sum", ""},
-		{"i-0000000000000008", "action", "skip"},
-		{"i-0000000000000001", "last_v1_use", ""}, // null
-		{"i-0000000000000001", "metadata_no_token_sum", "0"},
-		{"i-0000000000000001", "last_datapoint", "2026-11-22T09:00:00Z"},
-		{"i-0000000000000001", "target_http_tokens", "required"},
-		{"i-0000000000000001", "hop_limit", "2"},
-		{"i-0000000000000001", "target_hop_limit", "1"},
-		{"i-0000000000000001", "v2_deliveries", "12"},
-		{"i-0000000000000002", "reason_codes", "imdsv1-unused;container-host;no-instance-profile"},
-		{"i-0000000000000002", "target_hop_limit", "2"},
-		{"i-0000000000000002", "cloudtrail_checked", "false"},
-		{"i-0000000000000002", "v1_deliveries", ""}, // not looked up: not zero
-		{"i-0000000000000003", "target_http_tokens", ""},
-		{"i-0000000000000003", "user_agents", "aws-cli/1.16.0 Python/2.7.5"},
-		{"i-0000000000000003", "source_ips", "10.0.0.5;203.0.113.9"},
-		{"i-0000000000000003", "reason_codes", "imdsv1-used-cloudtrail;possible-credential-theft"},
-		{"i-0000000000000003", "last_v1_use", "2026-11-21T08:30:00Z"},
-		{"i-0000000000000004", "metadata_no_token_sum", "42"},
-		{"i-0000000000000007", "name", `'=HYPERLINK("x")`}, // formula defused
-		{"i-0000000000000007", "observed_hours", ""},
+		{"i-00000000000000008", "http_tokens", ""}, // not found: current is null
+		{"i-00000000000000008", "metadata_no_token_sum", ""},
+		{"i-00000000000000008", "action", "skip"},
+		{"i-00000000000000001", "last_v1_use", ""}, // null
+		{"i-00000000000000001", "metadata_no_token_sum", "0"},
+		{"i-00000000000000001", "last_datapoint", "2026-11-22T09:00:00Z"},
+		{"i-00000000000000001", "target_http_tokens", "required"},
+		{"i-00000000000000001", "hop_limit", "2"},
+		{"i-00000000000000001", "target_hop_limit", "1"},
+		{"i-00000000000000001", "v2_deliveries", "12"},
+		{"i-00000000000000002", "reason_codes", "imdsv1-unused;container-host;no-instance-profile"},
+		{"i-00000000000000002", "target_hop_limit", "2"},
+		{"i-00000000000000002", "cloudtrail_checked", "false"},
+		{"i-00000000000000002", "v1_deliveries", ""}, // not looked up: not zero
+		{"i-00000000000000003", "target_http_tokens", ""},
+		{"i-00000000000000003", "user_agents", "aws-cli/1.16.0 Python/2.7.5"},
+		{"i-00000000000000003", "source_ips", "10.0.0.5;203.0.113.9"},
+		{"i-00000000000000003", "reason_codes", "imdsv1-used-cloudtrail;possible-credential-theft"},
+		{"i-00000000000000003", "last_v1_use", "2026-11-21T08:30:00Z"},
+		{"i-00000000000000004", "metadata_no_token_sum", "42"},
+		{"i-00000000000000007", "name", `'=HYPERLINK("x")`}, // formula defused
+		{"i-00000000000000007", "observed_hours", ""},
 	}
 	for _, tt := range tests {
 		if got := row[tt.id][col[tt.column]]; got != tt.want {
 			t.Errorf("%s %s = %q, want %q", tt.id, tt.column, got, tt.want)
 		}
 	}
-	if details := row["i-0000000000000003"][col["reason_details"]]; !strings.Contains(details, "; credentials fetched over IMDSv1") {
+	if details := row["i-00000000000000003"][col["reason_details"]]; !strings.Contains(details, "; credentials fetched over IMDSv1") {
 		t.Errorf("reason details not joined with \"; \": %q", details)
 	}
 }
@@ -243,7 +268,7 @@ func TestTable(t *testing.T) {
 		"Why:",
 		"user agents: aws-cli/1.16.0 Python/2.7.5",
 		"WARNING possible-credential-theft: credentials fetched over IMDSv1 were used from 203.0.113.9",
-		"i-0000000000000007 (=HYPERLINK(\"x\")) defer: evidence-error: reading the MetadataNoToken metric failed: throttled",
+		"i-00000000000000007 (=HYPERLINK(\"x\")) defer: evidence-error: reading the MetadataNoToken metric failed: throttled",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -254,7 +279,7 @@ func TestTable(t *testing.T) {
 	}
 	// The Why section lists tickets and defers only.
 	why := out[strings.Index(out, "Why:"):]
-	for _, id := range []string{"i-0000000000000001", "i-0000000000000002", "i-0000000000000006", "i-0000000000000008"} {
+	for _, id := range []string{"i-00000000000000001", "i-00000000000000002", "i-00000000000000006", "i-00000000000000008"} {
 		if strings.Contains(why, id) {
 			t.Errorf("Why section lists %s, which is neither ticket nor defer:\n%s", id, why)
 		}
@@ -288,7 +313,7 @@ func TestTableSeveralRegions(t *testing.T) {
 }
 
 func TestEmptyPlan(t *testing.T) {
-	p := New(now, policy.DefaultSettings())
+	p := New("test", now, policy.DefaultSettings())
 	for _, f := range []Format{FormatTable, FormatMarkdown} {
 		if out := render(t, p, f); !strings.Contains(strings.ToLower(out), "no instances found") {
 			t.Errorf("%s: empty plan does not say so:\n%s", f, out)
@@ -310,9 +335,9 @@ func TestMarkdown(t *testing.T) {
 		"mode `report`",
 		"**2 remediate, 2 ticket, 2 defer, 2 skip (8 instances)**",
 		"| Instance | Name | State | Action | Reason | Evidence |",
-		`| i-0000000000000003 | batch\|legacy | running | ticket |`,
+		`| i-00000000000000003 | batch\|legacy | running | ticket |`,
 		"## Why",
-		"- i-0000000000000003 (batch|legacy) **ticket**: imdsv1-used-cloudtrail:",
+		"- i-00000000000000003 (batch|legacy) **ticket**: imdsv1-used-cloudtrail:",
 		"  - **Warning** possible-credential-theft:",
 	} {
 		if !strings.Contains(out, want) {
@@ -350,7 +375,7 @@ func TestMarkdownCell(t *testing.T) {
 }
 
 func TestTableCleansControlCharacters(t *testing.T) {
-	p := New(now, policy.DefaultSettings())
+	p := New("test", now, policy.DefaultSettings())
 	p.Add(Instance{InstanceID: "i-1", Name: "evil\tname\n\x1b[31mred", Action: policy.ActionSkip,
 		Reasons: []policy.Reason{{Code: policy.ReasonCompliant, Detail: "d"}}})
 	out := render(t, p, FormatTable)

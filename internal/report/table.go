@@ -15,9 +15,10 @@ func writeTable(w io.Writer, p *Plan) error {
 	fmt.Fprintln(w, headerLine(p))
 	if len(p.Instances) == 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "no instances found")
+		fmt.Fprintln(w, emptyLine(p))
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, apiCallsLine(p.APICalls))
+		writeTableFailures(w, p)
 		return nil
 	}
 	account, region := scope(p)
@@ -60,7 +61,22 @@ func writeTable(w io.Writer, p *Plan) error {
 			}
 		}
 	}
+	writeTableFailures(w, p)
 	return nil
+}
+
+// writeTableFailures ends the table with the scopes that failed, where a terminal
+// leaves them in sight.
+func writeTableFailures(w io.Writer, p *Plan) {
+	failed := p.Failed()
+	if len(failed) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "FAILED: %s:\n", failedLine(p))
+	for _, s := range failed {
+		fmt.Fprintf(w, "  %s: %s\n", clean(s.Label()), clean(s.Error))
+	}
 }
 
 // instanceLabel is "i-0abc (web-1)", or the id alone when the instance has no name.

@@ -23,7 +23,7 @@ const (
 // headerLine says when the plan was made and under which settings.
 func headerLine(p *Plan) string {
 	return fmt.Sprintf("imdsguard plan generated %s (lookback %dh, min observed %dh, mode %s)",
-		p.GeneratedAt.UTC().Format(time.RFC3339), p.Settings.LookbackHours, p.Settings.MinObservedHours, p.Settings.Mode)
+		p.GeneratedAt.UTC().Format(time.RFC3339), p.Settings.lookbackHours(), p.Settings.MinObservedHours, p.Settings.Mode)
 }
 
 // summaryLine is e.g. "4 remediate, 3 ticket, 2 defer, 1 skip (10 instances)".
@@ -49,6 +49,25 @@ func apiCallsLine(calls map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", name, calls[name]))
 	}
 	return "API calls: " + strings.Join(parts, ", ")
+}
+
+// emptyLine is what the renderers say when the plan lists no instance: that none was
+// found, unless no scope could be planned at all.
+func emptyLine(p *Plan) string {
+	if len(p.Scopes) > 0 && len(p.Failed()) == len(p.Scopes) {
+		return "no instances: no scope could be planned"
+	}
+	return "no instances found"
+}
+
+// failedLine introduces the failed scopes, e.g. "1 of 2 scopes could not be planned;
+// their instances are not in this plan".
+func failedLine(p *Plan) string {
+	noun := "scopes"
+	if len(p.Scopes) == 1 {
+		noun = "scope"
+	}
+	return fmt.Sprintf("%d of %d %s could not be planned; their instances are not in this plan", len(p.Failed()), len(p.Scopes), noun)
 }
 
 // scope reports the single account and region of the plan, or "" for either when the
@@ -129,7 +148,7 @@ func evidenceText(in Instance, s Settings, now time.Time) string {
 		if e.LastDatapoint != nil {
 			text = "last dp " + shortTime(*e.LastDatapoint, now)
 		} else {
-			text = fmt.Sprintf("no datapoint in %dh", s.LookbackHours)
+			text = fmt.Sprintf("no datapoint in %dh", s.lookbackHours())
 		}
 	case policy.ReasonIMDSv1UsedCloudTrail:
 		text = cloudTrailV1(e.CloudTrail)

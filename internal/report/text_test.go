@@ -9,7 +9,7 @@ import (
 )
 
 func TestEvidenceText(t *testing.T) {
-	s := Settings{LookbackHours: 336, MinObservedHours: 168, Mode: "report"}
+	s := Settings(policy.DefaultSettings())
 	zero, hours := 0.0, 336
 	metrics := Evidence{MetadataNoTokenSum: &zero, ObservedHours: &hours, LastDatapoint: at("2026-11-21T23:00:00Z")}
 	reason := func(code policy.ReasonCode) []policy.Reason { return []policy.Reason{{Code: code}} }
