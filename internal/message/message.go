@@ -19,6 +19,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
@@ -121,16 +123,37 @@ func New(ev policy.Evidence, v policy.Verdict, accountID, region string, created
 }
 
 // Encode returns the message body exactly as it is sent; detect records its digest
-// (decisionlog.Digest).
+// (decisionlog.Digest). The body is ASCII: every other character is a \u escape, so
+// that no tag value can make SQS refuse the message (it refuses some code points, such
+// as U+FFFE) and the bytes remediate receives are the bytes detect recorded.
 func (v Verdict) Encode() ([]byte, error) {
-	body, err := json.Marshal(v)
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the verdict for %s: %w", v.InstanceID, err)
 	}
+	body := asciiJSON(raw)
 	if len(body) > MaxBodyBytes {
 		return nil, fmt.Errorf("the verdict for %s takes %d bytes, more than the %d a message may", v.InstanceID, len(body), MaxBodyBytes)
 	}
 	return body, nil
+}
+
+// asciiJSON escapes every non-ASCII character of a JSON text, which can only be inside
+// its strings, as \uXXXX (a surrogate pair beyond the Basic Multilingual Plane).
+func asciiJSON(raw []byte) []byte {
+	out := make([]byte, 0, len(raw))
+	for _, r := range string(raw) {
+		if r < utf8.RuneSelf {
+			out = append(out, byte(r))
+			continue
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+			out = fmt.Appendf(out, "\\u%04x\\u%04x", r1, r2)
+			continue
+		}
+		out = fmt.Appendf(out, "\\u%04x", r)
+	}
+	return out
 }
 
 // Seen returns the options the verdict saw, as the policy holds them.
