@@ -70,6 +70,9 @@ type Options struct {
 	// whole reply. A stalled endpoint then fails the attempt, which is retried like
 	// throttling, instead of hanging the caller. Zero means DefaultCallTimeout.
 	CallTimeout time.Duration
+	// RetryMaxBackoff caps the wait between attempts; zero keeps the SDK's (20 s). Tests
+	// that inject many faults shorten it, so they run in seconds.
+	RetryMaxBackoff time.Duration
 }
 
 // DefaultCallTimeout is the attempt deadline when Options.CallTimeout is zero.
@@ -86,7 +89,11 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewAdaptiveMode(func(a *retry.AdaptiveModeOptions) {
-				a.StandardOptions = append(a.StandardOptions, RetryMalformedReplies)
+				a.StandardOptions = append(a.StandardOptions, RetryMalformedReplies, func(so *retry.StandardOptions) {
+					if o.RetryMaxBackoff > 0 {
+						so.MaxBackoff = o.RetryMaxBackoff
+					}
+				})
 			})
 		}),
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),

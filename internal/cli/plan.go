@@ -116,7 +116,9 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	counter := awsapi.NewCallCounter()
 	cfgs := make([]aws.Config, len(regions))
 	for i, region := range regions {
-		if cfgs[i], err = awsapi.Load(ctx, awsapi.Options{Region: region, Counter: counter}); err != nil {
+		opts := env.AWS
+		opts.Region, opts.Counter = region, counter
+		if cfgs[i], err = awsapi.Load(ctx, opts); err != nil {
 			return err
 		}
 	}

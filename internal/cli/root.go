@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/imdsguard/imdsguard/internal/awsapi"
 )
 
 // Exit codes.
@@ -68,6 +70,9 @@ type Env struct {
 	Now            func() time.Time
 	// StderrIsTerminal turns on the progress bar.
 	StderrIsTerminal bool
+	// AWS adjusts how the AWS configuration is loaded (region and counter are set by
+	// each command); the zero value is the production setup.
+	AWS awsapi.Options
 }
 
 // Main runs the command line and returns the process exit code.

@@ -1,0 +1,392 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/imdsguard/imdsguard/internal/awsapi"
+	"github.com/imdsguard/imdsguard/internal/cli"
+	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/detect"
+	"github.com/imdsguard/imdsguard/internal/emf"
+	"github.com/imdsguard/imdsguard/internal/enforce"
+	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
+	"github.com/imdsguard/imdsguard/internal/message"
+	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/remediate"
+	"github.com/imdsguard/imdsguard/internal/report"
+	"github.com/imdsguard/imdsguard/internal/testsupport"
+	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
+	"github.com/imdsguard/imdsguard/internal/ticket"
+)
+
+// faultSeeds is how many seeded fault plans each invariant test runs.
+const faultSeeds = 8
+
+// faultyKinds are the faults injected at random: every way a reply can be wrong, slow or
+// missing, and a reply lost after the call took effect.
+var faultyKinds = []testsupport.FaultKind{
+	testsupport.FaultThrottle, testsupport.FaultInternalError, testsupport.FaultUnavailable, testsupport.FaultReset,
+	testsupport.FaultResetAfterUpstream, testsupport.FaultDelay, testsupport.FaultTruncate, testsupport.FaultTruncateEOF,
+	testsupport.FaultTruncateReset, testsupport.FaultGarble, testsupport.FaultEmpty200, testsupport.FaultMissingResult,
+	testsupport.FaultBareResponse,
+}
+
+// randomPlan gives each operation key three fault kinds drawn from faultyKinds, with
+// probabilities adding up to at most rate: some calls get through after retries, some
+// fail for good, and which ones depends on the seed.
+func randomPlan(seed uint64, rate float64, keys ...string) testsupport.FaultPlan {
+	rng := rand.New(rand.NewPCG(seed, 0x1d5))
+	plan := testsupport.FaultPlan{Seed: seed, Ops: map[string]testsupport.OpFaults{}}
+	for _, key := range keys {
+		probs := map[testsupport.FaultKind]float64{}
+		for range 3 {
+			probs[faultyKinds[rng.IntN(len(faultyKinds))]] += rate / 3
+		}
+		plan.Ops[key] = testsupport.OpFaults{Probabilities: probs, Delay: 20 * time.Millisecond}
+	}
+	return plan
+}
+
+// faultWorld is the sample fleet, one instance of every kind, in moto (EC2, DynamoDB,
+// SQS, SNS), the CloudWatch stand-in (metrics) and the CloudTrail stand-in.
+type faultWorld struct {
+	ctx   context.Context
+	moto  *testsupport.MotoServer
+	cw    *testsupport.CloudWatch
+	ct    *testsupport.CloudTrail
+	now   time.Time
+	fleet map[string]demo.Seeded // by instance id
+	kinds map[string]demo.Kind   // by kind name
+}
+
+func newFaultWorld(t *testing.T) *faultWorld {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	w := &faultWorld{ctx: ctx, moto: testsupport.Moto(t), cw: testsupport.NewCloudWatch(), ct: testsupport.NewCloudTrail(),
+		now: time.Now().UTC(), fleet: map[string]demo.Seeded{}, kinds: map[string]demo.Kind{}}
+	t.Cleanup(w.cw.Close)
+	t.Cleanup(w.ct.Close)
+	cfg := testsupport.AWSConfig(demo.Region)
+	seeded, err := demo.Seed(ctx, demo.Clients{
+		EC2:        ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(w.moto.URL) }),
+		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(w.cw.URL) }),
+		CloudTrail: w.ct,
+	}, demo.Kinds(w.now), 1, w.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range seeded {
+		w.fleet[s.ID] = s
+		w.kinds[s.Kind.Name] = s.Kind
+	}
+	return w
+}
+
+// remediable reports whether the guard remediates the instance without faults.
+func (w *faultWorld) remediable(id string) bool {
+	return w.fleet[id].Kind.Want.Action == policy.ActionRemediate
+}
+
+// TestPlanUnderFaults runs `imdsguard plan` through fault proxies in front of every
+// service, over many seeds, and holds it to its promise: it never says remediate for an
+// instance that fault-free says otherwise, loses no instance, lists each once, and shows
+// every fault that got through as a named evidence reason or a failed scope with exit 1.
+func TestPlanUnderFaults(t *testing.T) {
+	w := newFaultWorld(t)
+	dir := t.TempDir()
+	run := func(t *testing.T, ec2URL, cwURL, ctURL string) (int, *report.Plan, []byte, string) {
+		t.Helper()
+		for k, v := range demo.AWSEnv(ec2URL, ctURL, dir) {
+			t.Setenv(k, v)
+		}
+		t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH", cwURL)
+		out := filepath.Join(dir, "plan.json")
+		os.Remove(out)
+		var stdout, stderr bytes.Buffer
+		code := cli.Main(w.ctx, []string{"plan", "--format", "json", "--cloudtrail-rps", "1000", "-o", out}, cli.Env{
+			Stdout: &stdout, Stderr: &stderr, LookupEnv: os.LookupEnv, Now: func() time.Time { return w.now },
+			AWS: testRetries,
+		})
+		doc, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatalf("exit %d and no plan written: %v\n%s", code, err, stderr.String())
+		}
+		var plan report.Plan
+		if err := json.Unmarshal(doc, &plan); err != nil {
+			t.Fatalf("plan JSON: %v\n%s", err, doc)
+		}
+		return code, &plan, doc, stderr.String()
+	}
+
+	code, baseline, _, stderr := run(t, w.moto.URL, w.cw.URL, w.ct.URL)
+	if code != cli.ExitOK {
+		t.Fatalf("fault-free plan exited %d: %s", code, stderr)
+	}
+	want := map[string]report.Instance{}
+	for _, in := range baseline.Instances {
+		want[in.InstanceID] = in
+		if (in.Action == policy.ActionRemediate) != w.remediable(in.InstanceID) {
+			t.Fatalf("fault-free plan: %s (%s) is %s", in.InstanceID, w.fleet[in.InstanceID].Kind.Name, in.Action)
+		}
+	}
+	if len(want) != len(w.fleet) {
+		t.Fatalf("fault-free plan lists %d of %d instances", len(want), len(w.fleet))
+	}
+
+	for seed := range uint64(faultSeeds) {
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			plan := randomPlan(seed, 0.35, "ec2:*", "cloudwatch:*", "cloudtrail:*")
+			ec2p := testsupport.FaultProxyFor(t, w.moto.URL, plan)
+			cwp := testsupport.FaultProxyFor(t, w.cw.URL, plan)
+			ctp := testsupport.FaultProxyFor(t, w.ct.URL, plan)
+			code, got, doc, stderr := run(t, ec2p.URL, cwp.URL, ctp.URL)
+			schematest.ValidateAgainstSchema(t, "plan.schema.json", doc)
+
+			failed := slices.ContainsFunc(got.Scopes, func(s report.Scope) bool { return s.Status == report.ScopeFailed })
+			switch {
+			case failed && code != cli.ExitFailure:
+				t.Errorf("a failed scope, exit %d", code)
+			case !failed && code != cli.ExitOK:
+				t.Errorf("no failed scope, exit %d: %s", code, stderr)
+			case failed && !strings.Contains(stderr, demo.Region):
+				t.Errorf("the failed scope is not named on stderr: %s", stderr)
+			}
+			if failed {
+				if len(got.Instances) != 0 {
+					t.Errorf("a failed sweep lists %d instances", len(got.Instances))
+				}
+				return
+			}
+			seen := map[string]int{}
+			for _, in := range got.Instances {
+				seen[in.InstanceID]++
+				base, known := want[in.InstanceID]
+				switch {
+				case !known:
+					t.Errorf("%s is not in the fleet", in.InstanceID)
+				case in.Action == policy.ActionRemediate && base.Action != policy.ActionRemediate:
+					t.Errorf("UNSAFE: %s (%s) remediate under faults, %s without", in.InstanceID, w.fleet[in.InstanceID].Kind.Name, base.Action)
+				case in.Action != base.Action && !deferredOnEvidence(in):
+					t.Errorf("%s (%s): %s under faults, %s without, and not deferred on evidence: %+v",
+						in.InstanceID, w.fleet[in.InstanceID].Kind.Name, in.Action, base.Action, in.Reasons)
+				}
+			}
+			for id := range want {
+				if seen[id] != 1 {
+					t.Errorf("%s (%s) is listed %d times", id, w.fleet[id].Kind.Name, seen[id])
+				}
+			}
+		})
+	}
+}
+
+func deferredOnEvidence(in report.Instance) bool {
+	return in.Action == policy.ActionDefer && len(in.Reasons) > 0 &&
+		(in.Reasons[0].Code == policy.ReasonEvidenceError || in.Reasons[0].Code == policy.ReasonCloudTrailUnavailable)
+}
+
+// testRetries keeps the production retryer but caps its backoff, so that a run with
+// dozens of injected faults takes seconds.
+var testRetries = awsapi.Options{RetryMaxBackoff: 20 * time.Millisecond}
+
+// TestPipelineUnderFaults runs detect and remediate, in process and in enforce mode,
+// with every AWS service they call behind a fault proxy, over many seeds. SQS delivery
+// is simulated: a failed message is delivered again, up to the queue's receive limit,
+// and then counts as on the dead-letter queue. Whatever the faults: no instance is
+// enforced that fault-free is not remediated, every queued decision ends in exactly one
+// outcome in the ledger or on the dead-letter queue, and no decision is recorded twice.
+func TestPipelineUnderFaults(t *testing.T) {
+	for seed := range uint64(faultSeeds) {
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			w := newFaultWorld(t)
+			runPipelineUnderFaults(t, w, seed)
+		})
+	}
+}
+
+// maxReceives is the remediation queue's maxReceiveCount (template.yaml).
+const maxReceives = 5
+
+func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
+	ctx := w.ctx
+	direct := testsupport.AWSConfig(demo.Region)
+	direct.BaseEndpoint = aws.String(w.moto.URL)
+	directEC2, directSQS, directDB := ec2.NewFromConfig(direct), sqs.NewFromConfig(direct), dynamodb.NewFromConfig(direct)
+	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: directSQS, DynamoDB: directDB, SNS: sns.NewFromConfig(direct)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dryRun, err := testsupport.NewEC2DryRun(w.moto.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dryRun.Close)
+
+	plan := randomPlan(seed, 0.25, "ec2:*", "cloudwatch:*", "cloudtrail:*", "dynamodb:*", "sqs:*", "sns:*")
+	awsProxy := testsupport.FaultProxyFor(t, w.moto.URL, plan)
+	ec2Proxy := testsupport.FaultProxyFor(t, dryRun.URL, plan)
+	cwProxy := testsupport.FaultProxyFor(t, w.cw.URL, plan)
+	ctProxy := testsupport.FaultProxyFor(t, w.ct.URL, plan)
+	cfg := testsupport.AWSConfig(demo.Region)
+	cfg.BaseEndpoint = aws.String(awsProxy.URL)
+	ec2Client := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(ec2Proxy.URL) })
+	clients := guard.Clients{
+		EC2:           ec2Client,
+		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(cwProxy.URL) }),
+		CloudTrail:    cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) { o.BaseEndpoint = aws.String(ctProxy.URL) }),
+		LookupLimiter: evidence.NewLookupLimiter(1000),
+	}
+	db := dynamodb.NewFromConfig(cfg)
+	settings := policy.DefaultSettings()
+	settings.Mode = policy.ModeEnforce
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	metrics := &emf.Emitter{W: io.Discard, Now: time.Now}
+	clock := w.now
+	now := func() time.Time { return clock }
+	detector := &detect.Handler{
+		Settings: settings, RuleMatch: "ec2-imdsv2-check", Region: demo.Region, Clients: clients,
+		Queue: sqs.NewFromConfig(cfg), QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table},
+		Now: now, Log: log, Metrics: metrics,
+	}
+	remediator := &remediate.Handler{
+		Settings: settings, Limits: policy.RecheckLimits{MaxAge: time.Hour, MaxClockSkew: time.Minute},
+		ClaimTTL: 15 * time.Minute, Region: demo.Region, Clients: clients,
+		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 5 * time.Second, FirstDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
+		Ledger:   &ledger.Ledger{API: db, Table: res.Table},
+		Tickets:  &ticket.SNS{API: sns.NewFromConfig(cfg), TopicARN: res.TopicARN},
+		Now:      now, Log: log, Metrics: metrics,
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("handler logs:\n%s", logs.String())
+		}
+	}()
+
+	// detect: an asynchronous invocation that fails is retried twice by Lambda.
+	for attempt := range 3 {
+		if _, err := detector.Handle(ctx, account, json.RawMessage(`{"sweep": {}}`)); err == nil {
+			break
+		} else {
+			t.Logf("detect attempt %d: %v", attempt+1, err)
+		}
+	}
+
+	// remediate: every message on the queue, each redelivered after a failure, until the
+	// receive limit; the SQS event source itself works (it is not imdsguard's code).
+	var queued []events.SQSMessage
+	for {
+		batch, err := demo.Receive(ctx, directSQS, res.QueueURL, res.QueueARN, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch.Records) == 0 {
+			break
+		}
+		queued = append(queued, batch.Records...)
+	}
+	pending, receives := queued, 0
+	for receives < maxReceives && len(pending) > 0 {
+		receives++
+		var failed []events.SQSMessage
+		for batch := range slices.Chunk(pending, 10) {
+			resp, err := remediator.Handle(ctx, account, events.SQSEvent{Records: batch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range resp.BatchItemFailures {
+				i := slices.IndexFunc(batch, func(m events.SQSMessage) bool { return m.MessageId == f.ItemIdentifier })
+				failed = append(failed, batch[i])
+			}
+		}
+		pending = failed
+		// SQS redelivers after the visibility timeout, by when any claim has expired.
+		clock = clock.Add(remediator.ClaimTTL)
+	}
+	dlq := map[string]bool{}
+	for _, m := range pending {
+		v, err := message.Parse(m.Body)
+		if err != nil {
+			t.Fatalf("detect queued a message remediate cannot parse: %v", err)
+		}
+		dlq[v.DecisionID] = true
+	}
+
+	// The invariants, read straight from moto and the ledger, past the proxies.
+	book := &ledger.Ledger{API: directDB, Table: res.Table}
+	queuedDecisions := map[string]string{} // decision id -> instance id
+	copies := map[string]int{}             // a reply lost after SendMessageBatch worked sends a message twice
+	for _, m := range queued {
+		v, err := message.Parse(m.Body)
+		if err != nil {
+			t.Fatalf("detect queued a message remediate cannot parse: %v", err)
+		}
+		queuedDecisions[v.DecisionID] = v.InstanceID
+		copies[v.DecisionID]++
+	}
+	outcomes := map[string]int{}
+	for id, s := range w.fleet {
+		hist, err := book.History(ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range hist {
+			outcomes[o.DecisionID]++
+			if o.Result == ledger.ResultEnforced && !w.remediable(id) {
+				t.Errorf("UNSAFE: %s (%s) enforced under faults; fault-free it is %s", id, s.Kind.Name, s.Kind.Want.Action)
+			}
+		}
+		out, err := directEC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens := out.Reservations[0].Instances[0].MetadataOptions.HttpTokens
+		if string(tokens) == policy.TokensRequired && !w.remediable(id) && s.Kind.Spec.HttpTokens != policy.TokensRequired {
+			t.Errorf("UNSAFE: %s (%s) has HttpTokens required after the run; fault-free it is %s", id, s.Kind.Name, s.Kind.Want.Action)
+		}
+	}
+	for decision, instance := range queuedDecisions {
+		switch n := outcomes[decision]; {
+		case n > 1:
+			t.Errorf("decision %s about %s has %d outcomes", decision, instance, n)
+		case n == 1 && dlq[decision] && copies[decision] == 1:
+			t.Errorf("decision %s about %s has an outcome and is on the dead-letter queue", decision, instance)
+		case n == 0 && !dlq[decision]:
+			t.Errorf("decision %s about %s was lost: no outcome and not on the dead-letter queue", decision, instance)
+		}
+	}
+	for decision := range outcomes {
+		if _, ok := queuedDecisions[decision]; !ok {
+			t.Errorf("an outcome for decision %s, which was never queued", decision)
+		}
+	}
+	t.Logf("seed %d: %d decisions queued, %d recorded, %d on the dead-letter queue after %d receives; faults injected: %d",
+		seed, len(queuedDecisions), len(outcomes), len(dlq), receives,
+		awsProxy.Faults("", testsupport.FaultNone)+ec2Proxy.Faults("", testsupport.FaultNone)+
+			cwProxy.Faults("", testsupport.FaultNone)+ctProxy.Faults("", testsupport.FaultNone))
+}
