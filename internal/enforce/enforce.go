@@ -85,34 +85,46 @@ func reached(got, target policy.MetadataOptions) bool {
 }
 
 func (e *Enforcer) waitApplied(ctx context.Context, instanceID string, target policy.MetadataOptions) (policy.MetadataOptions, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.MaxWait)
+	waitCtx, cancel := context.WithTimeout(ctx, e.MaxWait)
 	defer cancel()
 	delay := e.FirstDelay
 	last := "no reply yet"
 	for {
 		timer := time.NewTimer(delay)
 		select {
-		case <-ctx.Done():
+		case <-waitCtx.Done():
 			timer.Stop()
+			if err := ctx.Err(); err != nil {
+				// The caller gave up (a cancellation, the invocation's deadline), not the wait.
+				return policy.MetadataOptions{}, fmt.Errorf("%s: the wait ended early (last seen: %s): %w: %w", instanceID, last, ErrNotApplied, context.Cause(ctx))
+			}
 			return policy.MetadataOptions{}, fmt.Errorf("%s after %s (last seen: %s): %w", instanceID, e.MaxWait, last, ErrNotApplied)
 		case <-timer.C:
 		}
-		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
+		out, err := e.EC2.DescribeInstances(waitCtx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
 		switch {
-		case err != nil && ctx.Err() == nil:
+		case err != nil && waitCtx.Err() == nil:
 			return policy.MetadataOptions{}, fmt.Errorf("ec2:DescribeInstances waiting for %s: %w", instanceID, err)
-		case err == nil && out != nil:
-			for _, r := range out.Reservations {
-				for _, inst := range r.Instances {
-					if aws.ToString(inst.InstanceId) != instanceID {
-						continue
+		case err == nil:
+			// A reply without the instance says nothing about its options: ask again.
+			seen := false
+			if out != nil {
+				for _, r := range out.Reservations {
+					for _, inst := range r.Instances {
+						if aws.ToString(inst.InstanceId) != instanceID {
+							continue
+						}
+						got := toOptions(inst.MetadataOptions)
+						if reached(got, target) {
+							return got, nil
+						}
+						seen = true
+						last = fmt.Sprintf("HttpTokens %s, hop limit %d, state %s", got.HTTPTokens, got.HopLimit, got.State)
 					}
-					got := toOptions(inst.MetadataOptions)
-					if reached(got, target) {
-						return got, nil
-					}
-					last = fmt.Sprintf("HttpTokens %s, hop limit %d, state %s", got.HTTPTokens, got.HopLimit, got.State)
 				}
+			}
+			if !seen {
+				last = "a DescribeInstances reply without the instance"
 			}
 		}
 		delay = min(2*delay, e.MaxDelay)

@@ -260,10 +260,15 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 		return ledger.Outcome{}, err
 	}
 	h.count("Enforcements", nil)
-	// The result stays "enforced"; closing an open ticket is noted in the detail.
+	// The result stays "enforced"; closing an open ticket is noted in the detail. The change
+	// is made, so a ticket that cannot be closed must not fail the message: its retry would
+	// find the instance compliant and record that instead of the enforcement. The ticket
+	// stays open in the ledger, and the next sweep's close-out resolves it.
 	note, err := h.closeTicket(ctx, v, "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used.", now)
 	if err != nil {
-		return ledger.Outcome{}, err
+		h.Log.WarnContext(ctx, "enforced, but closing the instance's open ticket failed; the next sweep's close-out resolves it",
+			"decision_id", v.DecisionID, "instance_id", v.InstanceID, "error", err.Error())
+		note = "; closing the instance's open ticket failed (the next sweep's close-out resolves it): " + err.Error()
 	}
 	out.Result, out.Applied, out.Detail = ledger.ResultEnforced, &applied, detail+"IMDSv2 enforced"+note
 	return out, nil
