@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/time/rate"
 
@@ -54,6 +55,7 @@ const (
 	opRelease   = "ledger:Release"
 	opRecord    = "ledger:Record"
 	opSnapshot  = "ledger:Snapshot"
+	opGetSnap   = "ledger:GetSnapshot"
 	opGetTicket = "ledger:GetTicket"
 	opPutTicket = "ledger:PutTicket"
 	opDescribe  = "ec2:DescribeInstances"
@@ -506,7 +508,7 @@ func TestHandler(t *testing.T) {
 				w.ec2.Update(webID, func(i *ec2types.Instance) { i.MetadataOptions.HttpTokens = ec2types.HttpTokensStateRequired })
 			}),
 			delivery: delivery{want: &outcome{ledger.ResultAlreadyCompliant, policy.ActionSkip, policy.ReasonCompliant, "already required", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetSnap, opGetTicket, opRecord}},
 		},
 		{
 			name: "exempted since the verdict", arrange: webThen(func(w *world) { w.ec2.Update(webID, tagged("imdsguard:exempt", "true")) }),
@@ -706,6 +708,38 @@ func TestHandler(t *testing.T) {
 					t.Errorf("decision %+v, want done on the second attempt", d)
 				}
 			},
+		},
+		{
+			name: "the change is made but its reply is lost: the retry records the enforcement it was", arrange: func(w *world) queued {
+				q := web(w)
+				w.ec2.Modify.ReplyNext(func(ctx context.Context, in *ec2.ModifyInstanceMetadataOptionsInput,
+					answer func(*ec2.ModifyInstanceMetadataOptionsInput) (*ec2.ModifyInstanceMetadataOptionsOutput, error)) (*ec2.ModifyInstanceMetadataOptionsOutput, error) {
+					if _, err := answer(in); err != nil {
+						return nil, err
+					}
+					return nil, errBoom
+				})
+				return q
+			},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opRelease}, logs: []string{"boom"}},
+			again: &delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "earlier attempt of this decision", ""},
+				calls: []string{opClaim, opDescribe, opGetSnap, opGetTicket, opRecord}},
+			check: func(t *testing.T, w *world, q queued) {
+				o := w.book.Outcomes()
+				if len(o) != 1 || o[0].Prior == nil || o[0].Prior.HTTPTokens != "optional" || o[0].Applied == nil || o[0].Applied.HTTPTokens != "required" {
+					t.Errorf("outcomes %+v, want one enforcement from the snapshot's options to the live ones", o)
+				}
+			},
+		},
+		{
+			name: "recording the outcome fails: released, and the retry records it", arrange: func(w *world) queued {
+				q := web(w)
+				w.book.FailNext("Record", errBoom)
+				return q
+			},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opGetTicket, opRecord, opRelease}, logs: []string{"boom"}},
+			again: &delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "earlier attempt of this decision", ""},
+				calls: []string{opClaim, opDescribe, opGetSnap, opGetTicket, opRecord}},
 		},
 		{
 			name: "the snapshot cannot be written: nothing is changed", arrange: func(w *world) queued {

@@ -36,6 +36,7 @@ type Ledger interface {
 	Release(ctx context.Context, decisionID string) error
 	Record(ctx context.Context, o ledger.Outcome) error
 	Snapshot(ctx context.Context, ref ledger.Ref, prior policy.MetadataOptions, decisionID string, at time.Time) (ledger.Snapshot, error)
+	GetSnapshot(ctx context.Context, ref ledger.Ref) (*ledger.Snapshot, error)
 	GetTicket(ctx context.Context, ref ledger.Ref) (*ledger.Ticket, error)
 	PutTicket(ctx context.Context, t ledger.Ticket) error
 }
@@ -139,6 +140,11 @@ func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSM
 	}
 	outcome.Ref, outcome.DecisionID, outcome.At, outcome.Mode = ref, v.DecisionID, now, string(h.Settings.Mode)
 	if err := h.Ledger.Record(ctx, outcome); err != nil {
+		// The retry may claim at once; a Record that did succeed (its reply was lost) left
+		// the decision done, and the release changes nothing then.
+		if relErr := h.Ledger.Release(ctx, v.DecisionID); relErr != nil {
+			err = errors.Join(err, relErr)
+		}
 		return err
 	}
 	h.Log.InfoContext(ctx, "outcome", "decision_id", v.DecisionID, "instance_id", v.InstanceID, "action", outcome.Action,
@@ -232,6 +238,9 @@ func (h *Handler) carryOut(ctx context.Context, v message.Verdict, verdict polic
 		out.Result, out.Detail = ledger.ResultSuperseded, detail+"the instance no longer exists"
 		return h.closingTicket(ctx, v, out, "The instance no longer exists.", now)
 	case policy.ReasonCompliant:
+		if earlier, enforced, err := h.enforcedEarlier(ctx, v, live, out, detail, now); enforced || err != nil {
+			return earlier, err
+		}
 		out.Result, out.Detail = ledger.ResultAlreadyCompliant, detail+"HttpTokens is already required"
 		return h.closingTicket(ctx, v, out, "HttpTokens is now required on the instance: IMDSv1 is off.", now)
 	}
@@ -272,6 +281,29 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 	}
 	out.Result, out.Applied, out.Detail = ledger.ResultEnforced, &applied, detail+"IMDSv2 enforced"+note
 	return out, nil
+}
+
+// enforcedEarlier tells whether an earlier attempt of this very decision made the change
+// and then failed before recording it (its reply was lost, a later write failed): its
+// snapshot is in the ledger. The outcome is then the enforcement it was, with the options
+// from before and after it, so that the history (and what watches enforced instances)
+// never loses one.
+func (h *Handler) enforcedEarlier(ctx context.Context, v message.Verdict, live *policy.Instance, out ledger.Outcome, detail string, now time.Time) (ledger.Outcome, bool, error) {
+	if v.Action != policy.ActionRemediate || live == nil {
+		return out, false, nil
+	}
+	snap, err := h.Ledger.GetSnapshot(ctx, refOf(v))
+	if err != nil || snap == nil || snap.DecisionID != v.DecisionID {
+		return out, false, err
+	}
+	out.Action, out.Reasons = v.Action, v.Reasons
+	out.Prior, out.Applied = &snap.Options, &live.Options
+	note, err := h.closeTicket(ctx, v, "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used.", now)
+	if err != nil {
+		return out, false, err
+	}
+	out.Result, out.Detail = ledger.ResultEnforced, detail+"IMDSv2 enforced by an earlier attempt of this decision"+note
+	return out, true, nil
 }
 
 // openOrUpdateTicket keeps one open ticket per instance: it opens one when there is none,

@@ -288,6 +288,24 @@ func (l *Ledger) Snapshot(ctx context.Context, ref ledger.Ref, prior policy.Meta
 	return s, l.end(n, nil)
 }
 
+// GetSnapshot implements remediate.Ledger: the instance's snapshot, or nil.
+func (l *Ledger) GetSnapshot(ctx context.Context, ref ledger.Ref) (*ledger.Snapshot, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.begin(LedgerCall{Op: "GetSnapshot", Ref: ref})
+	if err != nil {
+		return nil, l.end(n, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, l.end(n, err)
+	}
+	s, ok := l.snapshots[ref]
+	if !ok {
+		return nil, l.end(n, nil)
+	}
+	return &s, l.end(n, nil)
+}
+
 // GetTicket implements remediate.Ledger.
 func (l *Ledger) GetTicket(ctx context.Context, ref ledger.Ref) (*ledger.Ticket, error) {
 	l.mu.Lock()
