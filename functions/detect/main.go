@@ -22,12 +22,11 @@ import (
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/ledger/openticket"
-	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
 func main() {
 	log := lambdaenv.Logger()
-	settings, err := policy.LoadSettings(os.LookupEnv, nil)
+	settings, err := lambdaenv.LoadDetect(os.LookupEnv)
 	if err != nil {
 		log.Error("invalid settings", "error", err.Error())
 		os.Exit(1)
@@ -42,14 +41,14 @@ func main() {
 		log.Error("invalid settings", "error", err.Error())
 		os.Exit(1)
 	}
-	cfg, err := awsapi.Load(context.Background(), awsapi.Options{})
+	cfg, err := awsapi.Load(context.Background(), awsapi.Options{CallTimeout: settings.Guard.CallTimeout})
 	if err != nil {
 		log.Error("loading the AWS configuration", "error", err.Error())
 		os.Exit(1)
 	}
 	h := &detect.Handler{
-		Settings:  settings,
-		RuleMatch: lambdaenv.Optional(os.LookupEnv, "IMDSGUARD_CONFIG_RULE_MATCH", "ec2-imdsv2-check"),
+		Settings:  settings.Guard,
+		RuleMatch: settings.ConfigRuleMatch,
 		Region:    cfg.Region,
 		Clients: guard.Clients{
 			EC2:           ec2.NewFromConfig(cfg),

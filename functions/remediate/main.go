@@ -41,7 +41,7 @@ func main() {
 		log.Error(msg, "error", err.Error())
 		os.Exit(1)
 	}
-	settings, err := policy.LoadSettings(os.LookupEnv, nil)
+	settings, err := lambdaenv.LoadRemediate(os.LookupEnv)
 	if err != nil {
 		fail("invalid settings", err)
 	}
@@ -53,26 +53,22 @@ func main() {
 	if err != nil {
 		fail("invalid settings", err)
 	}
-	maxAge, err := lambdaenv.Duration(os.LookupEnv, "IMDSGUARD_MAX_VERDICT_AGE", time.Hour)
-	if err != nil {
-		fail("invalid settings", err)
-	}
 	claimTTL, err := lambdaenv.Duration(os.LookupEnv, "IMDSGUARD_CLAIM_TTL", 15*time.Minute)
 	if err != nil {
 		fail("invalid settings", err)
 	}
-	cfg, err := awsapi.Load(context.Background(), awsapi.Options{})
+	cfg, err := awsapi.Load(context.Background(), awsapi.Options{CallTimeout: settings.Guard.CallTimeout})
 	if err != nil {
 		fail("loading the AWS configuration", err)
 	}
-	tickets, err := ticketBackend(cfg, topic)
+	tickets, err := ticketBackend(cfg, topic, settings.Tickets)
 	if err != nil {
 		fail("invalid settings", err)
 	}
 	ec2Client := ec2.NewFromConfig(cfg)
 	h := &remediate.Handler{
-		Settings: settings,
-		Limits:   policy.RecheckLimits{MaxAge: maxAge, MaxClockSkew: maxClockSkew},
+		Settings: settings.Guard,
+		Limits:   policy.RecheckLimits{MaxAge: settings.MaxVerdictAge, MaxClockSkew: maxClockSkew},
 		ClaimTTL: claimTTL,
 		Region:   cfg.Region,
 		Clients: guard.Clients{
@@ -97,34 +93,25 @@ func main() {
 	})
 }
 
-// ticketBackend is the backend IMDSGUARD_TICKET_BACKEND names (default sns). Jira's
-// secret is read when the first ticket is due.
-func ticketBackend(cfg aws.Config, topic string) (ticket.Backend, error) {
-	switch name := lambdaenv.Optional(os.LookupEnv, "IMDSGUARD_TICKET_BACKEND", "sns"); name {
+// ticketBackend is the backend the settings name (IMDSGUARD_TICKET_BACKEND, checked at
+// start-up with the Jira settings it needs). Jira's secret is read when the first ticket
+// is due.
+func ticketBackend(cfg aws.Config, topic string, t lambdaenv.Tickets) (ticket.Backend, error) {
+	switch t.Backend {
 	case "sns":
 		return &ticket.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic}, nil
 	case "opscenter":
 		return &ticket.OpsCenter{API: ssm.NewFromConfig(cfg)}, nil
 	case "jira":
-		secretARN, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_JIRA_SECRET_ARN")
-		if err != nil {
-			return nil, err
-		}
-		project, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_JIRA_PROJECT")
-		if err != nil {
-			return nil, err
-		}
-		issueType := lambdaenv.Optional(os.LookupEnv, "IMDSGUARD_JIRA_ISSUE_TYPE", "Task")
-		labels := lambdaenv.List(os.LookupEnv, "IMDSGUARD_JIRA_LABELS")
 		secrets := secretsmanager.NewFromConfig(cfg)
-		return &ticket.Lazy{BackendName: name, Build: func(ctx context.Context) (ticket.Backend, error) {
-			secret, err := ticket.LoadJiraSecret(ctx, secrets, secretARN)
+		return &ticket.Lazy{BackendName: t.Backend, Build: func(ctx context.Context) (ticket.Backend, error) {
+			secret, err := ticket.LoadJiraSecret(ctx, secrets, t.JiraSecretARN)
 			if err != nil {
 				return nil, err
 			}
-			return ticket.NewJira(secret, project, issueType, labels)
+			return ticket.NewJira(secret, t.JiraProject, t.JiraIssueType, t.JiraLabels)
 		}}, nil
 	default:
-		return nil, fmt.Errorf("IMDSGUARD_TICKET_BACKEND = %q: allowed: sns, opscenter, jira", name)
+		return nil, fmt.Errorf("IMDSGUARD_TICKET_BACKEND = %q: allowed: sns, opscenter, jira", t.Backend)
 	}
 }

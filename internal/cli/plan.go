@@ -117,7 +117,7 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	cfgs := make([]aws.Config, len(regions))
 	for i, region := range regions {
 		opts := env.AWS
-		opts.Region, opts.Counter = region, counter
+		opts.Region, opts.Counter, opts.CallTimeout = region, counter, settings.CallTimeout
 		if cfgs[i], err = awsapi.Load(ctx, opts); err != nil {
 			return err
 		}

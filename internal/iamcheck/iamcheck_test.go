@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
@@ -784,51 +785,52 @@ func samAddedActions(tpl *Template, fn Resource) map[string]string {
 
 func TestEnvironmentCoversSettings(t *testing.T) {
 	tpl := loadTemplate(t)
-	extra := map[string]map[string]string{ // function -> env -> parameter or resource it must refer to
+	extra := map[string]map[string]string{ // function -> env -> resource it must refer to
 		"DetectFunction": {
-			"IMDSGUARD_QUEUE_URL":         "RemediationQueue",
-			"IMDSGUARD_CONFIG_RULE_MATCH": "ConfigRuleMatch",
-			"IMDSGUARD_LEDGER_TABLE":      "LedgerTable", // open tickets of instances now compliant
+			"IMDSGUARD_QUEUE_URL":    "RemediationQueue",
+			"IMDSGUARD_LEDGER_TABLE": "LedgerTable", // open tickets of instances now compliant
 		},
 		"RemediateFunction": {
-			"IMDSGUARD_LEDGER_TABLE":    "LedgerTable",
-			"IMDSGUARD_TOPIC_ARN":       "NotificationsTopic",
-			"IMDSGUARD_MAX_VERDICT_AGE": "MaxVerdictAge",
-			"IMDSGUARD_CLAIM_TTL":       "", // a literal, checked in TestRemediationQueueOutlastsRemediate
-			"IMDSGUARD_TICKET_BACKEND":  "TicketBackend",
-			"IMDSGUARD_JIRA_SECRET_ARN": "JiraSecretArn",
-			"IMDSGUARD_JIRA_PROJECT":    "JiraProject",
-			"IMDSGUARD_JIRA_ISSUE_TYPE": "JiraIssueType",
-			"IMDSGUARD_JIRA_LABELS":     "JiraLabels",
+			"IMDSGUARD_LEDGER_TABLE": "LedgerTable",
+			"IMDSGUARD_TOPIC_ARN":    "NotificationsTopic",
+			"IMDSGUARD_CLAIM_TTL":    "", // a literal, checked in TestRemediationQueueOutlastsRemediate
 		},
 	}
-	parameterDefaults := map[string]string{
-		"ConfigRuleMatch": "ec2-imdsv2-check",
-		"MaxVerdictAge":   "1h",
-		"TicketBackend":   "sns",
-		"JiraSecretArn":   "",
-		"JiraProject":     "",
-		"JiraIssueType":   "Task",
-		"JiraLabels":      "",
+	// The function-only settings, each passed to the function that reads it.
+	functionSpecs := map[string][]lambdaenv.Spec{
+		"DetectFunction":    lambdaenv.DetectSpecs,
+		"RemediateFunction": lambdaenv.RemediateSpecs,
 	}
 
 	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
 		env := tpl.FunctionEnvironment(fn)
 		known := map[string]bool{}
+		type setting struct{ env, param, def, what string }
+		var settings []setting
 		for _, spec := range policy.SettingSpecs {
-			known[spec.Env] = true
-			node, ok := env[spec.Env]
+			settings = append(settings, setting{spec.Env, spec.Param, spec.Default, "setting " + spec.Flag})
+		}
+		for _, spec := range functionSpecs[fn.Name] {
+			settings = append(settings, setting{spec.Env, spec.Param, spec.Default, "function setting " + spec.Param})
+		}
+		for _, s := range settings {
+			known[s.env] = true
+			node, ok := env[s.env]
 			if !ok {
-				t.Errorf("%s: environment variable %s (setting %s) is not set", fn.Name, spec.Env, spec.Flag)
+				t.Errorf("%s: environment variable %s (%s) is not set", fn.Name, s.env, s.what)
 				continue
 			}
-			param := refParameter(t, tpl, fn.Name, spec.Env, node)
+			if got, _ := RefTarget(node); got != s.param {
+				t.Errorf("%s: %s = %s, want !Ref %s", fn.Name, s.env, describe(node), s.param)
+				continue
+			}
+			param := refParameter(t, tpl, fn.Name, s.env, node)
 			if param == nil {
 				continue
 			}
 			def, ok := Scalar(Get(param, "Default"))
-			if !ok || def != spec.Default {
-				t.Errorf("%s: %s's parameter Default = %q, want the setting's default %q", fn.Name, spec.Env, def, spec.Default)
+			if !ok || def != s.def {
+				t.Errorf("%s: %s's parameter Default = %q, want the setting's default %q", fn.Name, s.env, def, s.def)
 			}
 		}
 		for envName, target := range extra[fn.Name] {
@@ -844,25 +846,13 @@ func TestEnvironmentCoversSettings(t *testing.T) {
 			if got, _ := RefTarget(node); got != target {
 				t.Errorf("%s: %s = %s, want !Ref %s", fn.Name, envName, describe(node), target)
 			}
-			if want, ok := parameterDefaults[target]; ok {
-				if def, ok := Scalar(Get(tpl.Parameter(target), "Default")); !ok || def != want {
-					t.Errorf("parameter %s: Default = %q, want %q", target, def, want)
-				}
-			}
 		}
 		for envName := range env {
 			if strings.HasPrefix(envName, "IMDSGUARD_") && !known[envName] {
-				t.Errorf("%s: environment variable %s is neither a setting (policy.SettingSpecs) nor one this test knows", fn.Name, envName)
+				t.Errorf("%s: environment variable %s is neither a setting it reads (policy.SettingSpecs, lambdaenv.%sSpecs) nor one this test knows",
+					fn.Name, envName, strings.TrimSuffix(fn.Name, "Function"))
 			}
 		}
-	}
-
-	mode := tpl.Parameter("Mode")
-	if def, _ := Scalar(Get(mode, "Default")); def != "dry-run" {
-		t.Errorf("parameter Mode: Default = %q, want dry-run", def)
-	}
-	if allowed, _ := Scalars(Get(mode, "AllowedValues")); !slices.Equal(allowed, []string{"report", "dry-run", "enforce"}) {
-		t.Errorf("parameter Mode: AllowedValues = %q, want report, dry-run, enforce", allowed)
 	}
 }
 

@@ -27,7 +27,8 @@ func Required(lookup func(string) (string, bool), name string) (string, error) {
 	return strings.TrimSpace(v), nil
 }
 
-// Duration reads an optional duration; def applies when it is unset.
+// Duration reads an optional duration; def applies when it is unset. It is for values
+// template.yaml sets literally, not from a parameter (those are Specs).
 func Duration(lookup func(string) (string, bool), name string, def time.Duration) (time.Duration, error) {
 	v, ok := lookup(name)
 	if !ok || strings.TrimSpace(v) == "" {
@@ -60,16 +61,4 @@ func AccountID(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("invoked function ARN %q does not name an account", lc.InvokedFunctionArn)
 	}
 	return parts[4], nil
-}
-
-// List reads an optional comma-separated list, dropping blanks.
-func List(lookup func(string) (string, bool), name string) []string {
-	v, _ := lookup(name)
-	var out []string
-	for _, item := range strings.Split(v, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
 }

@@ -56,13 +56,13 @@ func TestSettingsListEverySetting(t *testing.T) {
 func TestSettingsJSON(t *testing.T) {
 	s, err := policy.LoadSettings(func(string) (string, bool) { return "", false }, map[string]string{
 		"lookback": "2d", "min-observed-hours": "24", "max-metric-staleness": "90m", "hop-limit": "3",
-		"container-hop-limit": "4", "exempt-tag": "team:<exempt>", "mode": "enforce", "container-tags": "a,b/*",
+		"container-hop-limit": "4", "exempt-tag": "team:exempt@now", "mode": "enforce", "container-tags": "a,b/*", "call-timeout": "2m",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameJSON(t, Settings(s), `{"lookback_hours": 48, "min_observed_hours": 24, "max_metric_staleness": "1h30m",
-		"hop_limit": 3, "container_hop_limit": 4, "exempt_tag": "team:<exempt>", "mode": "enforce", "container_tags": ["a", "b/*"]}`)
+		"hop_limit": 3, "container_hop_limit": 4, "exempt_tag": "team:exempt@now", "mode": "enforce", "container_tags": ["a", "b/*"], "call_timeout": "2m"}`)
 
 	b, err := json.Marshal(Settings(s))
 	if err != nil {
