@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -83,8 +84,19 @@ const (
 //
 // Errors and log lines never hold the credentials: every text from Jira that goes into
 // an error is scrubbed of them too.
+//
+// The credentials go to the site's origin (scheme, host and port) only. A redirect is
+// followed only when it stays there and keeps the request's method; any other fails the
+// call at once, unretried, with an error naming the target, before anything is sent to
+// it. Go's client would carry the Authorization header to another port of the same host,
+// to a subdomain and from https down to http. A same-origin redirect is harmless to the
+// credentials (a reverse proxy canonicalising a Data Center's context path sends them),
+// but a 301, 302 or 303 answer to a POST would turn it into a GET without its body: a
+// search without its JQL, whose issues are some other instance's, so those are refused
+// too.
 type Jira struct {
-	// HTTP is the client; nil means one with a 30 s timeout.
+	// HTTP is the client; nil means one with a 30 s timeout. Its redirect policy
+	// (CheckRedirect) runs only after the Jira backend's own check, above, has passed.
 	HTTP *http.Client
 	// Site is the Jira base URL, e.g. https://example.atlassian.net or, for Data Center
 	// under a context path, https://jira.example.com/jira.
@@ -536,6 +548,11 @@ func (j *Jira) once(ctx context.Context, method, path string, in, out any) error
 	j.authorize(req)
 	resp, err := j.client().Do(req)
 	if err != nil {
+		// The same request would meet the same redirect: not a transport error to retry.
+		var refused *jiraRedirectError
+		if errors.As(err, &refused) {
+			return fmt.Errorf("jira: %s %s: %w", method, shown, refused)
+		}
 		return &jiraTransportError{msg: fmt.Sprintf("jira: %s %s: %s", method, shown, j.scrub(err.Error())), err: err}
 	}
 	defer resp.Body.Close()
@@ -620,14 +637,83 @@ func (j *Jira) api(parts ...string) string {
 	return base + "/rest/api/" + version + "/" + strings.Join(escaped, "/")
 }
 
+// client is the HTTP client with the backend's redirect check in front of its own: a
+// caller's client is copied (sharing its transport and so its connections) rather than
+// changed.
 func (j *Jira) client() *http.Client {
-	if j.HTTP != nil {
-		return j.HTTP
+	if j.HTTP == nil {
+		return defaultJiraClient
 	}
-	return defaultJiraClient
+	c := *j.HTTP
+	c.CheckRedirect = sameOriginRedirects(j.HTTP.CheckRedirect)
+	return &c
 }
 
-var defaultJiraClient = &http.Client{Timeout: defaultJiraTimeout}
+var defaultJiraClient = &http.Client{Timeout: defaultJiraTimeout, CheckRedirect: sameOriginRedirects(nil)}
+
+// maxJiraRedirects is Go's default limit, kept when the client has no policy of its own.
+const maxJiraRedirects = 10
+
+// sameOriginRedirects is a CheckRedirect that refuses a redirect leaving the first
+// request's origin or changing its method, then applies next (Go's default policy when
+// nil). It runs before the redirected request is sent, so a refused target receives
+// nothing.
+func sameOriginRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		first := via[0]
+		status := 0
+		if req.Response != nil {
+			status = req.Response.StatusCode
+		}
+		if from, to := origin(first.URL), origin(req.URL); from != to {
+			return &jiraRedirectError{status: status, target: redirectTarget(req.URL),
+				why: fmt.Sprintf("it leaves %s, and the Jira credentials go nowhere else (is the site URL the address Jira answers on?)", from)}
+		}
+		if req.Method != first.Method {
+			return &jiraRedirectError{status: status, target: redirectTarget(req.URL),
+				why: fmt.Sprintf("following it would send a %s without its body instead of the %s", req.Method, first.Method)}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= maxJiraRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxJiraRedirects)
+		}
+		return nil
+	}
+}
+
+// origin is a URL's scheme, host and port, the port spelt out when it is the default.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// redirectTarget is a redirect's URL for an error: without user info, query or fragment,
+// which a server chose and which may carry anything.
+func redirectTarget(u *url.URL) string {
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}
+
+// jiraRedirectError is a redirect the Jira client refused to follow.
+type jiraRedirectError struct {
+	status int
+	target string
+	why    string
+}
+
+func (e *jiraRedirectError) Error() string {
+	return fmt.Sprintf("refused to follow the %d %s redirect to %s: %s", e.status, http.StatusText(e.status), e.target, e.why)
+}
 
 func (j *Jira) issueType() string {
 	if j.IssueType == "" {
