@@ -279,15 +279,11 @@ func (j *Jira) create(ctx context.Context, t Ticket, label string) (string, erro
 		}
 	}
 	fields := map[string]any{
-		"project":   map[string]string{"key": j.Project},
-		"issuetype": map[string]string{"name": j.issueType()},
-		"summary":   truncateRunes(oneLine(t.Content.Title), jiraMaxSummary),
-		"labels":    labels,
-	}
-	if j.Flavour == JiraCloud {
-		fields["description"] = adfWithin(t.Content, jiraMaxText)
-	} else {
-		fields["description"] = noformat(plainWithin(t.Content, jiraMaxText-len(noformatOpen+noformatClose)))
+		"project":     map[string]string{"key": j.Project},
+		"issuetype":   map[string]string{"name": j.issueType()},
+		"summary":     titleLine(t.Content.Title, jiraMaxSummary),
+		"labels":      labels,
+		"description": j.description(t.Content),
 	}
 	var out jiraIssueRef
 	if err := j.once(ctx, http.MethodPost, j.api("issue"), map[string]any{"fields": fields}, &out); err != nil {
@@ -304,17 +300,7 @@ func (j *Jira) Update(ctx context.Context, ref string, t Ticket) error {
 	if err := j.checkRef(ref); err != nil {
 		return err
 	}
-	const intro = "New evidence for this imdsguard ticket."
-	var body any
-	if j.Flavour == JiraCloud {
-		doc := adfWithin(t.Content, jiraMaxText-512)
-		content := doc["content"].([]any)
-		doc["content"] = append([]any{adfParagraph([]Span{{intro, Strong}})}, content...)
-		body = doc
-	} else {
-		body = intro + "\n\n" + noformat(plainWithin(t.Content, jiraMaxText-len(intro)-len(noformatOpen+noformatClose)-2))
-	}
-	if err := j.call(ctx, http.MethodPost, j.api("issue", ref, "comment"), map[string]any{"body": body}, nil); err != nil {
+	if err := j.call(ctx, http.MethodPost, j.api("issue", ref, "comment"), map[string]any{"body": j.updateComment(t.Content)}, nil); err != nil {
 		return fmt.Errorf("jira: adding new evidence for %s to %s: %w", t.Verdict.InstanceID, ref, err)
 	}
 	return nil
@@ -325,25 +311,7 @@ func (j *Jira) Resolve(ctx context.Context, ref string, c Closing) error {
 	if err := j.checkRef(ref); err != nil {
 		return err
 	}
-	text := truncateBytes(c.Text(), jiraMaxText-len(noformatOpen+noformatClose)-4)
-	var body any
-	if j.Flavour == JiraCloud {
-		var content []any
-		for i, line := range strings.Split(text, "\n") {
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			style := Plain
-			if i == 0 {
-				style = Strong
-			}
-			content = append(content, adfParagraph([]Span{{line, style}}))
-		}
-		body = map[string]any{"type": "doc", "version": 1, "content": content}
-	} else {
-		body = noformat(text)
-	}
-	if err := j.call(ctx, http.MethodPost, j.api("issue", ref, "comment"), map[string]any{"body": body}, nil); err != nil {
+	if err := j.call(ctx, http.MethodPost, j.api("issue", ref, "comment"), map[string]any{"body": j.resolveComment(c)}, nil); err != nil {
 		return fmt.Errorf("jira: adding the closing comment for %s to %s: %w", c.InstanceID, ref, err)
 	}
 
@@ -369,6 +337,50 @@ func (j *Jira) Resolve(ctx context.Context, ref string, c Closing) error {
 		return fmt.Errorf("jira: resolving %s for %s with transition %q (%s): %w", ref, c.InstanceID, tr.Name, tr.ID, err)
 	}
 	return nil
+}
+
+// The bodies Jira gets. On Data Center every text from a ticket is inside noformat,
+// on Cloud inside ADF text nodes; both within Jira's limit of a text field.
+
+// description is an issue's description.
+func (j *Jira) description(c Content) any {
+	if j.Flavour == JiraCloud {
+		return adfWithin(c, jiraMaxText)
+	}
+	return noformat(plainWithin(c, jiraMaxText-len(noformatOpen+noformatClose)))
+}
+
+const jiraUpdateIntro = "New evidence for this imdsguard ticket."
+
+// updateComment is the comment that adds new evidence to an issue.
+func (j *Jira) updateComment(c Content) any {
+	if j.Flavour == JiraCloud {
+		doc := adfWithin(c, jiraMaxText-512)
+		content := doc["content"].([]any)
+		doc["content"] = append([]any{adfParagraph([]Span{{jiraUpdateIntro, Strong}})}, content...)
+		return doc
+	}
+	return jiraUpdateIntro + "\n\n" + noformat(plainWithin(c, jiraMaxText-len(jiraUpdateIntro)-len(noformatOpen+noformatClose)-2))
+}
+
+// resolveComment is the closing comment: its first line strong on Cloud.
+func (j *Jira) resolveComment(c Closing) any {
+	text := truncateBytes(c.Text(), jiraMaxText-len(noformatOpen+noformatClose)-4)
+	if j.Flavour != JiraCloud {
+		return noformat(text)
+	}
+	var content []any
+	for i, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		style := Plain
+		if i == 0 {
+			style = Strong
+		}
+		content = append(content, adfParagraph([]Span{{line, style}}))
+	}
+	return map[string]any{"type": "doc", "version": 1, "content": content}
 }
 
 type jiraTransition struct {
@@ -799,12 +811,19 @@ const (
 	noformatClose = "\n{noformat}"
 )
 
-var noformatMacro = regexp.MustCompile(`(?i)\{noformat(:[^}]*)?\}`)
+// noformatStart is the start of a {noformat} macro, with or without parameters.
+var noformatStart = regexp.MustCompile(`(?i)\{noformat`)
 
 // noformat sets text in a {noformat} block, so Data Center's wiki renderer shows it as
-// it is; a {noformat} inside, which would end the block early, is removed.
+// it is. Inside the block the one piece of markup is another {noformat}: it ends the
+// block, and whatever follows is live wiki markup (links, images, macros). So the
+// brace of every "{noformat" inside becomes a fullwidth one (U+FF5B). Removing the
+// macro instead would let the text around it join into a new one ("{no{noformat}format}"
+// becomes "{noformat}"); replacing a brace with a character that is no brace cannot
+// form one.
 func noformat(text string) string {
-	return noformatOpen + strings.TrimRight(noformatMacro.ReplaceAllString(text, ""), "\n") + noformatClose
+	body := noformatStart.ReplaceAllStringFunc(text, func(m string) string { return "\uFF5B" + m[1:] })
+	return noformatOpen + strings.TrimRight(body, "\n") + noformatClose
 }
 
 // oneLine folds white space, including line breaks, to single spaces.
