@@ -61,12 +61,14 @@ func (c Closing) Title() string {
 	if c.DryRun {
 		prefix = "[dry-run] "
 	}
-	return prefix + "Resolved: IMDSv1 no longer a risk on " + c.InstanceID + " in " + c.AccountID + "/" + c.Region
+	return prefix + "Resolved: IMDSv1 no longer a risk on " + clean(c.InstanceID, maxTextRunes) +
+		" in " + clean(c.AccountID, maxTextRunes) + "/" + clean(c.Region, maxTextRunes)
 }
 
-// Text is the closing comment.
+// Text is the closing comment: each field cleaned, so that none adds a line.
 func (c Closing) Text() string {
-	return c.Title() + "\n\n" + c.Why + "\n\nimdsguard decision " + c.DecisionID + " at " + c.At.UTC().Format(time.RFC3339) + "."
+	return c.Title() + "\n\n" + clean(c.Why, maxTextRunes) + "\n\nimdsguard decision " + clean(c.DecisionID, maxTextRunes) +
+		" at " + c.At.UTC().Format(time.RFC3339) + "."
 }
 
 // Lazy builds its backend on first use and keeps it, so that a backend that needs a

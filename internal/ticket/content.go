@@ -18,9 +18,11 @@ import (
 
 // Content is one ticket, independent of where it goes: Compose builds it from a verdict,
 // and Markdown (OpsCenter, GitHub), ADF (Jira Cloud REST v3) and PlainText (SNS e-mail,
-// Jira Data Center) render it. Every string in it is already cleaned of control and
-// bidirectional-formatting characters and kept to one line; the renderers escape what
-// their format needs.
+// Jira Data Center) render it. Compose cleans every string from the outside (clean: one
+// line, no control or bidirectional-formatting characters, bounded length) and puts it
+// in a Plain or Code span, never in markup; the renderers escape what their format
+// needs and pass every text through safeLine again, so a hand-built Content cannot
+// break them either.
 type Content struct {
 	// Title is the ticket's title, "[dry-run] " first for a dry run.
 	Title  string
@@ -218,7 +220,7 @@ func theftSection(v message.Verdict, theft policy.Reason) Section {
 		{Spans: []Span{
 			{"Investigate in CloudTrail ", Strong},
 			{"everything the role session named after the instance did from those addresses: ", Plain},
-			{fmt.Sprintf("aws cloudtrail lookup-events --region %s --lookup-attributes AttributeKey=Username,AttributeValue=%s", region, id), Code},
+			{shellCommand("aws cloudtrail lookup-events --region %s --lookup-attributes AttributeKey=Username,AttributeValue=%s", region, id), Code},
 			{", then look at sourceIPAddress, eventName and the resources touched (LookupEvents covers 90 days of management events; use a trail or CloudTrail Lake for data events).", Plain},
 		}},
 		{Spans: []Span{
@@ -235,7 +237,7 @@ func theftSection(v message.Verdict, theft policy.Reason) Section {
 		{Items: []Item{
 			{Spans: []Span{{"Revoke the role's sessions now ", Strong}, {"(IAM console, Roles, \"Revoke active sessions\").", Plain}}},
 			{Spans: []Span{{"Investigate in CloudTrail: ", Strong},
-				{fmt.Sprintf("aws cloudtrail lookup-events --region %s --lookup-attributes AttributeKey=Username,AttributeValue=%s", region, id), Code}}},
+				{shellCommand("aws cloudtrail lookup-events --region %s --lookup-attributes AttributeKey=Username,AttributeValue=%s", region, id), Code}}},
 		}},
 	}
 	return s
@@ -309,7 +311,8 @@ func adviceSpans(a SDKAdvice) []Span {
 	if !a.Recognised {
 		return []Span{{a.Advice, Plain}}
 	}
-	head := a.SDK
+	// SDK names the version inside an agent as the user agent spelt it.
+	head := clean(a.SDK, maxTextRunes)
 	if a.Version != "" {
 		head += " " + clean(a.Version, maxTextRunes)
 	}
@@ -366,13 +369,13 @@ func nextSteps(v message.Verdict, advice []SDKAdvice, tag, id, region string) Se
 	if speaks || container {
 		items = append(items, Item{Spans: []Span{
 			{"Containers are one more network hop: IMDSv2 answers them only with a hop limit of at least 2 (", Plain},
-			{fmt.Sprintf("aws ec2 modify-instance-metadata-options --region %s --instance-id %s --http-put-response-hop-limit 2", region, id), Code},
+			{shellCommand("aws ec2 modify-instance-metadata-options --region %s --instance-id %s --http-put-response-hop-limit 2", region, id), Code},
 			{").", Plain},
 		}})
 	}
 	items = append(items, Item{Spans: []Span{
 		{"Re-check after the fix: ", Plain},
-		{fmt.Sprintf("imdsguard plan --instance-ids %s --region %s", id, region), Code},
+		{shellCommand("imdsguard plan --instance-ids %s --region %s", id, region), Code},
 		{". Once no IMDSv1 use is left, imdsguard requires IMDSv2 on its own.", Plain},
 	}})
 	items = append(items, Item{
@@ -382,8 +385,8 @@ func nextSteps(v message.Verdict, advice []SDKAdvice, tag, id, region string) Se
 			{tag + "=YYYY-MM-DD", Code},
 			{" with the last day of the exemption (UTC); afterwards the rules apply again.", Plain},
 		},
-		Children: []Item{{Spans: []Span{{fmt.Sprintf("aws ec2 create-tags --region %s --resources %s --tags %s", region, id,
-			shellQuote("Key="+tag+",Value=YYYY-MM-DD")), Code}}}},
+		Children: []Item{{Spans: []Span{{shellCommand("aws ec2 create-tags --region %s --resources %s --tags %s", region, id,
+			"Key="+tag+",Value=YYYY-MM-DD"), Code}}}},
 	})
 	return Section{Heading: "What to do", Blocks: []Block{{Items: items}}}
 }
@@ -480,17 +483,14 @@ func dedupe(in []string) []string {
 	return out
 }
 
-// clean makes user-controlled text safe to place on one line of any format: valid
-// UTF-8, whitespace runs collapsed to one space, control and invisible formatting
-// characters (bidirectional overrides, zero-width marks) shown as U+FFFD, and at most
-// max runes.
+// clean makes user-controlled text readable on one line: safeLine's characters, white
+// space trimmed and its runs collapsed to one space, and at most max runes (then "…").
 func clean(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	space := false
 	n := 0
-	for _, r := range strings.TrimSpace(s) {
-		if unicode.IsSpace(r) {
+	for _, r := range strings.TrimSpace(safeLine(s)) {
+		if r == ' ' {
 			space = true
 			continue
 		}
@@ -503,13 +503,38 @@ func clean(s string, max int) string {
 			n++
 			space = false
 		}
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			r = utf8.RuneError
-		}
 		b.WriteRune(r)
 		n++
 	}
 	return b.String()
+}
+
+// safeLine is s with nothing that could end a line or hide or reorder text in any
+// renderer: invalid UTF-8, control characters, formatting characters (bidirectional
+// overrides and isolates, zero-width marks) and non-characters become U+FFFD, and every
+// white space (line and paragraph separators, NEL, vertical tab and form feed included)
+// becomes a space. Every renderer passes all its text through it, so a Content built
+// by hand is as safe as one from Compose; clean adds the tidying on top.
+func safeLine(s string) string {
+	return strings.Map(safeRune, strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+func safeRune(r rune) rune {
+	switch {
+	case ' ' <= r && r <= '~':
+		return r
+	case unicode.IsSpace(r):
+		return ' '
+	case unicode.IsControl(r), unicode.Is(unicode.Cf, r), isNoncharacter(r):
+		return utf8.RuneError
+	}
+	return r
+}
+
+// isNoncharacter: U+FDD0..U+FDEF and the last two code points of every plane, which
+// XML (the SNS API's) and many parsers refuse.
+func isNoncharacter(r rune) bool {
+	return (r >= 0xFDD0 && r <= 0xFDEF) || r&0xFFFE == 0xFFFE
 }
 
 func nonEmpty(s string) string {
@@ -541,9 +566,20 @@ func capitalise(s string) string {
 	return string(unicode.ToUpper(r)) + s[size:]
 }
 
+// shellCommand fills a command line's %s verbs with args, each shell-quoted: a ticket's
+// commands are meant to be copied into a shell, so an outside value (an instance id, a
+// region, a tag key) must stay one argument.
+func shellCommand(format string, args ...string) string {
+	quoted := make([]any, len(args))
+	for i, a := range args {
+		quoted[i] = shellQuote(a)
+	}
+	return fmt.Sprintf(format, quoted...)
+}
+
 // shellQuote quotes s for a POSIX shell when it holds anything but safe characters.
 func shellQuote(s string) string {
-	safe := true
+	safe := s != ""
 	for _, r := range s {
 		if !(r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("@%_+=:,./-", r))) {
 			safe = false
@@ -556,9 +592,11 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// Markdown renders the ticket as CommonMark/GitHub-flavoured Markdown. Text is
-// backslash-escaped and literal values are code spans, so nothing a caller controls
-// (user agents, tag values, reason details) can become HTML, a link or formatting.
+// Markdown renders the ticket as CommonMark/GitHub-flavoured Markdown. Every line's
+// structure (heading, list item, quote) is the renderer's own; text is escaped, and
+// literal values and anything an autolinker could take for a link are code spans
+// (mdWriter), so nothing a caller controls (user agents, tag values, reason details)
+// can become HTML, a link, an image or formatting, or start a line.
 func (c Content) Markdown() string {
 	return c.markdown(true) + c.markdownFooter()
 }
@@ -685,59 +723,241 @@ func writeMarkdownBlock(b *strings.Builder, bl Block) {
 	}
 }
 
+// mdSpans renders spans as one line of Markdown inline content: Plain and Strong text
+// through mdWriter, Code as code spans.
 func mdSpans(spans []Span) string {
-	var b strings.Builder
-	for _, s := range spans {
+	var w mdWriter
+	for _, s := range coalesce(spans) {
+		text := safeLine(s.Text)
 		switch s.Style {
 		case Code:
-			b.WriteString(mdCode(s.Text))
+			w.code(text)
 		case Strong:
 			// Emphasis delimiters must touch the text: keep surrounding spaces outside.
-			inner := strings.TrimSpace(s.Text)
+			inner := strings.Trim(text, " ")
 			if inner == "" {
-				b.WriteString(s.Text)
+				w.text(text)
 				continue
 			}
-			lead := s.Text[:strings.Index(s.Text, inner)]
-			trail := s.Text[len(lead)+len(inner):]
-			b.WriteString(lead + "**" + mdText(inner) + "**" + trail)
+			lead := text[:len(text)-len(strings.TrimLeft(text, " "))]
+			w.text(lead)
+			w.delimiter("**")
+			w.text(inner)
+			w.delimiter("**")
+			w.text(text[len(lead)+len(inner):])
 		default:
-			b.WriteString(mdText(s.Text))
+			w.text(text)
 		}
 	}
-	return b.String()
+	return w.String()
 }
 
-// mdText backslash-escapes the characters that could start Markdown or HTML syntax.
-// CommonMark allows a backslash before any ASCII punctuation, so escaping is never wrong.
+// mdText is s as Markdown text: mdSpans of one plain span.
 func mdText(s string) string {
-	var b strings.Builder
-	digits := true
+	return mdSpans([]Span{{s, Plain}})
+}
+
+// coalesce joins neighbouring spans of one style, so that a word split across two
+// spans is judged whole by mdWriter and two strong spans do not touch as "****".
+func coalesce(spans []Span) []Span {
+	var out []Span
+	for _, s := range spans {
+		if s.Text == "" {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Style == s.Style {
+			out[n-1].Text += s.Text
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Markdown characters escaped wherever they are, and those escaped only where they
+// would start a block (a list item, a definition): at the start of the line.
+const (
+	mdEscaped        = "\\`*_[]<>|~&#!$^{}=+"
+	mdEscapedAtStart = "-:"
+)
+
+// mdWriter builds one line of Markdown inline content in which text stays text:
+//
+//   - Markdown punctuation is backslash-escaped, and so is what would start a block at
+//     the start of the line ("-", ":", "1." and "1)"). CommonMark lets any ASCII
+//     punctuation be escaped, so an escape is never wrong.
+//   - A word that an autolinker could take for a link (linkable), or that holds a
+//     backtick, is set as a code span instead. Escapes cannot stop autolinks:
+//     cmark-gfm (GitHub) joins the text around escapes before it looks for e-mail
+//     addresses, and renderers that link in a pass over the parsed text do the same
+//     for URLs. A code span is literal in every CommonMark renderer and no autolinker
+//     looks inside one.
+//   - Neighbouring code spans are merged: written side by side, their fences would touch
+//     and read as one longer fence.
+//   - Runs of spaces collapse to one and leading spaces are dropped: HTML shows them as
+//     one anyway, and four at the start of a line would start a code block.
+type mdWriter struct {
+	b strings.Builder
+	// pendingCode is the literal text of the code span being gathered.
+	pendingCode strings.Builder
+	// started: something is written, the start-of-line rules are done.
+	started bool
+	// space: a space is due before what comes next.
+	space bool
+}
+
+// text writes s, already through safeLine, as text.
+func (w *mdWriter) text(s string) {
+	for i, word := range strings.Split(s, " ") {
+		if i > 0 && w.started {
+			w.space = true
+		}
+		if word != "" {
+			w.word(word)
+		}
+	}
+}
+
+func (w *mdWriter) word(word string) {
+	if strings.ContainsRune(word, '`') {
+		w.code(word)
+		return
+	}
+	if !linkable(word) {
+		w.escaped(word)
+		return
+	}
+	// The punctuation around a link-like word stays text, "(see www.example.com).",
+	// unless the word is link-like only with it: GFM links "WWW." as "WWW".
+	rest := strings.TrimLeftFunc(word, isWordEdge)
+	core := strings.TrimRightFunc(rest, isWordEdge)
+	if !linkable(core) {
+		w.code(word)
+		return
+	}
+	w.escaped(word[:len(word)-len(rest)])
+	w.code(core)
+	w.escaped(rest[len(core):])
+}
+
+// code adds s, already through safeLine, to the code span being gathered.
+func (w *mdWriter) code(s string) {
+	if w.space {
+		w.flushCode()
+		w.b.WriteByte(' ')
+		w.space = false
+	}
+	w.pendingCode.WriteString(s)
+	w.started = true
+}
+
+// delimiter writes Markdown syntax of the renderer's own (the emphasis "**").
+func (w *mdWriter) delimiter(d string) {
+	w.separate()
+	w.b.WriteString(d)
+	w.started = true
+}
+
+func (w *mdWriter) escaped(s string) {
+	if s == "" {
+		return
+	}
+	w.separate()
+	atStart := !w.started
+	w.started = true
+	digits := atStart
 	for i, r := range s {
-		switch r {
-		case '\\', '`', '*', '_', '[', ']', '<', '>', '|', '~', '&', '#', '!':
-			b.WriteByte('\\')
-		case '-', '+', '=':
-			if i == 0 {
-				b.WriteByte('\\')
-			}
-		case '.', ')':
-			if i > 0 && digits {
-				b.WriteByte('\\') // "1." or "1)" would start an ordered list
-			}
+		switch {
+		case strings.ContainsRune(mdEscaped, r),
+			atStart && i == 0 && strings.ContainsRune(mdEscapedAtStart, r),
+			digits && i > 0 && (r == '.' || r == ')'): // "1." or "1)" would start an ordered list
+			w.b.WriteByte('\\')
 		}
 		if r < '0' || r > '9' {
 			digits = false
 		}
-		b.WriteRune(r)
+		w.b.WriteRune(r)
 	}
-	return b.String()
 }
 
-// mdCode is a code span that holds s literally: the fence is one backtick longer than
-// the longest run inside, padded with a space when s starts or ends with a backtick or
-// a space (CommonMark strips one space from each side).
+// separate ends the code span being gathered and writes the space due.
+func (w *mdWriter) separate() {
+	w.flushCode()
+	if w.space {
+		w.b.WriteByte(' ')
+		w.space = false
+	}
+}
+
+func (w *mdWriter) flushCode() {
+	if w.pendingCode.Len() > 0 {
+		w.b.WriteString(mdCode(w.pendingCode.String()))
+		w.pendingCode.Reset()
+	}
+}
+
+func (w *mdWriter) String() string {
+	w.flushCode()
+	return w.b.String()
+}
+
+// isWordEdge is punctuation that prose puts around a word, as in "(www.example.com),".
+func isWordEdge(r rune) bool {
+	return strings.ContainsRune("()[]{}<>\"',.;:!?*_~", r)
+}
+
+// linkable reports whether an autolinker could take word (white space free) for a link:
+// GFM's extended autolinks (www., http://, https://, ftp://, e-mail addresses, mailto:,
+// xmpp:), and those of other common renderers (a scheme such as tel: or javascript:,
+// linkify-it's //host, bare domains such as example.com).
+func linkable(word string) bool {
+	if strings.ContainsRune(word, '@') || strings.Contains(word, "//") || strings.Contains(strings.ToLower(word), "www.") {
+		return true
+	}
+	for i := 1; i+1 < len(word); i++ {
+		if word[i] == ':' && isASCIILetter(word[i-1]) {
+			return true
+		}
+	}
+	// A bare domain: a dot after a letter or digit, then a label of two letters or more.
+	for i := 1; i < len(word); i++ {
+		if before, _ := utf8.DecodeLastRuneInString(word[:i]); word[i] != '.' || !isAlnum(before) {
+			continue
+		}
+		letters := 0
+		for _, r := range word[i+1:] {
+			if !unicode.IsLetter(r) {
+				if isAlnum(r) {
+					letters = 0 // a digit in the label: not a top-level domain
+				}
+				break
+			}
+			letters++
+		}
+		if letters >= 2 {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCIILetter(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
+}
+
+func isAlnum(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
+}
+
+// mdCode is a code span that holds s, through safeLine, literally: the fence is one
+// backtick longer than the longest run inside, padded with a space when s starts or
+// ends with a backtick or a space (CommonMark strips one space from each side).
 func mdCode(s string) string {
+	s = safeLine(s)
+	if s == "" {
+		// "``" would be no code span but a fence that the next "``" on the line closes.
+		return "` `"
+	}
 	longest, run := 0, 0
 	for _, r := range s {
 		if r == '`' {
@@ -748,24 +968,29 @@ func mdCode(s string) string {
 		}
 	}
 	fence := strings.Repeat("`", longest+1)
-	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") || strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ") {
+	// Content of spaces only is kept whole, so it needs no padding. A fence of three
+	// backticks or more at the start of a line opens no code block: the content then
+	// holds backticks, and a backtick fence's info string may not.
+	if strings.Trim(s, " ") != "" && (strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") || strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ")) {
 		s = " " + s + " "
 	}
 	return fence + s + fence
 }
 
 // PlainText renders the ticket without markup: for SNS e-mail and for Jira Data Center
-// descriptions (wrap it in {noformat} there if wiki rendering is on).
+// descriptions (noformat sets it in a {noformat} block there). Every text is one line
+// (safeLine), so no outside value can start a line of its own.
 func (c Content) PlainText() string {
 	var b strings.Builder
-	b.WriteString(c.Title + "\n")
+	b.WriteString(safeLine(c.Title) + "\n")
 	for _, s := range c.Sections {
 		b.WriteString("\n")
+		heading := safeLine(s.Heading)
 		switch {
 		case s.Warning:
-			b.WriteString("!! " + strings.ToUpper(s.Heading) + " !!\n")
-		case s.Heading != "":
-			b.WriteString("== " + s.Heading + " ==\n")
+			b.WriteString("!! " + strings.ToUpper(heading) + " !!\n")
+		case heading != "":
+			b.WriteString("== " + heading + " ==\n")
 		}
 		for i, bl := range s.Blocks {
 			if i > 0 && len(bl.Spans) > 0 {
@@ -789,14 +1014,16 @@ func (c Content) PlainText() string {
 func plainSpans(spans []Span) string {
 	var b strings.Builder
 	for _, s := range spans {
-		b.WriteString(s.Text)
+		b.WriteString(safeLine(s.Text))
 	}
 	return b.String()
 }
 
 // ADF renders the ticket as an Atlassian Document Format document (Jira Cloud REST v3):
 // headings, paragraphs, bullet lists, text with strong and code marks, a warning panel
-// for the theft section and a rule before the footer. No text node is empty.
+// for the theft section and a rule before the footer. No text node is empty, every text
+// is one line (safeLine), and marks come from the span's style alone: outside text is
+// only ever the text of a text node.
 func (c Content) ADF() map[string]any {
 	content := []any{adfHeading(1, c.Title)}
 	for _, s := range c.Sections {
@@ -828,7 +1055,7 @@ func (c Content) ADF() map[string]any {
 func adfHeading(level int, text string) map[string]any {
 	return map[string]any{
 		"type": "heading", "attrs": map[string]any{"level": level},
-		"content": []any{map[string]any{"type": "text", "text": nonEmpty(text)}},
+		"content": []any{map[string]any{"type": "text", "text": nonEmpty(safeLine(text))}},
 	}
 }
 
@@ -866,10 +1093,11 @@ func adfList(items []Item) map[string]any {
 func adfParagraph(spans []Span) map[string]any {
 	var texts []any
 	for _, s := range spans {
-		if s.Text == "" {
+		text := safeLine(s.Text)
+		if text == "" {
 			continue
 		}
-		node := map[string]any{"type": "text", "text": s.Text}
+		node := map[string]any{"type": "text", "text": text}
 		switch s.Style {
 		case Strong:
 			node["marks"] = []any{map[string]any{"type": "strong"}}

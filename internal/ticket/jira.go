@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -83,8 +84,19 @@ const (
 //
 // Errors and log lines never hold the credentials: every text from Jira that goes into
 // an error is scrubbed of them too.
+//
+// The credentials go to the site's origin (scheme, host and port) only. A redirect is
+// followed only when it stays there and keeps the request's method; any other fails the
+// call at once, unretried, with an error naming the target, before anything is sent to
+// it. Go's client would carry the Authorization header to another port of the same host,
+// to a subdomain and from https down to http. A same-origin redirect is harmless to the
+// credentials (a reverse proxy canonicalising a Data Center's context path sends them),
+// but a 301, 302 or 303 answer to a POST would turn it into a GET without its body: a
+// search without its JQL, whose issues are some other instance's, so those are refused
+// too.
 type Jira struct {
-	// HTTP is the client; nil means one with a 30 s timeout.
+	// HTTP is the client; nil means one with a 30 s timeout. Its redirect policy
+	// (CheckRedirect) runs only after the Jira backend's own check, above, has passed.
 	HTTP *http.Client
 	// Site is the Jira base URL, e.g. https://example.atlassian.net or, for Data Center
 	// under a context path, https://jira.example.com/jira.
@@ -267,15 +279,11 @@ func (j *Jira) create(ctx context.Context, t Ticket, label string) (string, erro
 		}
 	}
 	fields := map[string]any{
-		"project":   map[string]string{"key": j.Project},
-		"issuetype": map[string]string{"name": j.issueType()},
-		"summary":   truncateRunes(oneLine(t.Content.Title), jiraMaxSummary),
-		"labels":    labels,
-	}
-	if j.Flavour == JiraCloud {
-		fields["description"] = adfWithin(t.Content, jiraMaxText)
-	} else {
-		fields["description"] = noformat(plainWithin(t.Content, jiraMaxText-len(noformatOpen+noformatClose)))
+		"project":     map[string]string{"key": j.Project},
+		"issuetype":   map[string]string{"name": j.issueType()},
+		"summary":     titleLine(t.Content.Title, jiraMaxSummary),
+		"labels":      labels,
+		"description": j.description(t.Content),
 	}
 	var out jiraIssueRef
 	if err := j.once(ctx, http.MethodPost, j.api("issue"), map[string]any{"fields": fields}, &out); err != nil {
@@ -292,17 +300,7 @@ func (j *Jira) Update(ctx context.Context, ref string, t Ticket) error {
 	if err := j.checkRef(ref); err != nil {
 		return err
 	}
-	const intro = "New evidence for this imdsguard ticket."
-	var body any
-	if j.Flavour == JiraCloud {
-		doc := adfWithin(t.Content, jiraMaxText-512)
-		content := doc["content"].([]any)
-		doc["content"] = append([]any{adfParagraph([]Span{{intro, Strong}})}, content...)
-		body = doc
-	} else {
-		body = intro + "\n\n" + noformat(plainWithin(t.Content, jiraMaxText-len(intro)-len(noformatOpen+noformatClose)-2))
-	}
-	if err := j.call(ctx, http.MethodPost, j.api("issue", ref, "comment"), map[string]any{"body": body}, nil); err != nil {
+	if err := j.call(ctx, http.MethodPost, j.api("issue", ref, "comment"), map[string]any{"body": j.updateComment(t.Content)}, nil); err != nil {
 		return fmt.Errorf("jira: adding new evidence for %s to %s: %w", t.Verdict.InstanceID, ref, err)
 	}
 	return nil
@@ -313,25 +311,7 @@ func (j *Jira) Resolve(ctx context.Context, ref string, c Closing) error {
 	if err := j.checkRef(ref); err != nil {
 		return err
 	}
-	text := truncateBytes(c.Text(), jiraMaxText-len(noformatOpen+noformatClose)-4)
-	var body any
-	if j.Flavour == JiraCloud {
-		var content []any
-		for i, line := range strings.Split(text, "\n") {
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			style := Plain
-			if i == 0 {
-				style = Strong
-			}
-			content = append(content, adfParagraph([]Span{{line, style}}))
-		}
-		body = map[string]any{"type": "doc", "version": 1, "content": content}
-	} else {
-		body = noformat(text)
-	}
-	if err := j.call(ctx, http.MethodPost, j.api("issue", ref, "comment"), map[string]any{"body": body}, nil); err != nil {
+	if err := j.call(ctx, http.MethodPost, j.api("issue", ref, "comment"), map[string]any{"body": j.resolveComment(c)}, nil); err != nil {
 		return fmt.Errorf("jira: adding the closing comment for %s to %s: %w", c.InstanceID, ref, err)
 	}
 
@@ -357,6 +337,50 @@ func (j *Jira) Resolve(ctx context.Context, ref string, c Closing) error {
 		return fmt.Errorf("jira: resolving %s for %s with transition %q (%s): %w", ref, c.InstanceID, tr.Name, tr.ID, err)
 	}
 	return nil
+}
+
+// The bodies Jira gets. On Data Center every text from a ticket is inside noformat,
+// on Cloud inside ADF text nodes; both within Jira's limit of a text field.
+
+// description is an issue's description.
+func (j *Jira) description(c Content) any {
+	if j.Flavour == JiraCloud {
+		return adfWithin(c, jiraMaxText)
+	}
+	return noformat(plainWithin(c, jiraMaxText-len(noformatOpen+noformatClose)))
+}
+
+const jiraUpdateIntro = "New evidence for this imdsguard ticket."
+
+// updateComment is the comment that adds new evidence to an issue.
+func (j *Jira) updateComment(c Content) any {
+	if j.Flavour == JiraCloud {
+		doc := adfWithin(c, jiraMaxText-512)
+		content := doc["content"].([]any)
+		doc["content"] = append([]any{adfParagraph([]Span{{jiraUpdateIntro, Strong}})}, content...)
+		return doc
+	}
+	return jiraUpdateIntro + "\n\n" + noformat(plainWithin(c, jiraMaxText-len(jiraUpdateIntro)-len(noformatOpen+noformatClose)-2))
+}
+
+// resolveComment is the closing comment: its first line strong on Cloud.
+func (j *Jira) resolveComment(c Closing) any {
+	text := truncateBytes(c.Text(), jiraMaxText-len(noformatOpen+noformatClose)-4)
+	if j.Flavour != JiraCloud {
+		return noformat(text)
+	}
+	var content []any
+	for i, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		style := Plain
+		if i == 0 {
+			style = Strong
+		}
+		content = append(content, adfParagraph([]Span{{line, style}}))
+	}
+	return map[string]any{"type": "doc", "version": 1, "content": content}
 }
 
 type jiraTransition struct {
@@ -536,6 +560,11 @@ func (j *Jira) once(ctx context.Context, method, path string, in, out any) error
 	j.authorize(req)
 	resp, err := j.client().Do(req)
 	if err != nil {
+		// The same request would meet the same redirect: not a transport error to retry.
+		var refused *jiraRedirectError
+		if errors.As(err, &refused) {
+			return fmt.Errorf("jira: %s %s: %w", method, shown, refused)
+		}
 		return &jiraTransportError{msg: fmt.Sprintf("jira: %s %s: %s", method, shown, j.scrub(err.Error())), err: err}
 	}
 	defer resp.Body.Close()
@@ -620,14 +649,83 @@ func (j *Jira) api(parts ...string) string {
 	return base + "/rest/api/" + version + "/" + strings.Join(escaped, "/")
 }
 
+// client is the HTTP client with the backend's redirect check in front of its own: a
+// caller's client is copied (sharing its transport and so its connections) rather than
+// changed.
 func (j *Jira) client() *http.Client {
-	if j.HTTP != nil {
-		return j.HTTP
+	if j.HTTP == nil {
+		return defaultJiraClient
 	}
-	return defaultJiraClient
+	c := *j.HTTP
+	c.CheckRedirect = sameOriginRedirects(j.HTTP.CheckRedirect)
+	return &c
 }
 
-var defaultJiraClient = &http.Client{Timeout: defaultJiraTimeout}
+var defaultJiraClient = &http.Client{Timeout: defaultJiraTimeout, CheckRedirect: sameOriginRedirects(nil)}
+
+// maxJiraRedirects is Go's default limit, kept when the client has no policy of its own.
+const maxJiraRedirects = 10
+
+// sameOriginRedirects is a CheckRedirect that refuses a redirect leaving the first
+// request's origin or changing its method, then applies next (Go's default policy when
+// nil). It runs before the redirected request is sent, so a refused target receives
+// nothing.
+func sameOriginRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		first := via[0]
+		status := 0
+		if req.Response != nil {
+			status = req.Response.StatusCode
+		}
+		if from, to := origin(first.URL), origin(req.URL); from != to {
+			return &jiraRedirectError{status: status, target: redirectTarget(req.URL),
+				why: fmt.Sprintf("it leaves %s, and the Jira credentials go nowhere else (is the site URL the address Jira answers on?)", from)}
+		}
+		if req.Method != first.Method {
+			return &jiraRedirectError{status: status, target: redirectTarget(req.URL),
+				why: fmt.Sprintf("following it would send a %s without its body instead of the %s", req.Method, first.Method)}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= maxJiraRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxJiraRedirects)
+		}
+		return nil
+	}
+}
+
+// origin is a URL's scheme, host and port, the port spelt out when it is the default.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// redirectTarget is a redirect's URL for an error: without user info, query or fragment,
+// which a server chose and which may carry anything.
+func redirectTarget(u *url.URL) string {
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}
+
+// jiraRedirectError is a redirect the Jira client refused to follow.
+type jiraRedirectError struct {
+	status int
+	target string
+	why    string
+}
+
+func (e *jiraRedirectError) Error() string {
+	return fmt.Sprintf("refused to follow the %d %s redirect to %s: %s", e.status, http.StatusText(e.status), e.target, e.why)
+}
 
 func (j *Jira) issueType() string {
 	if j.IssueType == "" {
@@ -713,12 +811,19 @@ const (
 	noformatClose = "\n{noformat}"
 )
 
-var noformatMacro = regexp.MustCompile(`(?i)\{noformat(:[^}]*)?\}`)
+// noformatStart is the start of a {noformat} macro, with or without parameters.
+var noformatStart = regexp.MustCompile(`(?i)\{noformat`)
 
 // noformat sets text in a {noformat} block, so Data Center's wiki renderer shows it as
-// it is; a {noformat} inside, which would end the block early, is removed.
+// it is. Inside the block the one piece of markup is another {noformat}: it ends the
+// block, and whatever follows is live wiki markup (links, images, macros). So the
+// brace of every "{noformat" inside becomes a fullwidth one (U+FF5B). Removing the
+// macro instead would let the text around it join into a new one ("{no{noformat}format}"
+// becomes "{noformat}"); replacing a brace with a character that is no brace cannot
+// form one.
 func noformat(text string) string {
-	return noformatOpen + strings.TrimRight(noformatMacro.ReplaceAllString(text, ""), "\n") + noformatClose
+	body := noformatStart.ReplaceAllStringFunc(text, func(m string) string { return "\uFF5B" + m[1:] })
+	return noformatOpen + strings.TrimRight(body, "\n") + noformatClose
 }
 
 // oneLine folds white space, including line breaks, to single spaces.

@@ -794,7 +794,7 @@ func TestRenderWithin(t *testing.T) {
 			}
 		}
 	}
-	if got := noformat("a {noformat} b {NOFORMAT:title=x} c\n\n"); got != "{noformat}\na  b  c\n{noformat}" {
+	if got := noformat("a {noformat} b {NOFORMAT:title=x} c\n\n"); got != "{noformat}\na \uFF5Bnoformat} b \uFF5BNOFORMAT:title=x} c\n{noformat}" {
 		t.Errorf("noformat = %q", got)
 	}
 }

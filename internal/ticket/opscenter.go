@@ -74,7 +74,7 @@ func (o *OpsCenter) Open(ctx context.Context, t Ticket) (string, error) {
 		return "", fmt.Errorf("ssm:CreateOpsItem for %s: encoding the related resource: %w", v.InstanceID, err)
 	}
 	out, err := o.API.CreateOpsItem(ctx, &ssm.CreateOpsItemInput{
-		Title:       aws.String(truncateRunes(t.Content.Title, opsItemMaxTitle)),
+		Title:       aws.String(titleLine(t.Content.Title, opsItemMaxTitle)),
 		Description: aws.String(t.Content.MarkdownWithin(opsItemMaxDescription)),
 		Source:      aws.String(opsItemSource),
 		Category:    aws.String(opsItemCategory),

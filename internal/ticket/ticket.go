@@ -6,6 +6,8 @@ package ticket
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -63,16 +65,54 @@ func (s *SNS) publish(ctx context.Context, instanceID, event, title, body string
 	return nil
 }
 
-// subject fits SNS's limit of 100 characters, printable ASCII with no newline.
+// snsMaxSubject is the longest SNS subject: the API wants fewer than 100 characters.
+const snsMaxSubject = 99
+
+// fallbackTitle stands in for a title with nothing left to show (SNS subject, Jira
+// summary, OpsItem title).
+const fallbackTitle = "imdsguard ticket"
+
+// subject is a valid SNS Subject for any title. SNS documents it as ASCII text that
+// begins with a letter, number or punctuation mark, without line breaks or control
+// characters, fewer than 100 characters long (newer documentation allows UTF-8; ASCII
+// satisfies both): white space becomes one space, any other character outside
+// printable ASCII a "?", leading characters that are neither letters, digits nor
+// punctuation go, and a long subject is cut with "...".
 func subject(title string) string {
-	b := []byte(title)
-	for i, c := range b {
-		if c < 0x20 || c > 0x7e {
-			b[i] = '?'
+	var b strings.Builder
+	space := false
+	for _, r := range safeLine(title) {
+		switch {
+		case r == ' ':
+			space = b.Len() > 0
+			continue
+		case r < ' ' || r > '~':
+			r = '?'
+		case b.Len() == 0 && !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsPunct(r)):
+			continue // "$", "+", "<", "=", ">", "^", "`", "|" and "~" are symbols, not punctuation
 		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
 	}
-	if len(b) > 100 {
-		return string(b[:97]) + "..."
+	s := b.String()
+	if len(s) > snsMaxSubject {
+		s = strings.TrimRight(s[:snsMaxSubject-len("...")], " ") + "..."
 	}
-	return string(b)
+	if s == "" {
+		return fallbackTitle
+	}
+	return s
+}
+
+// titleLine is a title for a ticket system's one-line title field (Jira summary, OpsItem
+// title): safeLine's characters, white space collapsed, at most maxRunes runes, and
+// never empty, which both systems refuse.
+func titleLine(title string, maxRunes int) string {
+	if t := truncateRunes(oneLine(safeLine(title)), maxRunes); t != "" {
+		return t
+	}
+	return fallbackTitle
 }
