@@ -87,7 +87,8 @@ func reached(got, target policy.MetadataOptions) bool {
 func (e *Enforcer) waitApplied(ctx context.Context, instanceID string, target policy.MetadataOptions) (policy.MetadataOptions, error) {
 	waitCtx, cancel := context.WithTimeout(ctx, e.MaxWait)
 	defer cancel()
-	delay := e.FirstDelay
+	// A zero first delay would double to zero for ever: a describe loop at full speed.
+	delay := max(e.FirstDelay, time.Millisecond)
 	last := "no reply yet"
 	for {
 		timer := time.NewTimer(delay)

@@ -63,11 +63,9 @@ func evaluate(ev Evidence, s Settings, now time.Time) (Verdict, Need) {
 		}
 		secondary = append(secondary, Reason{ReasonExemptionExpired, ex.detail})
 	}
-	containerTag, container := s.containerHostTag(inst.Tags)
-	target := targetOptions(inst.Options, s, container)
-	if container {
-		secondary = append(secondary, Reason{ReasonContainerHost, fmt.Sprintf(
-			"tag %s marks a container host: containers are one more network hop, so the hop limit becomes %d", containerTag, target.HopLimit)})
+	target := TargetFor(*inst, s)
+	if r, container := containerReason(*inst, s, target); container {
+		secondary = append(secondary, r)
 	}
 	with := func(v Verdict) Verdict {
 		v.Reasons = append(v.Reasons, secondary...)
@@ -154,6 +152,17 @@ func evaluate(ev Evidence, s Settings, now time.Time) (Verdict, Need) {
 
 func final(action Action, code ReasonCode, format string, args ...any) Verdict {
 	return Verdict{Action: action, Reasons: []Reason{{Code: code, Detail: fmt.Sprintf(format, args...)}}}
+}
+
+// containerReason is the secondary reason of a container host, naming the tag that marks
+// it and the hop limit its target gets; false when inst is not one.
+func containerReason(inst Instance, s Settings, target MetadataOptions) (Reason, bool) {
+	tag, container := s.containerHostTag(inst.Tags)
+	if !container {
+		return Reason{}, false
+	}
+	return Reason{ReasonContainerHost, fmt.Sprintf(
+		"tag %s marks a container host: containers are one more network hop, so the hop limit becomes %d", tag, target.HopLimit)}, true
 }
 
 // targetOptions are the options a remediation sets: tokens required, the configured hop

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -180,7 +181,13 @@ func RecheckQueued(in RecheckInput, s Settings, limits RecheckLimits, now time.T
 		return carryOut(final(ActionTicket, ReasonIMDSv1UsedMetric, "%s", detail), "IMDSv1 was used after the verdict")
 	}
 	target := TargetFor(*inst, s)
-	return Recheck{Step: RecheckCarryOut, Verdict: Verdict{Action: ActionRemediate, Reasons: q.Reasons, Target: &target}}
+	// The queued reasons stand, but whether the instance is a container host, and so its
+	// hop limit, is the live instance's: the secondary reason is made afresh.
+	reasons := slices.DeleteFunc(slices.Clone(q.Reasons), func(r Reason) bool { return r.Code == ReasonContainerHost })
+	if r, container := containerReason(*inst, s, target); container {
+		reasons = append(reasons, r)
+	}
+	return Recheck{Step: RecheckCarryOut, Verdict: Verdict{Action: ActionRemediate, Reasons: reasons, Target: &target}}
 }
 
 // TargetFor returns the options a remediation of inst sets (DESIGN.md section 3, "Target

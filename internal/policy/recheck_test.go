@@ -200,3 +200,39 @@ func detailOf(v Verdict) string {
 	}
 	return v.Reasons[0].Detail
 }
+
+// TestRecheckReasonsFollowTheLiveInstance: whether the instance is a container host is
+// the live instance's, in the reasons as in the target.
+func TestRecheckReasonsFollowTheLiveInstance(t *testing.T) {
+	s := DefaultSettings()
+	queuedAsContainer := unusedVerdict(func(q *QueuedVerdict) {
+		q.Reasons = append(q.Reasons, Reason{Code: ReasonContainerHost, Detail: "tag eks:cluster-name marks a container host"})
+	})
+	tests := []struct {
+		name      string
+		queued    QueuedVerdict
+		live      *Instance
+		container bool
+	}{
+		{"the container tag was removed since", queuedAsContainer, running(), false},
+		{"a container host still", queuedAsContainer, running(withTag("eks:cluster-name", "prod")), true},
+		{"a container host since", unusedVerdict(), running(withTag("aws:ecs:clusterName", "web")), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := RecheckQueued(RecheckInput{Queued: tc.queued, Live: describedAs(tc.live), Recent: quiet()}, s, limits, now)
+			if got.Step != RecheckCarryOut || got.Verdict.Action != ActionRemediate {
+				t.Fatalf("got %+v, want a remediation", got)
+			}
+			n := 0
+			for _, r := range got.Verdict.Reasons {
+				if r.Code == ReasonContainerHost {
+					n++
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.container]; n != want || got.Verdict.Primary() != ReasonIMDSv1Unused {
+				t.Errorf("reasons %+v: %d container-host reasons, want %d, primary imdsv1-unused", got.Verdict.Reasons, n, want)
+			}
+		})
+	}
+}
