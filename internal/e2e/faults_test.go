@@ -390,3 +390,99 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 		awsProxy.Faults("", testsupport.FaultNone)+ec2Proxy.Faults("", testsupport.FaultNone)+
 			cwProxy.Faults("", testsupport.FaultNone)+ctProxy.Faults("", testsupport.FaultNone))
 }
+
+// TestBootstrapsUnderFaults runs the built detect and remediate bootstraps, under the
+// Runtime API harness and with their production AWS configuration, with every endpoint
+// behind a fault proxy: the same invariants as TestPipelineUnderFaults, on the binaries
+// as deployed. Fewer faults than in process: the production retryer backs off for real.
+func TestBootstrapsUnderFaults(t *testing.T) {
+	for seed := range uint64(2) {
+		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
+			plan := randomPlan(100+seed, 0.12, "ec2:*", "cloudwatch:*", "cloudtrail:*", "dynamodb:*", "sqs:*", "sns:*")
+			var proxies []*testsupport.FaultProxy
+			p := newPipelineWith(t, "enforce", func(p *pipeline, env map[string]string) {
+				dryRun, err := testsupport.NewEC2DryRun(p.motoURL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(dryRun.Close)
+				others := testsupport.FaultProxyFor(t, p.motoURL, plan)
+				ec2p := testsupport.FaultProxyFor(t, dryRun.URL, plan)
+				ctp := testsupport.FaultProxyFor(t, env["AWS_ENDPOINT_URL_CLOUDTRAIL"], plan)
+				proxies = append(proxies, others, ec2p, ctp)
+				env["AWS_ENDPOINT_URL"] = others.URL
+				env["AWS_ENDPOINT_URL_EC2"] = ec2p.URL
+				env["AWS_ENDPOINT_URL_CLOUDTRAIL"] = ctp.URL
+				// SQS redelivers after the visibility timeout, by when a claim has expired; the
+				// test redelivers at once, so the claim lasts a millisecond.
+				env["IMDSGUARD_CLAIM_TTL"] = "1ms"
+			}, "web", "legacy-v1", "sdk-v1", "stolen-creds", "new", "endpoint-off", "eks-node")
+
+			for attempt := range 3 {
+				if inv := p.detect.invoke(t, p.ctx, json.RawMessage(`{"sweep": {}}`)); inv.Err == nil {
+					break
+				} else {
+					t.Logf("detect attempt %d: %s", attempt+1, inv.Err.Message)
+				}
+			}
+			queued := p.receive(p.queueURL).Records
+			pending := queued
+			for receive := 0; receive < maxReceives && len(pending) > 0; receive++ {
+				inv := p.remediate.invoke(t, p.ctx, events.SQSEvent{Records: pending})
+				if inv.Err != nil {
+					// The whole invocation failed: SQS delivers the batch again.
+					continue
+				}
+				resp := decodeResponse[events.SQSEventResponse](t, inv)
+				var failed []events.SQSMessage
+				for _, f := range resp.BatchItemFailures {
+					i := slices.IndexFunc(pending, func(m events.SQSMessage) bool { return m.MessageId == f.ItemIdentifier })
+					failed = append(failed, pending[i])
+				}
+				pending = failed
+			}
+
+			decisions, copies, dlq := map[string]string{}, map[string]int{}, map[string]bool{}
+			for _, m := range queued {
+				v, err := message.Parse(m.Body)
+				if err != nil {
+					t.Fatalf("detect queued a message remediate cannot parse: %v", err)
+				}
+				decisions[v.DecisionID] = v.InstanceID
+				copies[v.DecisionID]++
+			}
+			for _, m := range pending {
+				v, _ := message.Parse(m.Body)
+				dlq[v.DecisionID] = true
+			}
+			outcomes := map[string]int{}
+			for _, s := range p.fleet {
+				for _, o := range p.history(s.ID) {
+					outcomes[o.DecisionID]++
+					if o.Result == ledger.ResultEnforced && s.Kind.Want.Action != policy.ActionRemediate {
+						t.Errorf("UNSAFE: %s (%s) enforced under faults; fault-free it is %s", s.ID, s.Kind.Name, s.Kind.Want.Action)
+					}
+				}
+				if tokens, _ := p.options(s.ID); tokens == policy.TokensRequired && s.Kind.Want.Action != policy.ActionRemediate {
+					t.Errorf("UNSAFE: %s (%s) has HttpTokens required; fault-free it is %s", s.ID, s.Kind.Name, s.Kind.Want.Action)
+				}
+			}
+			for d, instance := range decisions {
+				switch n := outcomes[d]; {
+				case n > 1:
+					t.Errorf("decision %s about %s has %d outcomes", d, instance, n)
+				case n == 1 && dlq[d] && copies[d] == 1:
+					t.Errorf("decision %s about %s has an outcome and is on the dead-letter queue", d, instance)
+				case n == 0 && !dlq[d]:
+					t.Errorf("decision %s about %s was lost: no outcome and not on the dead-letter queue", d, instance)
+				}
+			}
+			injected := 0
+			for _, px := range proxies {
+				injected += px.Faults("", testsupport.FaultNone)
+			}
+			t.Logf("seed %d: %d decisions queued, %d recorded, %d on the dead-letter queue; faults injected: %d",
+				seed, len(decisions), len(outcomes), len(dlq), injected)
+		})
+	}
+}
