@@ -1,10 +1,12 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -131,9 +133,21 @@ func newDeliveryTally(addresses []string) *deliveryTally {
 }
 
 func (t *deliveryTally) add(ev cttypes.Event) error {
+	raw := []byte(aws.ToString(ev.CloudTrailEvent))
 	var rec trailRecord
-	if err := json.Unmarshal([]byte(aws.ToString(ev.CloudTrailEvent)), &rec); err != nil {
+	if err := json.Unmarshal(raw, &rec); err != nil {
 		return fmt.Errorf("event %s (%s) has a malformed CloudTrailEvent: %w", aws.ToString(ev.EventId), aws.ToString(ev.EventName), err)
+	}
+	// json.Unmarshal takes null for a record without fields, matches names regardless of
+	// case and keeps the last of repeated ones: a record that is not an object, or that
+	// gives ec2RoleDelivery other than once as CloudTrail spells it, cannot be read as "not
+	// IMDSv1".
+	if text := bytes.TrimSpace(raw); len(text) == 0 || text[0] != '{' {
+		return fmt.Errorf("event %s (%s) has a CloudTrailEvent that is not a JSON object", aws.ToString(ev.EventId), aws.ToString(ev.EventName))
+	}
+	if got := spellings(raw, deliveryPath, ""); len(got) > 1 || len(got) == 1 && got[0] != strings.Join(deliveryPath, ".") {
+		return fmt.Errorf("event %s (%s) has a CloudTrailEvent that gives ec2RoleDelivery as %s, not once as %s",
+			aws.ToString(ev.EventId), aws.ToString(ev.EventName), strings.Join(got, " and "), strings.Join(deliveryPath, "."))
 	}
 	switch rec.UserIdentity.SessionContext.EC2RoleDelivery {
 	case "2.0":
@@ -167,6 +181,39 @@ func (t *deliveryTally) add(ev cttypes.Event) error {
 			rec.UserIdentity.SessionContext.EC2RoleDelivery)
 	}
 	return nil
+}
+
+// deliveryPath is where a record says how the credentials were delivered.
+var deliveryPath = []string{"userIdentity", "sessionContext", "ec2RoleDelivery"}
+
+// spellings returns the members of the JSON object raw, and of the objects in it, that
+// encoding/json would decode into path (names matched regardless of case), each as the
+// record spells it, repeats included, after prefix.
+func spellings(raw []byte, path []string, prefix string) []string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var out []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return out
+		}
+		key, _ := tok.(string)
+		switch {
+		case !strings.EqualFold(key, path[0]):
+		case len(path) == 1:
+			out = append(out, prefix+key)
+		default:
+			out = append(out, spellings(value, path[1:], prefix+key+".")...)
+		}
+	}
+	return out
 }
 
 func (t *deliveryTally) result() *policy.CloudTrailUsage {

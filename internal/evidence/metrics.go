@@ -67,6 +67,9 @@ type metricWindow struct {
 }
 
 func readUsage(ctx context.Context, api CloudWatchAPI, ids []string, w metricWindow) (map[string]policy.MetricUsage, map[string]error) {
+	// One query per instance: two would add its buckets up twice.
+	seen := make(map[string]bool, len(ids))
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { dup := seen[id]; seen[id] = true; return dup })
 	usage := make(map[string]policy.MetricUsage, len(ids))
 	errs := make(map[string]error)
 	buckets := int(w.end.Sub(w.start) / w.period)
@@ -123,6 +126,11 @@ func metricBatch(ctx context.Context, api CloudWatchAPI, ids []string, w metricW
 	// The status of each query on the latest page that answered it: Complete only when
 	// nothing of it is left for a later page.
 	status := make(map[string]cwtypes.StatusCode, len(ids))
+	// Each bucket is answered once. A repeat (a garbled reply, a chain that went back)
+	// would count an hour twice, and the observed hours are what the guard trusts to have
+	// seen enough.
+	buckets := make(map[string]map[time.Time]bool, len(ids))
+	repeated := make(map[string]time.Time)
 	chain := newPageChain(opGetMetricData)
 	for {
 		page, err := api.GetMetricData(ctx, in, func(o *cloudwatch.Options) {
@@ -144,6 +152,16 @@ func metricBatch(ctx context.Context, api CloudWatchAPI, ids []string, w metricW
 			}
 			status[id] = r.StatusCode
 			usage[id] = addBuckets(usage[id], r.Timestamps, r.Values)
+			if buckets[id] == nil {
+				buckets[id] = make(map[time.Time]bool, len(r.Timestamps))
+			}
+			for _, ts := range r.Timestamps {
+				ts = ts.Round(0).UTC() // a map key: no monotonic reading, one location
+				if _, ok := repeated[id]; !ok && buckets[id][ts] {
+					repeated[id] = ts
+				}
+				buckets[id][ts] = true
+			}
 		}
 		next, err := chain.next(page.NextToken)
 		if err != nil {
@@ -156,6 +174,10 @@ func metricBatch(ctx context.Context, api CloudWatchAPI, ids []string, w metricW
 	}
 	failed = make(map[string]error)
 	for _, id := range ids {
+		if ts, ok := repeated[id]; ok {
+			failed[id] = &IncompleteReplyError{Operation: opGetMetricData, Problem: fmt.Sprintf("the bucket at %s for %s is answered twice", ts.Format(time.RFC3339), id)}
+			continue
+		}
 		switch st := status[id]; st {
 		case cwtypes.StatusCodeComplete:
 		case "":

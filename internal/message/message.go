@@ -10,12 +10,14 @@
 package message
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -195,10 +197,78 @@ func Parse(body string) (Verdict, error) {
 	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
 		return Verdict{}, fmt.Errorf("verdict message has more after its JSON object")
 	}
+	if err := exactFields([]byte(body), reflect.TypeFor[Verdict](), ""); err != nil {
+		return Verdict{}, fmt.Errorf("verdict message is not valid %s JSON: %w", Schema, err)
+	}
 	if err := v.Validate(); err != nil {
 		return Verdict{}, err
 	}
 	return v, nil
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// exactFields returns an error naming the first member of the JSON value raw, or of the
+// objects in it, that is not spelt as the field of t it fills, or that repeats one.
+// encoding/json matches names regardless of case (even by Unicode folding) and keeps the
+// last of repeated ones, so `"action":"ticket","Action":"remediate"` would otherwise
+// parse as remediate although the schema's "action" says ticket. raw has been decoded
+// into t already.
+func exactFields(raw []byte, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Slice {
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return nil // null
+		}
+		for i, item := range items {
+			if err := exactFields(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fields[name] = f.Type
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil // null
+	}
+	if path != "" {
+		path += "."
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return err
+		}
+		ft, ok := fields[key]
+		switch {
+		case !ok:
+			return fmt.Errorf("field %q is not spelt as the schema spells it (names are case-sensitive)", path+key)
+		case seen[key]:
+			return fmt.Errorf("field %q appears twice", path+key)
+		}
+		seen[key] = true
+		if err := exactFields(value, ft, path+key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Validate checks every field a consumer relies on.
