@@ -15,7 +15,7 @@ var at = time.Date(2026, 11, 22, 10, 20, 0, 0, time.UTC)
 
 func ptime(t time.Time) *time.Time { return &t }
 
-func instance() *policy.Instance {
+func webInstance() *policy.Instance {
 	return &policy.Instance{
 		AccountID: "123456789012", Region: "us-east-1", InstanceID: "i-0123456789abcdef0", Name: "web-1", State: policy.StateRunning,
 		Options: policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: 2, HTTPEndpoint: policy.EndpointEnabled, State: "applied"},
@@ -26,7 +26,7 @@ func instance() *policy.Instance {
 // each part of the evidence.
 func examples(t *testing.T) map[string]message.Verdict {
 	t.Helper()
-	inst := instance()
+	inst := webInstance()
 	metrics := &policy.MetricUsage{ObservedHours: 336, LastDatapoint: ptime(at.Add(-20 * time.Minute))}
 	used := &policy.MetricUsage{Sum: 17, ObservedHours: 300, LastDatapoint: ptime(at.Add(-time.Hour)), LastNonZero: ptime(at.Add(-2 * time.Hour))}
 	trail := &policy.CloudTrailUsage{V1Deliveries: 1, V2Deliveries: 3, UserAgents: []string{"aws-sdk-java/1.11.500"}, SourceIPs: []string{"203.0.113.9"},
@@ -105,7 +105,7 @@ func TestEvidenceIsNullWhenNotGathered(t *testing.T) {
 // TestEncodeIsASCII: the body is pure ASCII whatever the tags hold, so that SQS accepts
 // it byte for byte and the digest detect records is the digest remediate computes.
 func TestEncodeIsASCII(t *testing.T) {
-	inst := instance()
+	inst := webInstance()
 	inst.Name = "wéb \u2028 \ufffe \U0001F600 <&>"
 	v, err := message.New(policy.Evidence{InstanceID: inst.InstanceID, Instance: inst},
 		policy.Verdict{Action: policy.ActionDefer, Reasons: []policy.Reason{{Code: policy.ReasonNotRunning, Detail: "ÿ"}}}, "", "", at)
@@ -127,7 +127,7 @@ func TestEncodeIsASCII(t *testing.T) {
 	}
 }
 
-func TestParseRefuses(t *testing.T) {
+func TestParseRefusesBrokenBodies(t *testing.T) {
 	good, err := examples(t)["remediate"].Encode()
 	if err != nil {
 		t.Fatal(err)
