@@ -390,9 +390,10 @@ func TestIMDSv1UseAfterTheVerdictTurnsItIntoATicket(t *testing.T) {
 	if v.v.Action != policy.ActionRemediate || v.v.Evidence.LastDatapoint == nil {
 		t.Fatalf("web verdict %s with last datapoint %v, want remediate with one", v.v.Action, v.v.Evidence.LastDatapoint)
 	}
-	// Three IMDSv1 calls in the minutes after the newest bucket the verdict read.
+	// Three IMDSv1 calls between the start of the newest bucket the verdict read and now.
+	last := *v.v.Evidence.LastDatapoint
 	if err := testsupport.PutMetadataNoToken(r.ctx, r.cw, r.fleet["web"].ID,
-		[]testsupport.Point{{Time: v.v.Evidence.LastDatapoint.Add(10 * time.Minute), Value: 3}}); err != nil {
+		[]testsupport.Point{{Time: last.Add(r.now.Sub(last) / 2), Value: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	if resp := r.handle(t, v); len(resp.BatchItemFailures) != 0 {
