@@ -328,67 +328,83 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 		// SQS redelivers after the visibility timeout, by when any claim has expired.
 		clock = clock.Add(remediator.ClaimTTL)
 	}
-	dlq := map[string]bool{}
-	for _, m := range pending {
-		v, err := message.Parse(m.Body)
-		if err != nil {
-			t.Fatalf("detect queued a message remediate cannot parse: %v", err)
-		}
-		dlq[v.DecisionID] = true
-	}
-
 	// The invariants, read straight from moto and the ledger, past the proxies.
 	book := &ledger.Ledger{API: directDB, Table: res.Table}
-	queuedDecisions := map[string]string{} // decision id -> instance id
-	copies := map[string]int{}             // a reply lost after SendMessageBatch worked sends a message twice
-	for _, m := range queued {
-		v, err := message.Parse(m.Body)
-		if err != nil {
-			t.Fatalf("detect queued a message remediate cannot parse: %v", err)
-		}
-		queuedDecisions[v.DecisionID] = v.InstanceID
-		copies[v.DecisionID]++
-	}
-	outcomes := map[string]int{}
+	kinds := map[string]demo.Kind{}
 	for id, s := range w.fleet {
+		kinds[id] = s.Kind
+	}
+	recorded, lost := checkRun(t, kinds, queued, pending, func(id string) []ledger.Outcome {
 		hist, err := book.History(ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: id})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, o := range hist {
-			outcomes[o.DecisionID]++
-			if o.Result == ledger.ResultEnforced && !w.remediable(id) {
-				t.Errorf("UNSAFE: %s (%s) enforced under faults; fault-free it is %s", id, s.Kind.Name, s.Kind.Want.Action)
-			}
-		}
+		return hist
+	}, func(id string) string {
 		out, err := directEC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		tokens := out.Reservations[0].Instances[0].MetadataOptions.HttpTokens
-		if string(tokens) == policy.TokensRequired && !w.remediable(id) && s.Kind.Spec.HttpTokens != policy.TokensRequired {
-			t.Errorf("UNSAFE: %s (%s) has HttpTokens required after the run; fault-free it is %s", id, s.Kind.Name, s.Kind.Want.Action)
+		return string(out.Reservations[0].Instances[0].MetadataOptions.HttpTokens)
+	})
+	t.Logf("seed %d: %d messages queued, %d decisions recorded, %d on the dead-letter queue after %d receives; faults injected: %d",
+		seed, len(queued), recorded, lost, receives,
+		awsProxy.Faults("", testsupport.FaultNone)+ec2Proxy.Faults("", testsupport.FaultNone)+
+			cwProxy.Faults("", testsupport.FaultNone)+ctProxy.Faults("", testsupport.FaultNone))
+}
+
+// checkRun holds a run under faults to the pipeline's invariants, given the fault-free
+// kind of each instance, the messages detect queued and those still failing after the
+// receive limit (on the dead-letter queue), and each instance's history and HttpTokens
+// as they are now: no instance is enforced that fault-free is not remediated, every
+// queued decision ends in exactly one outcome or on the dead-letter queue, no outcome
+// belongs to a decision never queued. It returns how many decisions have an outcome and
+// how many are on the dead-letter queue.
+func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQSMessage,
+	history func(id string) []ledger.Outcome, tokens func(id string) string) (recorded, onDLQ int) {
+	t.Helper()
+	decisionsOf := func(msgs []events.SQSMessage) map[string]int {
+		out := map[string]int{}
+		for _, m := range msgs {
+			v, err := message.Parse(m.Body)
+			if err != nil {
+				t.Fatalf("detect queued a message remediate cannot parse: %v", err)
+			}
+			out[v.DecisionID]++
+		}
+		return out
+	}
+	// A reply lost after SendMessageBatch worked queues a message twice: copies > 1.
+	copies, dlq := decisionsOf(queued), decisionsOf(dead)
+	outcomes := map[string]int{}
+	for id, kind := range kinds {
+		remediable := kind.Want.Action == policy.ActionRemediate
+		for _, o := range history(id) {
+			outcomes[o.DecisionID]++
+			if o.Result == ledger.ResultEnforced && !remediable {
+				t.Errorf("UNSAFE: %s (%s) enforced under faults; fault-free it is %s", id, kind.Name, kind.Want.Action)
+			}
+		}
+		if tokens(id) == policy.TokensRequired && !remediable && kind.Spec.HttpTokens != policy.TokensRequired {
+			t.Errorf("UNSAFE: %s (%s) has HttpTokens required after the run; fault-free it is %s", id, kind.Name, kind.Want.Action)
 		}
 	}
-	for decision, instance := range queuedDecisions {
-		switch n := outcomes[decision]; {
-		case n > 1:
-			t.Errorf("decision %s about %s has %d outcomes", decision, instance, n)
-		case n == 1 && dlq[decision] && copies[decision] == 1:
-			t.Errorf("decision %s about %s has an outcome and is on the dead-letter queue", decision, instance)
-		case n == 0 && !dlq[decision]:
-			t.Errorf("decision %s about %s was lost: no outcome and not on the dead-letter queue", decision, instance)
+	for decision, n := range copies {
+		switch got := outcomes[decision]; {
+		case got > 1:
+			t.Errorf("decision %s has %d outcomes", decision, got)
+		case got == 1 && dlq[decision] > 0 && n == 1:
+			t.Errorf("decision %s has an outcome and is on the dead-letter queue", decision)
+		case got == 0 && dlq[decision] == 0:
+			t.Errorf("decision %s was lost: no outcome and not on the dead-letter queue", decision)
 		}
 	}
 	for decision := range outcomes {
-		if _, ok := queuedDecisions[decision]; !ok {
+		if copies[decision] == 0 {
 			t.Errorf("an outcome for decision %s, which was never queued", decision)
 		}
 	}
-	t.Logf("seed %d: %d decisions queued, %d recorded, %d on the dead-letter queue after %d receives; faults injected: %d",
-		seed, len(queuedDecisions), len(outcomes), len(dlq), receives,
-		awsProxy.Faults("", testsupport.FaultNone)+ec2Proxy.Faults("", testsupport.FaultNone)+
-			cwProxy.Faults("", testsupport.FaultNone)+ctProxy.Faults("", testsupport.FaultNone))
+	return len(outcomes), len(dlq)
 }
 
 // TestBootstrapsUnderFaults runs the built detect and remediate bootstraps, under the
@@ -442,47 +458,20 @@ func TestBootstrapsUnderFaults(t *testing.T) {
 				pending = failed
 			}
 
-			decisions, copies, dlq := map[string]string{}, map[string]int{}, map[string]bool{}
-			for _, m := range queued {
-				v, err := message.Parse(m.Body)
-				if err != nil {
-					t.Fatalf("detect queued a message remediate cannot parse: %v", err)
-				}
-				decisions[v.DecisionID] = v.InstanceID
-				copies[v.DecisionID]++
+			kinds := map[string]demo.Kind{}
+			for _, seeded := range p.fleet {
+				kinds[seeded.ID] = seeded.Kind
 			}
-			for _, m := range pending {
-				v, _ := message.Parse(m.Body)
-				dlq[v.DecisionID] = true
-			}
-			outcomes := map[string]int{}
-			for _, s := range p.fleet {
-				for _, o := range p.history(s.ID) {
-					outcomes[o.DecisionID]++
-					if o.Result == ledger.ResultEnforced && s.Kind.Want.Action != policy.ActionRemediate {
-						t.Errorf("UNSAFE: %s (%s) enforced under faults; fault-free it is %s", s.ID, s.Kind.Name, s.Kind.Want.Action)
-					}
-				}
-				if tokens, _ := p.options(s.ID); tokens == policy.TokensRequired && s.Kind.Want.Action != policy.ActionRemediate {
-					t.Errorf("UNSAFE: %s (%s) has HttpTokens required; fault-free it is %s", s.ID, s.Kind.Name, s.Kind.Want.Action)
-				}
-			}
-			for d, instance := range decisions {
-				switch n := outcomes[d]; {
-				case n > 1:
-					t.Errorf("decision %s about %s has %d outcomes", d, instance, n)
-				case n == 1 && dlq[d] && copies[d] == 1:
-					t.Errorf("decision %s about %s has an outcome and is on the dead-letter queue", d, instance)
-				case n == 0 && !dlq[d]:
-					t.Errorf("decision %s about %s was lost: no outcome and not on the dead-letter queue", d, instance)
-				}
-			}
+			recorded, lost := checkRun(t, kinds, queued, pending, p.history, func(id string) string {
+				tokens, _ := p.options(id)
+				return tokens
+			})
 			injected := 0
 			for _, px := range proxies {
 				injected += px.Faults("", testsupport.FaultNone)
 			}
-			t.Logf("seed %d: %d decisions queued, %d recorded, %d on the dead-letter queue; faults injected: %d",
-				seed, len(decisions), len(outcomes), len(dlq), injected)
+			t.Logf("seed %d: %d messages queued, %d decisions recorded, %d on the dead-letter queue; faults injected: %d",
+				seed, len(queued), recorded, lost, injected)
 		})
 	}
 }

@@ -557,18 +557,23 @@ func (t *Template) roleStatements(role Resource, guards []Guard) (stmts []Statem
 // StringEquals) with key (compared without regard to case, as IAM does) equal to exactly
 // the one value want.
 func (s Statement) ConditionRequires(op, key, want string) bool {
+	values, ok := Scalars(s.conditionValue(op, key))
+	return ok && len(values) == 1 && values[0] == want
+}
+
+// conditionValue is the value of key (compared without regard to case) under operator
+// op of the statement's Condition, or nil.
+func (s Statement) conditionValue(op, key string) *yaml.Node {
 	cond := Get(s.Condition, op)
 	if cond == nil || cond.Kind != yaml.MappingNode || IsIntrinsic(cond) {
-		return false
+		return nil
 	}
 	for i := 0; i+1 < len(cond.Content); i += 2 {
-		if !strings.EqualFold(cond.Content[i].Value, key) {
-			continue
+		if strings.EqualFold(cond.Content[i].Value, key) {
+			return cond.Content[i+1]
 		}
-		values, ok := Scalars(cond.Content[i+1])
-		return ok && len(values) == 1 && values[0] == want
 	}
-	return false
+	return nil
 }
 
 // ModifyMetadataAction is the one write the guard makes to instances.
@@ -608,31 +613,24 @@ var HopLimitParameters = []string{"HopLimit", "ContainerHopLimit"}
 // (compared without regard to case) set to a list of exactly the !Refs to the given
 // parameters, in any order.
 func (s Statement) ConditionRefsExactly(op, key string, params ...string) bool {
-	cond := Get(s.Condition, op)
-	if cond == nil || cond.Kind != yaml.MappingNode || IsIntrinsic(cond) {
+	values := s.conditionValue(op, key)
+	if values == nil {
 		return false
 	}
-	for i := 0; i+1 < len(cond.Content); i += 2 {
-		if !strings.EqualFold(cond.Content[i].Value, key) {
-			continue
-		}
-		values := resolve(cond.Content[i+1])
-		if values.Kind != yaml.SequenceNode || len(values.Content) != len(params) {
+	values = resolve(values)
+	if values.Kind != yaml.SequenceNode || len(values.Content) != len(params) {
+		return false
+	}
+	var refs []string
+	for _, v := range values.Content {
+		target, ok := RefTarget(v)
+		if !ok {
 			return false
 		}
-		var refs []string
-		for _, v := range values.Content {
-			target, ok := RefTarget(v)
-			if !ok {
-				return false
-			}
-			refs = append(refs, target)
-		}
-		slices.Sort(refs)
-		want := slices.Sorted(slices.Values(params))
-		return slices.Equal(refs, want)
+		refs = append(refs, target)
 	}
-	return false
+	slices.Sort(refs)
+	return slices.Equal(refs, slices.Sorted(slices.Values(params)))
 }
 
 // Ticket backend conditions: the template conditions under which each ticket backend's

@@ -151,27 +151,15 @@ type reasonItem struct {
 	Detail string `dynamodbav:"detail,omitempty"`
 }
 
+// decisionItem is a decision item as the ledger reads it: what detect recorded, and what
+// the claims and the outcome added.
 type decisionItem struct {
-	PK         string `dynamodbav:"pk"`
-	SK         string `dynamodbav:"sk"`
-	Type       string `dynamodbav:"type"`
-	DecisionID string `dynamodbav:"decision_id"`
-	AccountID  string `dynamodbav:"account_id"`
-	Region     string `dynamodbav:"region"`
-	InstanceID string `dynamodbav:"instance_id"`
-	Status     string `dynamodbav:"status"`
-	// Action, CreatedAt and Digest are written by detect (package decisionlog) and never
-	// changed.
-	Action     string `dynamodbav:"action,omitempty"`
-	CreatedAt  string `dynamodbav:"created_at,omitempty"`
-	Digest     string `dynamodbav:"digest,omitempty"`
+	decisionlog.Item
 	Attempts   int64  `dynamodbav:"attempts"`
 	ClaimedAt  string `dynamodbav:"claimed_at"`
-	ClaimUntil int64  `dynamodbav:"claim_until"`
 	Result     string `dynamodbav:"result"`
 	RecordedAt string `dynamodbav:"recorded_at"`
 	OutcomeSK  string `dynamodbav:"outcome_sk"`
-	ExpiresAt  int64  `dynamodbav:"expires_at"`
 }
 
 type outcomeItem struct {

@@ -77,9 +77,10 @@ type Log struct {
 	Table string
 }
 
-// item is the decision item as detect writes it. claim_until is 0 so that the first
-// claim's condition (claim_until <= now) holds.
-type item struct {
+// Item is the decision item as detect writes it (package ledger reads it with what the
+// claims and the outcome add). claim_until is 0 so that the first claim's condition
+// (claim_until <= now) holds.
+type Item struct {
 	PK         string `dynamodbav:"pk"`
 	SK         string `dynamodbav:"sk"`
 	Type       string `dynamodbav:"type"`
@@ -114,7 +115,7 @@ func (l *Log) RecordDecisions(ctx context.Context, decisions []Decision) error {
 	for chunk := range slices.Chunk(decisions, maxTransactItems) {
 		items := make([]types.TransactWriteItem, len(chunk))
 		for i, d := range chunk {
-			av, err := attributevalue.MarshalMap(item{
+			av, err := attributevalue.MarshalMap(Item{
 				PK: PartitionKey(d.DecisionID), SK: SortKey, Type: TypeDecision, DecisionID: d.DecisionID,
 				AccountID: d.AccountID, Region: d.Region, InstanceID: d.InstanceID, Status: StatusRecorded,
 				Action: string(d.Action), CreatedAt: d.CreatedAt.UTC().Format(TimeLayout), Digest: d.Digest,
