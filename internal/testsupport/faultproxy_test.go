@@ -48,8 +48,18 @@ import (
 // connection" (about 1 call in 150 under -race here). The SDK retries that, so with
 // the default client the proxy would now and then see one request more than a test
 // expects. Replies are handled exactly as with the default client.
+//
+// The retryer is the SDK's own standard one, without the project's RetryMalformedReplies
+// (which AWSConfig adds): these tests document what the SDK itself does with each fault;
+// internal/awsapi and internal/evidence test what imdsguard adds.
 func faultConfig(timeout time.Duration) aws.Config {
 	cfg := AWSConfig(testRegion)
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxBackoff = 200 * time.Millisecond
+			o.RateLimiter = ratelimit.None
+		})
+	}
 	cfg.HTTPClient = ownBodyClient{awshttp.NewBuildableClient().WithTimeout(timeout)}
 	return cfg
 }
