@@ -475,3 +475,86 @@ func TestBootstrapsUnderFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanOnBrokenReplies: the symptoms the guard was once fooled by, each made to last
+// for every call of one operation. An empty or resultless reply is never "nothing
+// found": without DescribeInstances the region fails with exit 1 instead of listing no
+// instance; without GetMetricData the instances defer on an evidence error instead of
+// "insufficient metrics"; without LookupEvents those with an instance profile defer as
+// cloudtrail-unavailable, the IMDSv1 users and the stolen credentials among them, instead
+// of being remediated. A stalled endpoint ends at the call timeout.
+func TestPlanOnBrokenReplies(t *testing.T) {
+	w := newFaultWorld(t)
+	dir := t.TempDir()
+	always := func(op string, kind testsupport.FaultKind) testsupport.FaultPlan {
+		return testsupport.FaultPlan{Ops: map[string]testsupport.OpFaults{op: {Probabilities: map[testsupport.FaultKind]float64{kind: 1}}}}
+	}
+	for _, tc := range []struct {
+		op      string
+		kind    testsupport.FaultKind
+		exit    int
+		deferAs policy.ReasonCode // every instance the fault-free plan remediates defers as this
+	}{
+		{"ec2:DescribeInstances", testsupport.FaultEmpty200, cli.ExitFailure, ""},
+		{"ec2:DescribeInstances", testsupport.FaultMissingResult, cli.ExitFailure, ""},
+		{"ec2:DescribeInstances", testsupport.FaultStall, cli.ExitFailure, ""},
+		{"cloudwatch:GetMetricData", testsupport.FaultEmpty200, cli.ExitOK, policy.ReasonEvidenceError},
+		{"cloudwatch:GetMetricData", testsupport.FaultBareResponse, cli.ExitOK, policy.ReasonEvidenceError},
+		{"cloudwatch:GetMetricData", testsupport.FaultTruncate, cli.ExitOK, policy.ReasonEvidenceError},
+		{"cloudtrail:LookupEvents", testsupport.FaultEmpty200, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
+		{"cloudtrail:LookupEvents", testsupport.FaultMissingResult, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
+		{"cloudtrail:LookupEvents", testsupport.FaultGarble, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
+		{"cloudtrail:LookupEvents", testsupport.FaultStall, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
+	} {
+		t.Run(tc.op+"/"+string(tc.kind), func(t *testing.T) {
+			urls := map[string]string{"ec2": w.moto.URL, "cloudwatch": w.cw.URL, "cloudtrail": w.ct.URL}
+			service, _, _ := strings.Cut(tc.op, ":")
+			urls[service] = testsupport.FaultProxyFor(t, urls[service], always(tc.op, tc.kind)).URL
+			ec2URL, cwURL, ctURL := urls["ec2"], urls["cloudwatch"], urls["cloudtrail"]
+			for k, v := range demo.AWSEnv(ec2URL, ctURL, dir) {
+				t.Setenv(k, v)
+			}
+			t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH", cwURL)
+			var stdout, stderr bytes.Buffer
+			code := cli.Main(w.ctx, []string{"plan", "--format", "json", "--cloudtrail-rps", "1000", "--call-timeout", "1s"}, cli.Env{
+				Stdout: &stdout, Stderr: &stderr, LookupEnv: os.LookupEnv, Now: func() time.Time { return w.now }, AWS: testRetries,
+			})
+			if code != tc.exit {
+				t.Fatalf("exit %d, want %d: %s", code, tc.exit, stderr.String())
+			}
+			schematest.ValidateAgainstSchema(t, "plan.schema.json", stdout.Bytes())
+			var plan report.Plan
+			if err := json.Unmarshal(stdout.Bytes(), &plan); err != nil {
+				t.Fatal(err)
+			}
+			if tc.deferAs == "" {
+				if len(plan.Scopes) != 1 || plan.Scopes[0].Status != report.ScopeFailed || len(plan.Instances) != 0 {
+					t.Errorf("scopes %+v with %d instances, want the region failed and no instance listed", plan.Scopes, len(plan.Instances))
+				}
+				if !strings.Contains(stderr.String(), demo.Region) {
+					t.Errorf("stderr does not name the failed region: %s", stderr.String())
+				}
+				return
+			}
+			if len(plan.Instances) != len(w.fleet) {
+				t.Fatalf("%d instances planned, want %d", len(plan.Instances), len(w.fleet))
+			}
+			for _, in := range plan.Instances {
+				kind := w.fleet[in.InstanceID].Kind
+				if in.Action == policy.ActionRemediate && kind.Spec.InstanceProfileName != "" && tc.op == "cloudtrail:LookupEvents" ||
+					in.Action == policy.ActionRemediate && tc.op == "cloudwatch:GetMetricData" && kind.Want.Codes[0] != policy.ReasonEndpointDisabled {
+					t.Errorf("UNSAFE: %s (%s) remediated without its evidence", in.InstanceID, kind.Name)
+				}
+				wantDefer := kind.Want.Action == policy.ActionRemediate && kind.Want.Codes[0] == policy.ReasonIMDSv1Unused &&
+					(tc.op != "cloudtrail:LookupEvents" || kind.Spec.InstanceProfileName != "")
+				if wantDefer && (in.Action != policy.ActionDefer || in.Reasons[0].Code != tc.deferAs) {
+					t.Errorf("%s (%s): %s %+v, want defer %s", in.InstanceID, kind.Name, in.Action, in.Reasons, tc.deferAs)
+				}
+				if tc.op == "cloudtrail:LookupEvents" && (kind.Name == "sdk-v1" || kind.Name == "stolen-creds") &&
+					(in.Action != policy.ActionDefer || in.Reasons[0].Code != policy.ReasonCloudTrailUnavailable) {
+					t.Errorf("%s, an IMDSv1 user by CloudTrail alone: %s %+v, want cloudtrail-unavailable", kind.Name, in.Action, in.Reasons)
+				}
+			}
+		})
+	}
+}
