@@ -1,44 +1,79 @@
-# imdsguard — `make demo` and `make test` are all a new user needs.
+# imdsguard — `make demo` and `make test` are all a new user needs; `make help` lists the rest.
 
 GO          ?= go
+PYTHON      ?= python3
 BIN         := $(CURDIR)/bin
 TOOLS       := $(BIN)/tools
 STATICCHECK := $(TOOLS)/staticcheck
 # staticcheck is installed through the Go toolchain at a fixed version.
 STATICCHECK_VERSION := v0.8.2
+# moto, the AWS emulator the integration tests and the demo run, at the version the tests
+# know. When moto_server is not on the PATH, `make moto` installs it into a virtual
+# environment of the project's own (.venv), which works where the system Python refuses
+# pip installs (Debian 12's "externally managed" Python) and needs no root.
+MOTO_VERSION := 5.2.1
+VENV        := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
 PKGS        := ./...
+# Binaries as they are shipped: no symbol table, no DWARF, no local paths.
+GOBUILD     := $(GO) build -trimpath -ldflags "-s -w"
 
-.PHONY: all build test unit lint demo bench moto clean
+.PHONY: all help build test unit lint demo bench moto clean
 
 all: build
 
-## build: the imdsguard CLI in bin/
-build:
-	$(GO) build -trimpath -o $(BIN)/imdsguard ./cmd/imdsguard
+## help: list the targets
+help:
+	@awk -F': ' '/^## / { sub(/^## /, ""); printf "  make %-8s %s\n", $$1, substr($$0, length($$1) + 3) }' $(MAKEFILE_LIST)
 
-## test: lint, then every test (integration tests start moto_server themselves)
+## build: bin/imdsguard (the CLI) and bin/imdsguard-demo (the demo), stripped
+build:
+	$(GOBUILD) -o $(BIN)/imdsguard ./cmd/imdsguard
+	$(GOBUILD) -o $(BIN)/imdsguard-demo ./cmd/imdsguard-demo
+
+## test: lint, then every test with the race detector (the integration tests start moto themselves)
 test: lint moto
 	$(GO) test -race -count=1 $(PKGS)
 
 ## unit: the tests that need no emulator, fast
 unit:
-	$(GO) test -count=1 ./internal/policy/ ./internal/report/
+	$(GO) test -count=1 ./internal/policy/ ./internal/report/ ./internal/message/ ./internal/trigger/
 
-## lint: gofmt, go vet and staticcheck must be clean
+## lint: gofmt, go vet, staticcheck and cfn-lint must be clean
 lint: $(STATICCHECK)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
-	@command -v cfn-lint >/dev/null 2>&1 || python3 -m pip install --quiet cfn-lint || \
-	  { echo "cfn-lint is missing and could not be installed: pip install cfn-lint"; exit 1; }
+	@command -v cfn-lint >/dev/null 2>&1 || $(MAKE) --no-print-directory venv-tool TOOL=cfn-lint
 	cfn-lint --non-zero-exit-code warning template.yaml
 
 $(STATICCHECK):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-## build-DetectFunction, build-RemediateFunction: called by `sam build` (Metadata BuildMethod
-## makefile in template.yaml) with ARTIFACTS_DIR set; each writes the function's bootstrap.
+## moto: make sure moto_server (5.2) is installed (into .venv when it is not on the PATH)
+moto:
+	@command -v moto_server >/dev/null 2>&1 || $(MAKE) --no-print-directory venv-tool TOOL='moto[server]==$(MOTO_VERSION)'
+
+# venv-tool installs the Python package TOOL into the project's virtual environment.
+.PHONY: venv-tool
+venv-tool:
+	@echo "installing $(TOOL) into $(VENV) ..."
+	@test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV) || \
+	  { echo "could not make a virtual environment: install python3-venv (Debian: apt install python3-venv)"; exit 1; }
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(TOOL)' || \
+	  { echo "could not install $(TOOL): pip install '$(TOOL)' by hand and put it on the PATH"; exit 1; }
+
+## demo: plan and remediate a sample fleet of 46 instances in local emulators (no AWS account needed)
+demo: build moto
+	$(BIN)/imdsguard-demo
+
+## bench: plan fleets of 2,000 and 10,000 instances; prints API calls, time and peak RSS
+bench: build moto
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
+
+# build-DetectFunction, build-RemediateFunction: called by `sam build` (Metadata BuildMethod
+# makefile in template.yaml) with ARTIFACTS_DIR set; each writes the function's bootstrap.
 LAMBDA_BUILD := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
 .PHONY: build-DetectFunction build-RemediateFunction
@@ -51,18 +86,6 @@ build-RemediateFunction:
 	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: sam build sets it))
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/remediate
 
-## moto: make sure the AWS emulator the integration tests start is installed
-moto:
-	@command -v moto_server >/dev/null 2>&1 || python3 -m pip install --quiet "moto[server]>=5.2,<5.3" || \
-	  { echo "moto_server is missing and could not be installed: pip install 'moto[server]>=5.2,<5.3'"; exit 1; }
-
-## demo: plan a sample fleet of 46 instances in local emulators (no AWS account needed)
-demo: build moto
-	$(BIN)/imdsguard demo
-
-## bench: plan fleets of 2,000 and 10,000 instances; prints API calls, time and peak RSS
-bench: build moto
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
-
+## clean: remove bin/ and .venv/
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(VENV)

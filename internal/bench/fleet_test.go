@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 // instanceProfile is the instance profile (and role) of the instances that have one.
@@ -26,7 +26,7 @@ const maxRunBatch = 1000
 type group struct {
 	name    string
 	per100  int
-	spec    testsupport.InstanceSpec
+	spec    fakeaws.InstanceSpec
 	variant func(i int) variant
 }
 
@@ -89,7 +89,7 @@ func v2s(n int) []delivery {
 // the inventory alone.
 var mix = []group{
 	{name: "web", per100: 55,
-		spec: testsupport.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2},
+		spec: fakeaws.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2},
 		variant: func(i int) variant {
 			switch i % 20 {
 			case 13:
@@ -107,7 +107,7 @@ var mix = []group{
 			}
 		}},
 	{name: "app", per100: 20,
-		spec: testsupport.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2, InstanceProfileName: instanceProfile},
+		spec: fakeaws.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2, InstanceProfileName: instanceProfile},
 		variant: func(i int) variant {
 			switch i % 20 {
 			case 0: // the metric settles it; CloudTrail is not read
@@ -132,34 +132,34 @@ var mix = []group{
 			}
 		}},
 	{name: "hardened", per100: 10,
-		spec: testsupport.InstanceSpec{HttpTokens: policy.TokensRequired, HopLimit: 1, InstanceProfileName: instanceProfile},
+		spec: fakeaws.InstanceSpec{HttpTokens: policy.TokensRequired, HopLimit: 1, InstanceProfileName: instanceProfile},
 		variant: func(int) variant {
 			return variant{series: full, deliveries: v2s(2), want: policy.ActionSkip}
 		}},
 	{name: "stopped", per100: 5,
-		spec:    testsupport.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2, InstanceProfileName: instanceProfile, State: policy.StateStopped},
+		spec:    fakeaws.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2, InstanceProfileName: instanceProfile, State: policy.StateStopped},
 		variant: func(int) variant { return variant{series: stoppedSeries, want: policy.ActionDefer} }},
 	{name: "legacy-exempt", per100: 3,
-		spec: testsupport.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2, InstanceProfileName: instanceProfile,
+		spec: fakeaws.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2, InstanceProfileName: instanceProfile,
 			Tags: map[string]string{"imdsguard:exempt": "true"}},
 		variant: func(int) variant {
 			return variant{series: usesV1, deliveries: []delivery{{version: "1.0"}}, want: policy.ActionSkip}
 		}},
 	{name: "endpoint-off", per100: 3,
-		spec:    testsupport.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 1, HttpEndpoint: policy.EndpointDisable},
+		spec:    fakeaws.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 1, HttpEndpoint: policy.EndpointDisable},
 		variant: func(int) variant { return variant{want: policy.ActionRemediate} }},
 	{name: "eks-node", per100: 2,
-		spec: testsupport.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2, InstanceProfileName: instanceProfile,
+		spec: fakeaws.InstanceSpec{HttpTokens: policy.TokensOptional, HopLimit: 2, InstanceProfileName: instanceProfile,
 			Tags: map[string]string{"eks:cluster-name": "prod"}},
 		variant: func(int) variant { return variant{series: full, deliveries: v2s(2), want: policy.ActionRemediate} }},
 	{name: "gone", per100: 2,
-		spec:    testsupport.InstanceSpec{State: policy.StateTerminated},
+		spec:    fakeaws.InstanceSpec{State: policy.StateTerminated},
 		variant: func(int) variant { return variant{want: policy.ActionSkip} }},
 }
 
 // seededInstance is one instance of the fleet with the evidence seeded for it.
 type seededInstance struct {
-	testsupport.SeededInstance
+	fakeaws.SeededInstance
 	group string
 	variant
 }
@@ -173,15 +173,15 @@ type fleet struct {
 	events          int // CloudTrail records
 	points          int // MetadataNoToken datapoints
 	seedTime        time.Duration
-	cloudWatch      *testsupport.CloudWatch
-	cloudTrail      *testsupport.CloudTrail
+	cloudWatch      *fakeaws.CloudWatch
+	cloudTrail      *fakeaws.CloudTrail
 
 	mu      sync.Mutex
-	lookups []testsupport.LookupRequest // every LookupEvents request, in arrival order
+	lookups []fakeaws.LookupRequest // every LookupEvents request, in arrival order
 }
 
 // observeLookup records a LookupEvents request and lets the stand-in serve it.
-func (f *fleet) observeLookup(r testsupport.LookupRequest) *testsupport.APIError {
+func (f *fleet) observeLookup(r fakeaws.LookupRequest) *fakeaws.APIError {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lookups = append(f.lookups, r)
@@ -189,7 +189,7 @@ func (f *fleet) observeLookup(r testsupport.LookupRequest) *testsupport.APIError
 }
 
 // lookupsSince returns the LookupEvents requests after the first n.
-func (f *fleet) lookupsSince(n int) []testsupport.LookupRequest {
+func (f *fleet) lookupsSince(n int) []fakeaws.LookupRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.lookups[n:])
@@ -242,11 +242,11 @@ func seedFleet(ctx context.Context, ec2Client *ec2.Client, n, reservationSize in
 		// No Name tag: moto renders an instance's tags by scanning every tag in the
 		// region, so tagging all 10,000 instances makes one DescribeInstances walk take
 		// many minutes of emulator time. Only the instances the rules read tags of have any.
-		var seeded []testsupport.SeededInstance
+		var seeded []fakeaws.SeededInstance
 		for left := count; left > 0; left -= reservationSize {
 			spec := g.spec
 			spec.Count = min(left, reservationSize)
-			batch, err := testsupport.SeedInstances(ctx, ec2Client, spec)
+			batch, err := fakeaws.SeedInstances(ctx, ec2Client, spec)
 			if err != nil {
 				return nil, fmt.Errorf("seeding %d %s instances: %w", spec.Count, g.name, err)
 			}
@@ -266,25 +266,25 @@ func seedFleet(ctx context.Context, ec2Client *ec2.Client, n, reservationSize in
 		return nil, fmt.Errorf("seeded %d distinct instances, want %d", len(f.instances), n)
 	}
 
-	f.cloudWatch = testsupport.NewCloudWatch()
-	f.cloudTrail = testsupport.NewCloudTrail()
+	f.cloudWatch = fakeaws.NewCloudWatch()
+	f.cloudTrail = fakeaws.NewCloudTrail()
 	f.cloudTrail.SetFault(f.observeLookup) // observes only: never fails a request
 	hour := now.UTC().Truncate(time.Hour)
-	var events []testsupport.Event
+	var events []fakeaws.Event
 	for _, inst := range all {
 		if s := inst.series; s != nil {
 			// HourlyPoints puts the newest point one hour before end: end one hour after
 			// the current hour's start puts it in the current hour.
 			end := hour.Add(time.Duration(1-s.endsAgo) * time.Hour)
-			pts := testsupport.HourlyPoints(end, s.hours, s.value)
-			f.cloudWatch.PutPoints(testsupport.MetadataNoTokenNamespace, testsupport.MetadataNoTokenMetric,
-				map[string]string{testsupport.MetadataNoTokenDimension: inst.ID}, pts)
+			pts := fakeaws.HourlyPoints(end, s.hours, s.value)
+			f.cloudWatch.PutPoints(fakeaws.MetadataNoTokenNamespace, fakeaws.MetadataNoTokenMetric,
+				map[string]string{fakeaws.MetadataNoTokenDimension: inst.ID}, pts)
 			f.points += len(pts)
 		}
 		events = append(events, deliveryEvents(inst, now)...)
 	}
 	// The stand-in keeps its events sorted by time: adding them oldest first appends.
-	slices.SortStableFunc(events, func(a, b testsupport.Event) int { return a.EventTime.Compare(b.EventTime) })
+	slices.SortStableFunc(events, func(a, b fakeaws.Event) int { return a.EventTime.Compare(b.EventTime) })
 	for _, ev := range events {
 		f.cloudTrail.AddEvent(ev)
 	}
@@ -303,18 +303,18 @@ func sumShares() int {
 
 // deliveryEvents are the CloudTrail records of an instance's deliveries, newest first,
 // spread over the 14 days before now.
-func deliveryEvents(inst *seededInstance, now time.Time) []testsupport.Event {
+func deliveryEvents(inst *seededInstance, now time.Time) []fakeaws.Event {
 	if len(inst.deliveries) == 0 {
 		return nil
 	}
 	spacing := min(7*time.Hour, 300*time.Hour/time.Duration(len(inst.deliveries)))
-	out := make([]testsupport.Event, len(inst.deliveries))
+	out := make([]fakeaws.Event, len(inst.deliveries))
 	for k, d := range inst.deliveries {
 		source := inst.PrivateIP
 		if d.foreign {
 			source = "198.51.100.23"
 		}
-		out[k] = testsupport.RoleDeliveryEvent(testsupport.RoleDelivery{
+		out[k] = fakeaws.RoleDeliveryEvent(fakeaws.RoleDelivery{
 			InstanceID: inst.ID,
 			RoleName:   instanceProfile,
 			Delivery:   d.version,
@@ -342,7 +342,7 @@ func lookupPages(events int) int {
 
 // ec2Client is an EC2 client for seeding moto, with throw-away credentials.
 func ec2Client(motoURL string) *ec2.Client {
-	return ec2.NewFromConfig(testsupport.AWSConfig("us-east-1"), func(o *ec2.Options) {
+	return ec2.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *ec2.Options) {
 		o.BaseEndpoint = aws.String(motoURL)
 	})
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imdsguard/imdsguard/internal/testsupport"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 )
 
 // coldStarts is how many times each bootstrap is started to take the median.
@@ -32,7 +32,7 @@ func BenchmarkLambda(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			size := deployedSize(b, ctx, root, fn.name)
-			host, err := testsupport.BuildLambda(ctx, fn.pkg, b.TempDir())
+			host, err := fakeaws.BuildLambda(ctx, fn.pkg, b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -78,12 +78,12 @@ func deployedSize(b *testing.B, ctx context.Context, root, function string) int6
 
 func coldStart(b *testing.B, ctx context.Context, bootstrap string, env map[string]string) time.Duration {
 	b.Helper()
-	api, err := testsupport.NewRuntimeAPI()
+	api, err := fakeaws.NewRuntimeAPI()
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer api.Close()
-	proc, err := testsupport.StartLambda(ctx, bootstrap, api, env)
+	proc, err := fakeaws.StartLambda(ctx, bootstrap, api, env)
 	if err != nil {
 		b.Fatal(err)
 	}

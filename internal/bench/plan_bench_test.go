@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
@@ -84,13 +85,13 @@ func BenchmarkPlan(b *testing.B) {
 
 // startMoto starts moto_server for EC2 (and the IAM calls seeding makes), skipping the
 // benchmark loudly when it is not installed, unless IMDSGUARD_REQUIRE_MOTO=1.
-func startMoto(b *testing.B) *testsupport.MotoServer {
+func startMoto(b *testing.B) *fakeaws.MotoServer {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), motoTimeout)
 	defer cancel()
-	m, err := testsupport.StartMoto(ctx)
+	m, err := fakeaws.StartMoto(ctx)
 	if err != nil {
-		if errors.Is(err, testsupport.ErrMotoMissing) && os.Getenv(testsupport.RequireMotoEnv) != "1" {
+		if errors.Is(err, fakeaws.ErrMotoMissing) && os.Getenv(testsupport.RequireMotoEnv) != "1" {
 			b.Skipf("SKIPPING THE PLAN BENCHMARK: %v. Install it with `pip install \"moto[server]>=5.2,<5.3\"` "+
 				"(or run `make bench`); set %s=1 to make this a failure.", err, testsupport.RequireMotoEnv)
 		}
@@ -156,7 +157,7 @@ func buildCLI(b *testing.B, root string) string {
 // benchEnv is what the sizes share: the CLI, moto, and the fleet seeded last.
 type benchEnv struct {
 	bin             string
-	moto            *testsupport.MotoServer
+	moto            *fakeaws.MotoServer
 	reservationSize int
 	current         *fleet
 }
@@ -400,7 +401,7 @@ func (in *planInstance) reachedCloudTrail() bool {
 
 // checkPlan checks that the plan covers the fleet, that the verdicts are those the
 // fleet was seeded for, and the API-call budgets; it fills in r's derived figures.
-func checkPlan(b *testing.B, f *fleet, p *planDoc, lookups []testsupport.LookupRequest, r *result) {
+func checkPlan(b *testing.B, f *fleet, p *planDoc, lookups []fakeaws.LookupRequest, r *result) {
 	b.Helper()
 	if p.Schema != "imdsguard.plan/v1" {
 		b.Errorf("plan schema %q, want imdsguard.plan/v1", p.Schema)

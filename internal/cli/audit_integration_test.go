@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
@@ -24,7 +25,7 @@ import (
 func TestAudit(t *testing.T) {
 	moto := testsupport.Moto(t)
 	ctx := context.Background()
-	cfg := testsupport.AWSConfig(demo.Region)
+	cfg := fakeaws.AWSConfig(demo.Region)
 	cfg.BaseEndpoint = aws.String(moto.URL)
 	db := dynamodb.NewFromConfig(cfg)
 	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(cfg), DynamoDB: db, SNS: sns.NewFromConfig(cfg)})

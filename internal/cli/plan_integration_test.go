@@ -22,9 +22,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/report"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
+	"github.com/imdsguard/imdsguard/internal/testsupport/fleetwant"
 	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
@@ -35,19 +37,19 @@ func TestMain(m *testing.M) { os.Exit(testsupport.RunWithMoto(m)) }
 type world struct {
 	now        time.Time
 	fleet      []demo.Seeded
-	cloudTrail *testsupport.CloudTrail
-	moto       *testsupport.MotoServer
+	cloudTrail *fakeaws.CloudTrail
+	moto       *fakeaws.MotoServer
 }
 
 // newWorld seeds one instance of each named kind of the sample fleet, or of every kind.
 func newWorld(t *testing.T, names ...string) *world {
 	t.Helper()
 	moto := testsupport.Moto(t)
-	ct := testsupport.NewCloudTrail()
+	ct := fakeaws.NewCloudTrail()
 	t.Cleanup(ct.Close)
 	now := time.Now().UTC()
 	kinds := demo.KindsNamed(now, names...)
-	cfg := testsupport.AWSConfig(demo.Region)
+	cfg := fakeaws.AWSConfig(demo.Region)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fleet, err := demo.Seed(ctx, demo.Clients{
@@ -149,7 +151,7 @@ func byID(p *report.Plan) map[string]report.Instance {
 func TestPlanSampleFleet(t *testing.T) {
 	w := newWorld(t)
 	// CloudTrail throttles the first calls: the adaptive retryer must absorb it.
-	w.cloudTrail.FailNext(2, testsupport.APIError{Code: "ThrottlingException", Status: 400, Message: "Rate exceeded"})
+	w.cloudTrail.FailNext(2, fakeaws.APIError{Code: "ThrottlingException", Status: 400, Message: "Rate exceeded"})
 
 	p := w.plan(t, "--region", demo.Region)
 
@@ -180,10 +182,11 @@ func TestPlanSampleFleet(t *testing.T) {
 			t.Errorf("%s (%s) missing from the plan", s.ID, s.Kind.Name)
 			continue
 		}
-		if in.Action != s.Kind.Want.Action || !slices.Equal(codesOf(in.Reasons), s.Kind.Want.Codes) {
-			t.Errorf("%s: got %s %v, want %s %v (%+v)", s.Kind.Name, in.Action, codesOf(in.Reasons), s.Kind.Want.Action, s.Kind.Want.Codes, in.Reasons)
+		expected := fleetwant.For(s.Kind.Name)
+		if in.Action != expected.Action || !slices.Equal(codesOf(in.Reasons), expected.Codes) {
+			t.Errorf("%s: got %s %v, want %s %v (%+v)", s.Kind.Name, in.Action, codesOf(in.Reasons), expected.Action, expected.Codes, in.Reasons)
 		}
-		switch want := s.Kind.Want.Target; {
+		switch want := expected.Target; {
 		case want != nil && (in.Target == nil || *in.Target != report.Options{HTTPTokens: want.HTTPTokens, HopLimit: want.HopLimit, HTTPEndpoint: want.HTTPEndpoint}):
 			t.Errorf("%s: target %+v, want %+v", s.Kind.Name, in.Target, *want)
 		case want == nil && in.Target != nil:
@@ -192,7 +195,7 @@ func TestPlanSampleFleet(t *testing.T) {
 		if in.AccountID != "123456789012" || in.Region != demo.Region || in.Name != s.Kind.Name+"-1" {
 			t.Errorf("%s: account/region/name = %s/%s/%s", s.Kind.Name, in.AccountID, in.Region, in.Name)
 		}
-		switch s.Kind.Want.Action {
+		switch expected.Action {
 		case policy.ActionRemediate:
 			summary.Remediate++
 		case policy.ActionTicket:
@@ -218,7 +221,7 @@ func TestPlanSampleFleet(t *testing.T) {
 	for _, s := range w.fleet {
 		if s.Kind.Spec.InstanceProfileName != "" && slices.Contains([]policy.ReasonCode{
 			policy.ReasonIMDSv1Unused, policy.ReasonIMDSv1UsedCloudTrail, policy.ReasonCloudTrailUnavailable,
-		}, s.Kind.Want.Codes[0]) {
+		}, fleetwant.For(s.Kind.Name).Codes[0]) {
 			wantLookups++
 		}
 	}
@@ -299,8 +302,8 @@ func TestPlanInstanceIDs(t *testing.T) {
 // TestPlanCloudTrailDenied: without CloudTrail no instance with a profile is remediated.
 func TestPlanCloudTrailDenied(t *testing.T) {
 	w := newWorld(t)
-	w.cloudTrail.SetFault(func(testsupport.LookupRequest) *testsupport.APIError {
-		return &testsupport.APIError{Code: "AccessDeniedException", Status: 400, Message: "not authorized to perform: cloudtrail:LookupEvents"}
+	w.cloudTrail.SetFault(func(fakeaws.LookupRequest) *fakeaws.APIError {
+		return &fakeaws.APIError{Code: "AccessDeniedException", Status: 400, Message: "not authorized to perform: cloudtrail:LookupEvents"}
 	})
 	p := w.plan(t)
 	got := byID(p.Plan)
@@ -309,7 +312,7 @@ func TestPlanCloudTrailDenied(t *testing.T) {
 		if in.Action == policy.ActionRemediate && s.Kind.Spec.InstanceProfileName != "" {
 			t.Errorf("%s remediated although CloudTrail was denied: %+v", s.Kind.Name, in.Reasons)
 		}
-		if s.Kind.Want.Codes[0] == policy.ReasonIMDSv1Unused && s.Kind.Spec.InstanceProfileName != "" &&
+		if fleetwant.For(s.Kind.Name).Codes[0] == policy.ReasonIMDSv1Unused && s.Kind.Spec.InstanceProfileName != "" &&
 			(in.Reasons[0].Code != policy.ReasonCloudTrailUnavailable || !strings.Contains(in.Reasons[0].Detail, "AccessDenied")) {
 			t.Errorf("%s: %+v, want cloudtrail-unavailable naming AccessDenied", s.Kind.Name, in.Reasons)
 		}
@@ -321,10 +324,10 @@ func TestPlanCloudTrailDenied(t *testing.T) {
 func TestPlanMetricsFailure(t *testing.T) {
 	w := newWorld(t)
 	// moto cannot fail on demand: point CloudWatch at a stand-in that refuses.
-	cw := testsupport.NewCloudWatch()
+	cw := fakeaws.NewCloudWatch()
 	t.Cleanup(cw.Close)
-	cw.SetFault(func(testsupport.CloudWatchRequest) *testsupport.APIError {
-		return &testsupport.APIError{Code: "AccessDenied", Status: 403, Message: "not authorized to perform: cloudwatch:GetMetricData"}
+	cw.SetFault(func(fakeaws.CloudWatchRequest) *fakeaws.APIError {
+		return &fakeaws.APIError{Code: "AccessDenied", Status: 403, Message: "not authorized to perform: cloudwatch:GetMetricData"}
 	})
 	t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH", cw.URL)
 	p := w.plan(t)

@@ -77,18 +77,30 @@ type Env struct {
 
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string, env Env) int {
-	root := newRoot(env)
+	return Execute(ctx, newRoot(env), args, env)
+}
+
+// Execute runs a command tree made with the conventions of this package (SilenceErrors,
+// misuse as usageError) and returns the process exit code: 0, 1 for a failure, 2 for
+// misuse, 130 when interrupted, or the code of a program it ran (ExitCodeError).
+func Execute(ctx context.Context, root *cobra.Command, args []string, env Env) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}
+	var exited ExitCodeError
+	if errors.As(err, &exited) {
+		// The program has said what went wrong itself.
+		return exited.Code
+	}
+	name := root.Name()
 	if interrupted, ok := asInterrupted(ctx, err); ok {
 		// One line, whatever the command was doing when the signal came.
-		fmt.Fprintf(env.Stderr, "imdsguard: %v\n", interrupted)
+		fmt.Fprintf(env.Stderr, "%s: %v\n", name, interrupted)
 		return ExitInterrupted
 	}
-	fmt.Fprintf(env.Stderr, "imdsguard: %v\n", err)
+	fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
 	var usage usageError
 	// cobra reports an unknown subcommand as a plain error.
 	if errors.As(err, &usage) || strings.HasPrefix(err.Error(), "unknown command") {
@@ -97,19 +109,30 @@ func Main(ctx context.Context, args []string, env Env) int {
 	return ExitFailure
 }
 
-func newRoot(env Env) *cobra.Command {
-	root := &cobra.Command{
-		Use:   "imdsguard",
-		Short: "Move EC2 instances to IMDSv2-only without breaking them",
-		Long: "imdsguard enforces IMDSv2 (HttpTokens=required) only where IMDSv1 is provably unused,\n" +
-			"judged from the MetadataNoToken metric and CloudTrail's credential deliveries.",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
+// ExitCodeError is the end of a program a command ran, which exited with Code and has
+// spoken for itself on its standard error.
+type ExitCodeError struct{ Code int }
+
+func (e ExitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// Usagef is misuse (exit code 2), for commands made outside this package.
+func Usagef(format string, args ...any) error { return usagef(format, args...) }
+
+// NewRoot is a root command with this package's conventions, for a program of its own
+// (the demo): errors and usage are silenced (Execute reports them), flag errors are
+// misuse.
+func NewRoot(use, short, long string, env Env) *cobra.Command {
+	root := &cobra.Command{Use: use, Short: short, Long: long, SilenceUsage: true, SilenceErrors: true}
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
-	// Flag parsing errors are misuse.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	return root
+}
+
+func newRoot(env Env) *cobra.Command {
+	root := NewRoot("imdsguard", "Move EC2 instances to IMDSv2-only without breaking them",
+		"imdsguard enforces IMDSv2 (HttpTokens=required) only where IMDSv1 is provably unused,\n"+
+			"judged from the MetadataNoToken metric and CloudTrail's credential deliveries.", env)
 	root.AddCommand(newPlanCommand(env), newAuditCommand(env), newDemoCommand(env), newVersionCommand(env))
 	return root
 }

@@ -13,15 +13,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
-// Kind is one kind of instance in the sample fleet, with the verdict the guard must
-// reach for it under the default settings.
+// Kind is one kind of instance in the sample fleet. The verdict the guard must reach for
+// each is the tests' to know (package testsupport/fleetwant).
 type Kind struct {
 	Name string
-	Spec testsupport.InstanceSpec
+	Spec fakeaws.InstanceSpec
 	// Series gives the MetadataNoToken datapoint of each hour, oldest first, ending
 	// SeriesEnd hours before the current hour; nil writes no datapoint.
 	Series    func(hour int) (float64, bool)
@@ -36,65 +36,35 @@ type Kind struct {
 	// adds a record whose JSON is broken.
 	TrailDenied    bool
 	MalformedTrail bool
-
-	Want Want
-}
-
-// Want is the expected verdict.
-type Want struct {
-	Action policy.Action
-	Codes  []policy.ReasonCode
-	// Target is checked for remediate verdicts.
-	Target *policy.MetadataOptions
 }
 
 const profile = "app-role"
 
 func zeros(int) (float64, bool) { return 0, true }
 
-func target(hop int32, endpoint string) *policy.MetadataOptions {
-	return &policy.MetadataOptions{HTTPTokens: policy.TokensRequired, HopLimit: hop, HTTPEndpoint: endpoint}
-}
-
-func want(action policy.Action, codes ...policy.ReasonCode) Want {
-	return Want{Action: action, Codes: codes}
-}
-
-func wantRemediate(t *policy.MetadataOptions, codes ...policy.ReasonCode) Want {
-	return Want{Action: policy.ActionRemediate, Codes: codes, Target: t}
-}
-
 // Kinds lists every kind of instance in the sample fleet. today is the UTC date the
 // fleet is seeded on, for the date exemptions.
 func Kinds(today time.Time) []Kind {
 	day := func(offset int) string { return today.AddDate(0, 0, offset).Format(time.DateOnly) }
-	withTags := func(tags map[string]string) testsupport.InstanceSpec {
-		return testsupport.InstanceSpec{Tags: tags, InstanceProfileName: profile, HopLimit: 2}
+	withTags := func(tags map[string]string) fakeaws.InstanceSpec {
+		return fakeaws.InstanceSpec{Tags: tags, InstanceProfileName: profile, HopLimit: 2}
 	}
-	base := testsupport.InstanceSpec{InstanceProfileName: profile, HopLimit: 2}
+	base := fakeaws.InstanceSpec{InstanceProfileName: profile, HopLimit: 2}
 	return []Kind{
-		{Name: "gone", Spec: testsupport.InstanceSpec{State: policy.StateTerminated}, Series: zeros, Hours: 336,
-			Want: want(policy.ActionSkip, policy.ReasonTerminated)},
-		{Name: "already-v2", Spec: testsupport.InstanceSpec{HttpTokens: policy.TokensRequired}, Series: zeros, Hours: 336,
-			Want: want(policy.ActionSkip, policy.ReasonCompliant)},
-		{Name: "exempt", Spec: withTags(map[string]string{"imdsguard:exempt": "true"}), Series: zeros, Hours: 336,
-			Want: want(policy.ActionSkip, policy.ReasonExempt)},
-		{Name: "exempt-until-today", Spec: withTags(map[string]string{"imdsguard:exempt": day(0)}), Series: zeros, Hours: 336, Deliveries: []string{"2.0"},
-			Want: want(policy.ActionSkip, policy.ReasonExempt)},
-		{Name: "exempt-endpoint-off", Spec: testsupport.InstanceSpec{HttpEndpoint: policy.EndpointDisable, Tags: map[string]string{"imdsguard:exempt": "true"}},
-			Want: want(policy.ActionSkip, policy.ReasonExempt)},
-		{Name: "endpoint-off", Spec: testsupport.InstanceSpec{HttpEndpoint: policy.EndpointDisable, HopLimit: 3},
-			Want: wantRemediate(target(1, policy.EndpointDisable), policy.ReasonEndpointDisabled)},
-		{Name: "stopped", Spec: testsupport.InstanceSpec{State: policy.StateStopped, InstanceProfileName: profile}, Series: zeros, Hours: 336, SeriesEnd: 30,
-			Want: want(policy.ActionDefer, policy.ReasonNotRunning)},
+		{Name: "gone", Spec: fakeaws.InstanceSpec{State: policy.StateTerminated}, Series: zeros, Hours: 336},
+		{Name: "already-v2", Spec: fakeaws.InstanceSpec{HttpTokens: policy.TokensRequired}, Series: zeros, Hours: 336},
+		{Name: "exempt", Spec: withTags(map[string]string{"imdsguard:exempt": "true"}), Series: zeros, Hours: 336},
+		{Name: "exempt-until-today", Spec: withTags(map[string]string{"imdsguard:exempt": day(0)}), Series: zeros, Hours: 336, Deliveries: []string{"2.0"}},
+		{Name: "exempt-endpoint-off", Spec: fakeaws.InstanceSpec{HttpEndpoint: policy.EndpointDisable, Tags: map[string]string{"imdsguard:exempt": "true"}}},
+		{Name: "endpoint-off", Spec: fakeaws.InstanceSpec{HttpEndpoint: policy.EndpointDisable, HopLimit: 3}},
+		{Name: "stopped", Spec: fakeaws.InstanceSpec{State: policy.StateStopped, InstanceProfileName: profile}, Series: zeros, Hours: 336, SeriesEnd: 30},
 		{Name: "legacy-v1", Spec: base, Hours: 336, Deliveries: []string{"1.0"},
 			Series: func(h int) (float64, bool) {
 				if h%24 == 3 {
 					return 17, true
 				}
 				return 0, true
-			},
-			Want: want(policy.ActionTicket, policy.ReasonIMDSv1UsedMetric)},
+			}},
 		{Name: "weekly-cron-v1", Spec: base, Hours: 336, Deliveries: []string{"2.0"},
 			// A weekly job that still uses IMDSv1: easy to miss in a short window.
 			Series: func(h int) (float64, bool) {
@@ -102,41 +72,26 @@ func Kinds(today time.Time) []Kind {
 					return 2, true
 				}
 				return 0, true
-			},
-			Want: want(policy.ActionTicket, policy.ReasonIMDSv1UsedMetric)},
+			}},
 		{Name: "new-and-v1", Spec: base, Hours: 20,
-			Series: func(h int) (float64, bool) { return float64(h % 2), true },
-			Want:   want(policy.ActionTicket, policy.ReasonIMDSv1UsedMetric)},
-		{Name: "new", Spec: base, Series: zeros, Hours: 48, Deliveries: []string{"2.0"},
-			Want: want(policy.ActionDefer, policy.ReasonInsufficientMetrics)},
+			Series: func(h int) (float64, bool) { return float64(h % 2), true }},
+		{Name: "new", Spec: base, Series: zeros, Hours: 48, Deliveries: []string{"2.0"}},
 		{Name: "gappy", Spec: base, Hours: 336, Deliveries: []string{"2.0"},
 			// Only every third hour was observed: 112 hours, not 336 zeros.
-			Series: func(h int) (float64, bool) { return 0, h%3 == 0 },
-			Want:   want(policy.ActionDefer, policy.ReasonInsufficientMetrics)},
-		{Name: "no-metrics", Spec: base, Deliveries: []string{"2.0"},
-			Want: want(policy.ActionDefer, policy.ReasonInsufficientMetrics)},
-		{Name: "stale", Spec: base, Series: zeros, Hours: 300, SeriesEnd: 6, Deliveries: []string{"2.0"},
-			Want: want(policy.ActionDefer, policy.ReasonStaleMetrics)},
-		{Name: "sdk-v1", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"2.0", "1.0", "2.0"},
-			Want: want(policy.ActionTicket, policy.ReasonIMDSv1UsedCloudTrail)},
-		{Name: "stolen-creds", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"1.0"}, FromElsewhere: true,
-			Want: want(policy.ActionTicket, policy.ReasonIMDSv1UsedCloudTrail, policy.ReasonPossibleCredentialTheft)},
-		{Name: "trail-denied", Spec: base, Series: zeros, Hours: 336, TrailDenied: true,
-			Want: want(policy.ActionDefer, policy.ReasonCloudTrailUnavailable)},
-		{Name: "trail-malformed", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"2.0"}, MalformedTrail: true,
-			Want: want(policy.ActionDefer, policy.ReasonCloudTrailUnavailable)},
-		{Name: "web", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"2.0", "2.0"},
-			Want: wantRemediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused)},
-		{Name: "static-site", Spec: testsupport.InstanceSpec{HopLimit: 1}, Series: zeros, Hours: 200,
-			Want: wantRemediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonNoInstanceProfile)},
-		{Name: "exemption-lapsed", Spec: withTags(map[string]string{"imdsguard:exempt": day(-1)}), Series: zeros, Hours: 336, Deliveries: []string{"2.0"},
-			Want: wantRemediate(target(1, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonExemptionExpired)},
-		{Name: "eks-node", Spec: testsupport.InstanceSpec{HopLimit: 1, InstanceProfileName: profile, Tags: map[string]string{"eks:cluster-name": "prod"}},
-			Series: zeros, Hours: 336, Deliveries: []string{"2.0"},
-			Want: wantRemediate(target(2, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonContainerHost)},
-		{Name: "k8s-node-hop3", Spec: testsupport.InstanceSpec{HopLimit: 3, InstanceProfileName: profile, Tags: map[string]string{"kubernetes.io/cluster/prod": "owned"}},
-			Series: zeros, Hours: 336, Deliveries: []string{"2.0"},
-			Want: wantRemediate(target(3, policy.EndpointEnabled), policy.ReasonIMDSv1Unused, policy.ReasonContainerHost)},
+			Series: func(h int) (float64, bool) { return 0, h%3 == 0 }},
+		{Name: "no-metrics", Spec: base, Deliveries: []string{"2.0"}},
+		{Name: "stale", Spec: base, Series: zeros, Hours: 300, SeriesEnd: 6, Deliveries: []string{"2.0"}},
+		{Name: "sdk-v1", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"2.0", "1.0", "2.0"}},
+		{Name: "stolen-creds", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"1.0"}, FromElsewhere: true},
+		{Name: "trail-denied", Spec: base, Series: zeros, Hours: 336, TrailDenied: true},
+		{Name: "trail-malformed", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"2.0"}, MalformedTrail: true},
+		{Name: "web", Spec: base, Series: zeros, Hours: 336, Deliveries: []string{"2.0", "2.0"}},
+		{Name: "static-site", Spec: fakeaws.InstanceSpec{HopLimit: 1}, Series: zeros, Hours: 200},
+		{Name: "exemption-lapsed", Spec: withTags(map[string]string{"imdsguard:exempt": day(-1)}), Series: zeros, Hours: 336, Deliveries: []string{"2.0"}},
+		{Name: "eks-node", Spec: fakeaws.InstanceSpec{HopLimit: 1, InstanceProfileName: profile, Tags: map[string]string{"eks:cluster-name": "prod"}},
+			Series: zeros, Hours: 336, Deliveries: []string{"2.0"}},
+		{Name: "k8s-node-hop3", Spec: fakeaws.InstanceSpec{HopLimit: 3, InstanceProfileName: profile, Tags: map[string]string{"kubernetes.io/cluster/prod": "owned"}},
+			Series: zeros, Hours: 336, Deliveries: []string{"2.0"}},
 	}
 }
 
@@ -151,7 +106,7 @@ func KindsNamed(today time.Time, names ...string) []Kind {
 
 // Seeded is an instance of the fleet, with the kind it was made as.
 type Seeded struct {
-	testsupport.SeededInstance
+	fakeaws.SeededInstance
 	Name string
 	Kind Kind
 }
@@ -160,7 +115,7 @@ type Seeded struct {
 type Clients struct {
 	EC2        *ec2.Client
 	CloudWatch *cloudwatch.Client
-	CloudTrail *testsupport.CloudTrail
+	CloudTrail *fakeaws.CloudTrail
 }
 
 // Seed writes copies instances of every kind in kinds, named "<kind>-<n>", with their
@@ -174,7 +129,7 @@ func Seed(ctx context.Context, c Clients, kinds []Kind, copies int, now time.Tim
 			spec := k.Spec
 			spec.Name = fmt.Sprintf("%s-%d", k.Name, n)
 			spec.Tags = cloneTags(spec.Tags)
-			seeded, err := testsupport.SeedInstances(ctx, c.EC2, spec)
+			seeded, err := fakeaws.SeedInstances(ctx, c.EC2, spec)
 			if err != nil {
 				return nil, fmt.Errorf("seeding %s: %w", spec.Name, err)
 			}
@@ -189,9 +144,9 @@ func Seed(ctx context.Context, c Clients, kinds []Kind, copies int, now time.Tim
 			}
 		}
 	}
-	c.CloudTrail.SetFault(func(r testsupport.LookupRequest) *testsupport.APIError {
+	c.CloudTrail.SetFault(func(r fakeaws.LookupRequest) *fakeaws.APIError {
 		if r.AttributeKey == "Username" && denied[r.AttributeValue] {
-			return &testsupport.APIError{Code: "AccessDeniedException", Status: 400,
+			return &fakeaws.APIError{Code: "AccessDeniedException", Status: 400,
 				Message: "User: arn:aws:sts::123456789012:assumed-role/auditor/x is not authorized to perform: cloudtrail:LookupEvents"}
 		}
 		return nil
@@ -199,10 +154,10 @@ func Seed(ctx context.Context, c Clients, kinds []Kind, copies int, now time.Tim
 	return out, nil
 }
 
-func seedEvidence(ctx context.Context, c Clients, k Kind, inst testsupport.SeededInstance, hour, now time.Time) error {
+func seedEvidence(ctx context.Context, c Clients, k Kind, inst fakeaws.SeededInstance, hour, now time.Time) error {
 	if k.Series != nil {
 		end := hour.Add(time.Duration(1-k.SeriesEnd) * time.Hour)
-		if err := testsupport.PutMetadataNoToken(ctx, c.CloudWatch, inst.ID, testsupport.HourlyPoints(end, k.Hours, k.Series)); err != nil {
+		if err := fakeaws.PutMetadataNoToken(ctx, c.CloudWatch, inst.ID, fakeaws.HourlyPoints(end, k.Hours, k.Series)); err != nil {
 			return err
 		}
 	}
@@ -211,7 +166,7 @@ func seedEvidence(ctx context.Context, c Clients, k Kind, inst testsupport.Seede
 		if delivery == "1.0" && k.FromElsewhere {
 			source = "198.51.100.23"
 		}
-		c.CloudTrail.AddEvent(testsupport.RoleDeliveryEvent(testsupport.RoleDelivery{
+		c.CloudTrail.AddEvent(fakeaws.RoleDeliveryEvent(fakeaws.RoleDelivery{
 			InstanceID: inst.ID, RoleName: profile, Delivery: delivery,
 			EventName: []string{"GetObject", "DescribeInstances", "PutLogEvents"}[i%3],
 			UserAgent: userAgent(delivery), SourceIP: source,
@@ -219,7 +174,7 @@ func seedEvidence(ctx context.Context, c Clients, k Kind, inst testsupport.Seede
 		}))
 	}
 	if k.MalformedTrail {
-		c.CloudTrail.AddEvent(testsupport.Event{
+		c.CloudTrail.AddEvent(fakeaws.Event{
 			EventName: "GetObject", EventTime: now.Add(-time.Hour), Username: inst.ID,
 			CloudTrailEvent: `{"eventVersion":"1.08","userIdentity":{"sessionContext":`,
 		})

@@ -25,12 +25,12 @@ import (
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/enforce"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
-	"github.com/imdsguard/imdsguard/internal/testsupport"
 	"github.com/imdsguard/imdsguard/internal/ticket"
 )
 
@@ -38,10 +38,10 @@ import (
 // a scheduled sweep reaches detect, its verdicts go through the remediation queue to
 // remediate in enforce mode, and the outcomes are read back from the ledger.
 func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Writer) error {
-	cfg := testsupport.AWSConfig(Region)
+	cfg := fakeaws.AWSConfig(Region)
 	cfg.BaseEndpoint = aws.String(e.Moto.URL)
 	// moto would apply a dry run; the proxy answers as EC2 does.
-	dryRun, err := testsupport.NewEC2DryRun(e.Moto.URL)
+	dryRun, err := fakeaws.NewEC2DryRun(e.Moto.URL)
 	if err != nil {
 		return err
 	}

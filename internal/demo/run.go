@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
-	"github.com/imdsguard/imdsguard/internal/testsupport"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 )
 
 // Region is the region the sample fleet lives in.
@@ -22,8 +22,8 @@ const accountID = "123456789012"
 
 // Emulators are the running AWS stand-ins with a sample fleet in them.
 type Emulators struct {
-	Moto       *testsupport.MotoServer
-	CloudTrail *testsupport.CloudTrail
+	Moto       *fakeaws.MotoServer
+	CloudTrail *fakeaws.CloudTrail
 	Fleet      []Seeded
 }
 
@@ -40,12 +40,12 @@ func (e *Emulators) Stop() {
 // Start starts moto_server and the CloudTrail stand-in and seeds copies of every kind of
 // instance into them.
 func Start(ctx context.Context, copies int, now time.Time) (*Emulators, error) {
-	moto, err := testsupport.StartMoto(ctx)
+	moto, err := fakeaws.StartMoto(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("starting moto_server (install it with `pip install \"moto[server]\"`): %w", err)
 	}
-	e := &Emulators{Moto: moto, CloudTrail: testsupport.NewCloudTrail()}
-	cfg := testsupport.AWSConfig(Region)
+	e := &Emulators{Moto: moto, CloudTrail: fakeaws.NewCloudTrail()}
+	cfg := fakeaws.AWSConfig(Region)
 	clients := Clients{
 		EC2:        ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(moto.URL) }),
 		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(moto.URL) }),

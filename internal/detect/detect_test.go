@@ -23,6 +23,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/demo"
 	"github.com/imdsguard/imdsguard/internal/detect"
 	"github.com/imdsguard/imdsguard/internal/emf"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/message"
@@ -37,9 +38,9 @@ func TestMain(m *testing.M) { os.Exit(testsupport.RunWithMoto(m)) }
 // every verdict before the deadline.
 func TestLookupsStopInTimeToQueue(t *testing.T) {
 	moto := testsupport.Moto(t)
-	ct := testsupport.NewCloudTrail()
+	ct := fakeaws.NewCloudTrail()
 	t.Cleanup(ct.Close)
-	cfg := testsupport.AWSConfig(demo.Region)
+	cfg := fakeaws.AWSConfig(demo.Region)
 	cfg.BaseEndpoint = aws.String(moto.URL)
 	now := time.Now().UTC()
 	// The invocation has an hour; lookups are granted one per half hour. Without a

@@ -31,6 +31,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/enforce"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
@@ -39,6 +40,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/report"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
+	"github.com/imdsguard/imdsguard/internal/testsupport/fleetwant"
 	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 	"github.com/imdsguard/imdsguard/internal/ticket"
 )
@@ -48,25 +50,25 @@ const faultSeeds = 8
 
 // faultyKinds are the faults injected at random: every way a reply can be wrong, slow or
 // missing, and a reply lost after the call took effect.
-var faultyKinds = []testsupport.FaultKind{
-	testsupport.FaultThrottle, testsupport.FaultInternalError, testsupport.FaultUnavailable, testsupport.FaultReset,
-	testsupport.FaultResetAfterUpstream, testsupport.FaultDelay, testsupport.FaultTruncate, testsupport.FaultTruncateEOF,
-	testsupport.FaultTruncateReset, testsupport.FaultGarble, testsupport.FaultEmpty200, testsupport.FaultMissingResult,
-	testsupport.FaultBareResponse,
+var faultyKinds = []fakeaws.FaultKind{
+	fakeaws.FaultThrottle, fakeaws.FaultInternalError, fakeaws.FaultUnavailable, fakeaws.FaultReset,
+	fakeaws.FaultResetAfterUpstream, fakeaws.FaultDelay, fakeaws.FaultTruncate, fakeaws.FaultTruncateEOF,
+	fakeaws.FaultTruncateReset, fakeaws.FaultGarble, fakeaws.FaultEmpty200, fakeaws.FaultMissingResult,
+	fakeaws.FaultBareResponse,
 }
 
 // randomPlan gives each operation key three fault kinds drawn from faultyKinds, with
 // probabilities adding up to at most rate: some calls get through after retries, some
 // fail for good, and which ones depends on the seed.
-func randomPlan(seed uint64, rate float64, keys ...string) testsupport.FaultPlan {
+func randomPlan(seed uint64, rate float64, keys ...string) fakeaws.FaultPlan {
 	rng := rand.New(rand.NewPCG(seed, 0x1d5))
-	plan := testsupport.FaultPlan{Seed: seed, Ops: map[string]testsupport.OpFaults{}}
+	plan := fakeaws.FaultPlan{Seed: seed, Ops: map[string]fakeaws.OpFaults{}}
 	for _, key := range keys {
-		probs := map[testsupport.FaultKind]float64{}
+		probs := map[fakeaws.FaultKind]float64{}
 		for range 3 {
 			probs[faultyKinds[rng.IntN(len(faultyKinds))]] += rate / 3
 		}
-		plan.Ops[key] = testsupport.OpFaults{Probabilities: probs, Delay: 20 * time.Millisecond}
+		plan.Ops[key] = fakeaws.OpFaults{Probabilities: probs, Delay: 20 * time.Millisecond}
 	}
 	return plan
 }
@@ -75,9 +77,9 @@ func randomPlan(seed uint64, rate float64, keys ...string) testsupport.FaultPlan
 // SQS, SNS), the CloudWatch stand-in (metrics) and the CloudTrail stand-in.
 type faultWorld struct {
 	ctx   context.Context
-	moto  *testsupport.MotoServer
-	cw    *testsupport.CloudWatch
-	ct    *testsupport.CloudTrail
+	moto  *fakeaws.MotoServer
+	cw    *fakeaws.CloudWatch
+	ct    *fakeaws.CloudTrail
 	now   time.Time
 	fleet map[string]demo.Seeded // by instance id
 	kinds map[string]demo.Kind   // by kind name
@@ -87,11 +89,11 @@ func newFaultWorld(t *testing.T) *faultWorld {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	w := &faultWorld{ctx: ctx, moto: testsupport.Moto(t), cw: testsupport.NewCloudWatch(), ct: testsupport.NewCloudTrail(),
+	w := &faultWorld{ctx: ctx, moto: testsupport.Moto(t), cw: fakeaws.NewCloudWatch(), ct: fakeaws.NewCloudTrail(),
 		now: time.Now().UTC(), fleet: map[string]demo.Seeded{}, kinds: map[string]demo.Kind{}}
 	t.Cleanup(w.cw.Close)
 	t.Cleanup(w.ct.Close)
-	cfg := testsupport.AWSConfig(demo.Region)
+	cfg := fakeaws.AWSConfig(demo.Region)
 	seeded, err := demo.Seed(ctx, demo.Clients{
 		EC2:        ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(w.moto.URL) }),
 		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(w.cw.URL) }),
@@ -109,7 +111,7 @@ func newFaultWorld(t *testing.T) *faultWorld {
 
 // remediable reports whether the guard remediates the instance without faults.
 func (w *faultWorld) remediable(id string) bool {
-	return w.fleet[id].Kind.Want.Action == policy.ActionRemediate
+	return fleetwant.For(w.fleet[id].Kind.Name).Action == policy.ActionRemediate
 }
 
 // TestPlanUnderFaults runs `imdsguard plan` through fault proxies in front of every
@@ -234,14 +236,14 @@ const maxReceives = 5
 
 func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 	ctx := w.ctx
-	direct := testsupport.AWSConfig(demo.Region)
+	direct := fakeaws.AWSConfig(demo.Region)
 	direct.BaseEndpoint = aws.String(w.moto.URL)
 	directEC2, directSQS, directDB := ec2.NewFromConfig(direct), sqs.NewFromConfig(direct), dynamodb.NewFromConfig(direct)
 	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: directSQS, DynamoDB: directDB, SNS: sns.NewFromConfig(direct)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dryRun, err := testsupport.NewEC2DryRun(w.moto.URL)
+	dryRun, err := fakeaws.NewEC2DryRun(w.moto.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +254,7 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 	ec2Proxy := testsupport.FaultProxyFor(t, dryRun.URL, plan)
 	cwProxy := testsupport.FaultProxyFor(t, w.cw.URL, plan)
 	ctProxy := testsupport.FaultProxyFor(t, w.ct.URL, plan)
-	cfg := testsupport.AWSConfig(demo.Region)
+	cfg := fakeaws.AWSConfig(demo.Region)
 	cfg.BaseEndpoint = aws.String(awsProxy.URL)
 	ec2Client := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(ec2Proxy.URL) })
 	clients := guard.Clients{
@@ -349,8 +351,8 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 	})
 	t.Logf("seed %d: %d messages queued, %d decisions recorded, %d on the dead-letter queue after %d receives; faults injected: %d",
 		seed, len(queued), recorded, lost, receives,
-		awsProxy.Faults("", testsupport.FaultNone)+ec2Proxy.Faults("", testsupport.FaultNone)+
-			cwProxy.Faults("", testsupport.FaultNone)+ctProxy.Faults("", testsupport.FaultNone))
+		awsProxy.Faults("", fakeaws.FaultNone)+ec2Proxy.Faults("", fakeaws.FaultNone)+
+			cwProxy.Faults("", fakeaws.FaultNone)+ctProxy.Faults("", fakeaws.FaultNone))
 }
 
 // checkRun holds a run under faults to the pipeline's invariants, given the fault-free
@@ -378,15 +380,16 @@ func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQ
 	copies, dlq := decisionsOf(queued), decisionsOf(dead)
 	outcomes := map[string]int{}
 	for id, kind := range kinds {
-		remediable := kind.Want.Action == policy.ActionRemediate
+		expected := fleetwant.For(kind.Name)
+		remediable := expected.Action == policy.ActionRemediate
 		for _, o := range history(id) {
 			outcomes[o.DecisionID]++
 			if o.Result == ledger.ResultEnforced && !remediable {
-				t.Errorf("UNSAFE: %s (%s) enforced under faults; fault-free it is %s", id, kind.Name, kind.Want.Action)
+				t.Errorf("UNSAFE: %s (%s) enforced under faults; fault-free it is %s", id, kind.Name, expected.Action)
 			}
 		}
 		if tokens(id) == policy.TokensRequired && !remediable && kind.Spec.HttpTokens != policy.TokensRequired {
-			t.Errorf("UNSAFE: %s (%s) has HttpTokens required after the run; fault-free it is %s", id, kind.Name, kind.Want.Action)
+			t.Errorf("UNSAFE: %s (%s) has HttpTokens required after the run; fault-free it is %s", id, kind.Name, expected.Action)
 		}
 	}
 	for decision, n := range copies {
@@ -415,9 +418,9 @@ func TestBootstrapsUnderFaults(t *testing.T) {
 	for seed := range uint64(2) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			plan := randomPlan(100+seed, 0.12, "ec2:*", "cloudwatch:*", "cloudtrail:*", "dynamodb:*", "sqs:*", "sns:*")
-			var proxies []*testsupport.FaultProxy
+			var proxies []*fakeaws.FaultProxy
 			p := newPipelineWith(t, "enforce", func(p *pipeline, env map[string]string) {
-				dryRun, err := testsupport.NewEC2DryRun(p.motoURL)
+				dryRun, err := fakeaws.NewEC2DryRun(p.motoURL)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -468,7 +471,7 @@ func TestBootstrapsUnderFaults(t *testing.T) {
 			})
 			injected := 0
 			for _, px := range proxies {
-				injected += px.Faults("", testsupport.FaultNone)
+				injected += px.Faults("", fakeaws.FaultNone)
 			}
 			t.Logf("seed %d: %d messages queued, %d decisions recorded, %d on the dead-letter queue; faults injected: %d",
 				seed, len(queued), recorded, lost, injected)
@@ -486,25 +489,25 @@ func TestBootstrapsUnderFaults(t *testing.T) {
 func TestPlanOnBrokenReplies(t *testing.T) {
 	w := newFaultWorld(t)
 	dir := t.TempDir()
-	always := func(op string, kind testsupport.FaultKind) testsupport.FaultPlan {
-		return testsupport.FaultPlan{Ops: map[string]testsupport.OpFaults{op: {Probabilities: map[testsupport.FaultKind]float64{kind: 1}}}}
+	always := func(op string, kind fakeaws.FaultKind) fakeaws.FaultPlan {
+		return fakeaws.FaultPlan{Ops: map[string]fakeaws.OpFaults{op: {Probabilities: map[fakeaws.FaultKind]float64{kind: 1}}}}
 	}
 	for _, tc := range []struct {
 		op      string
-		kind    testsupport.FaultKind
+		kind    fakeaws.FaultKind
 		exit    int
 		deferAs policy.ReasonCode // every instance the fault-free plan remediates defers as this
 	}{
-		{"ec2:DescribeInstances", testsupport.FaultEmpty200, cli.ExitFailure, ""},
-		{"ec2:DescribeInstances", testsupport.FaultMissingResult, cli.ExitFailure, ""},
-		{"ec2:DescribeInstances", testsupport.FaultStall, cli.ExitFailure, ""},
-		{"cloudwatch:GetMetricData", testsupport.FaultEmpty200, cli.ExitOK, policy.ReasonEvidenceError},
-		{"cloudwatch:GetMetricData", testsupport.FaultBareResponse, cli.ExitOK, policy.ReasonEvidenceError},
-		{"cloudwatch:GetMetricData", testsupport.FaultTruncate, cli.ExitOK, policy.ReasonEvidenceError},
-		{"cloudtrail:LookupEvents", testsupport.FaultEmpty200, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
-		{"cloudtrail:LookupEvents", testsupport.FaultMissingResult, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
-		{"cloudtrail:LookupEvents", testsupport.FaultGarble, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
-		{"cloudtrail:LookupEvents", testsupport.FaultStall, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
+		{"ec2:DescribeInstances", fakeaws.FaultEmpty200, cli.ExitFailure, ""},
+		{"ec2:DescribeInstances", fakeaws.FaultMissingResult, cli.ExitFailure, ""},
+		{"ec2:DescribeInstances", fakeaws.FaultStall, cli.ExitFailure, ""},
+		{"cloudwatch:GetMetricData", fakeaws.FaultEmpty200, cli.ExitOK, policy.ReasonEvidenceError},
+		{"cloudwatch:GetMetricData", fakeaws.FaultBareResponse, cli.ExitOK, policy.ReasonEvidenceError},
+		{"cloudwatch:GetMetricData", fakeaws.FaultTruncate, cli.ExitOK, policy.ReasonEvidenceError},
+		{"cloudtrail:LookupEvents", fakeaws.FaultEmpty200, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
+		{"cloudtrail:LookupEvents", fakeaws.FaultMissingResult, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
+		{"cloudtrail:LookupEvents", fakeaws.FaultGarble, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
+		{"cloudtrail:LookupEvents", fakeaws.FaultStall, cli.ExitOK, policy.ReasonCloudTrailUnavailable},
 	} {
 		t.Run(tc.op+"/"+string(tc.kind), func(t *testing.T) {
 			urls := map[string]string{"ec2": w.moto.URL, "cloudwatch": w.cw.URL, "cloudtrail": w.ct.URL}
@@ -541,11 +544,12 @@ func TestPlanOnBrokenReplies(t *testing.T) {
 			}
 			for _, in := range plan.Instances {
 				kind := w.fleet[in.InstanceID].Kind
+				expected := fleetwant.For(kind.Name)
 				if in.Action == policy.ActionRemediate && kind.Spec.InstanceProfileName != "" && tc.op == "cloudtrail:LookupEvents" ||
-					in.Action == policy.ActionRemediate && tc.op == "cloudwatch:GetMetricData" && kind.Want.Codes[0] != policy.ReasonEndpointDisabled {
+					in.Action == policy.ActionRemediate && tc.op == "cloudwatch:GetMetricData" && expected.Codes[0] != policy.ReasonEndpointDisabled {
 					t.Errorf("UNSAFE: %s (%s) remediated without its evidence", in.InstanceID, kind.Name)
 				}
-				wantDefer := kind.Want.Action == policy.ActionRemediate && kind.Want.Codes[0] == policy.ReasonIMDSv1Unused &&
+				wantDefer := expected.Action == policy.ActionRemediate && expected.Codes[0] == policy.ReasonIMDSv1Unused &&
 					(tc.op != "cloudtrail:LookupEvents" || kind.Spec.InstanceProfileName != "")
 				if wantDefer && (in.Action != policy.ActionDefer || in.Reasons[0].Code != tc.deferAs) {
 					t.Errorf("%s (%s): %s %+v, want defer %s", in.InstanceID, kind.Name, in.Action, in.Reasons, tc.deferAs)

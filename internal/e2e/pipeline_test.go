@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	for name, dst := range map[string]*string{"detect": &bootstraps.detect, "remediate": &bootstraps.remediate} {
-		*dst, err = testsupport.BuildLambda(ctx, "./functions/"+name, filepath.Join(dir, name))
+		*dst, err = fakeaws.BuildLambda(ctx, "./functions/"+name, filepath.Join(dir, name))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building the %s bootstrap: %v\n", name, err)
 			os.Exit(1)
@@ -74,10 +75,10 @@ type pipeline struct {
 
 type function struct {
 	arn  string
-	proc *testsupport.LambdaProcess
+	proc *fakeaws.LambdaProcess
 }
 
-func (f *function) invoke(t *testing.T, ctx context.Context, event any) testsupport.Invocation {
+func (f *function) invoke(t *testing.T, ctx context.Context, event any) fakeaws.Invocation {
 	t.Helper()
 	payload, err := json.Marshal(event)
 	if err != nil {
@@ -86,7 +87,7 @@ func (f *function) invoke(t *testing.T, ctx context.Context, event any) testsupp
 	if raw, ok := event.(json.RawMessage); ok {
 		payload = raw
 	}
-	inv, err := f.proc.InvokeWithOptions(ctx, payload, testsupport.InvokeOptions{FunctionARN: f.arn})
+	inv, err := f.proc.InvokeWithOptions(ctx, payload, fakeaws.InvokeOptions{FunctionARN: f.arn})
 	if err != nil {
 		t.Fatalf("invoking: %v\nlogs:\n%s", err, f.proc.Logs())
 	}
@@ -105,9 +106,9 @@ func newPipelineWith(t *testing.T, mode string, extra func(p *pipeline, env map[
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	moto := testsupport.Moto(t)
-	ct := testsupport.NewCloudTrail()
+	ct := fakeaws.NewCloudTrail()
 	t.Cleanup(ct.Close)
-	cfg := testsupport.AWSConfig(demo.Region)
+	cfg := fakeaws.AWSConfig(demo.Region)
 	cfg.BaseEndpoint = aws.String(moto.URL)
 	p := &pipeline{t: t, ctx: ctx, ec2: ec2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), fleet: map[string]demo.Seeded{}}
 
@@ -148,12 +149,12 @@ func newPipelineWith(t *testing.T, mode string, extra func(p *pipeline, env map[
 
 func (p *pipeline) start(name, bootstrap string, env map[string]string) *function {
 	p.t.Helper()
-	api, err := testsupport.NewRuntimeAPI()
+	api, err := fakeaws.NewRuntimeAPI()
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	p.t.Cleanup(api.Close)
-	proc, err := testsupport.StartLambda(p.ctx, bootstrap, api, env)
+	proc, err := fakeaws.StartLambda(p.ctx, bootstrap, api, env)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func (p *pipeline) history(id string) []ledger.Outcome {
 	return h
 }
 
-func decodeResponse[T any](t *testing.T, inv testsupport.Invocation) T {
+func decodeResponse[T any](t *testing.T, inv fakeaws.Invocation) T {
 	t.Helper()
 	if inv.Err != nil {
 		t.Fatalf("function error %s: %s", inv.Err.Type, inv.Err.Message)

@@ -12,8 +12,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
-	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 // v1Users are five kinds of instance that still use IMDSv1.
@@ -29,8 +29,8 @@ type ticketBackend struct {
 }
 
 func backends() []ticketBackend {
-	var ops *testsupport.OpsItems
-	var jira *testsupport.Jira
+	var ops *fakeaws.OpsItems
+	var jira *fakeaws.Jira
 	return []ticketBackend{
 		{
 			name:  "sns",
@@ -60,7 +60,7 @@ func backends() []ticketBackend {
 		{
 			name: "opscenter",
 			setup: func(t *testing.T, p *pipeline, env map[string]string) {
-				ops = testsupport.NewOpsItems()
+				ops = fakeaws.NewOpsItems()
 				t.Cleanup(ops.Close)
 				env["IMDSGUARD_TICKET_BACKEND"] = "opscenter"
 				env["AWS_ENDPOINT_URL_SSM"] = ops.URL
@@ -80,12 +80,12 @@ func backends() []ticketBackend {
 		{
 			name: "jira",
 			setup: func(t *testing.T, p *pipeline, env map[string]string) {
-				jira = testsupport.NewJira(testsupport.JiraOptions{Flavor: testsupport.JiraCloud, Projects: []string{"SEC"}, RetryAfter: "0"})
+				jira = fakeaws.NewJira(fakeaws.JiraOptions{Flavor: fakeaws.JiraCloud, Projects: []string{"SEC"}, RetryAfter: "0"})
 				t.Cleanup(jira.Close)
 				secret, err := secretsmanager.NewFromConfig(p.cfg).CreateSecret(p.ctx, &secretsmanager.CreateSecretInput{
 					Name: aws.String("imdsguard/jira"),
 					SecretString: aws.String(fmt.Sprintf(`{"site_url":%q,"flavour":"cloud","email":%q,"api_token":%q}`,
-						jira.URL, testsupport.JiraTestEmail, testsupport.JiraTestAPIToken)),
+						jira.URL, fakeaws.JiraTestEmail, fakeaws.JiraTestAPIToken)),
 				})
 				if err != nil {
 					t.Fatal(err)

@@ -15,8 +15,8 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 const lookupEventsOp = "cloudtrail:LookupEvents"
@@ -29,9 +29,9 @@ var trailInstance = policy.Instance{
 	Addresses:          []string{"10.0.0.5", "203.0.113.7"},
 }
 
-func newCloudTrail(t *testing.T) *testsupport.CloudTrail {
+func newCloudTrail(t *testing.T) *fakeaws.CloudTrail {
 	t.Helper()
-	ct := testsupport.NewCloudTrail()
+	ct := fakeaws.NewCloudTrail()
 	t.Cleanup(ct.Close)
 	return ct
 }
@@ -40,12 +40,12 @@ func newCloudTrail(t *testing.T) *testsupport.CloudTrail {
 func unlimited() *rate.Limiter { return rate.NewLimiter(rate.Inf, 0) }
 
 // delivery adds one event of the instance's role to ct, made at now-ago.
-func delivery(ct *testsupport.CloudTrail, now time.Time, ago time.Duration, d testsupport.RoleDelivery) testsupport.Event {
+func delivery(ct *fakeaws.CloudTrail, now time.Time, ago time.Duration, d fakeaws.RoleDelivery) fakeaws.Event {
 	if d.InstanceID == "" {
 		d.InstanceID = trailInstance.InstanceID
 	}
 	d.Time = now.Add(-ago)
-	return ct.AddEvent(testsupport.RoleDeliveryEvent(d))
+	return ct.AddEvent(fakeaws.RoleDeliveryEvent(d))
 }
 
 func usageText(u *policy.CloudTrailUsage) string {
@@ -75,31 +75,31 @@ func TestCredentialDeliveriesTally(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	tests := []struct {
 		name   string
-		events func(ct *testsupport.CloudTrail)
+		events func(ct *fakeaws.CloudTrail)
 		want   policy.CloudTrailUsage
 	}{
 		{
 			name:   "no events",
-			events: func(*testsupport.CloudTrail) {},
+			events: func(*fakeaws.CloudTrail) {},
 			want:   policy.CloudTrailUsage{},
 		},
 		{
 			name: "IMDSv2 deliveries only",
-			events: func(ct *testsupport.CloudTrail) {
+			events: func(ct *fakeaws.CloudTrail) {
 				for i := range 3 {
-					delivery(ct, now, time.Duration(i+1)*time.Hour, testsupport.RoleDelivery{Delivery: "2.0"})
+					delivery(ct, now, time.Duration(i+1)*time.Hour, fakeaws.RoleDelivery{Delivery: "2.0"})
 				}
 			},
 			want: policy.CloudTrailUsage{V2Deliveries: 3},
 		},
 		{
 			name: "1.0 and 2.0 are counted apart",
-			events: func(ct *testsupport.CloudTrail) {
+			events: func(ct *fakeaws.CloudTrail) {
 				for i := range 5 {
-					delivery(ct, now, time.Duration(i+1)*time.Hour, testsupport.RoleDelivery{Delivery: "2.0"})
+					delivery(ct, now, time.Duration(i+1)*time.Hour, fakeaws.RoleDelivery{Delivery: "2.0"})
 				}
-				delivery(ct, now, 2*time.Hour+30*time.Minute, testsupport.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
-				delivery(ct, now, 9*time.Hour, testsupport.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
+				delivery(ct, now, 2*time.Hour+30*time.Minute, fakeaws.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
+				delivery(ct, now, 9*time.Hour, fakeaws.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
 			},
 			want: policy.CloudTrailUsage{
 				V1Deliveries: 2, V2Deliveries: 5,
@@ -110,17 +110,17 @@ func TestCredentialDeliveriesTally(t *testing.T) {
 		},
 		{
 			name: "events without ec2RoleDelivery are not deliveries",
-			events: func(ct *testsupport.CloudTrail) {
-				delivery(ct, now, time.Hour, testsupport.RoleDelivery{Delivery: ""})
-				delivery(ct, now, 2*time.Hour, testsupport.RoleDelivery{Delivery: "2.0"})
-				delivery(ct, now, 3*time.Hour, testsupport.RoleDelivery{Delivery: ""})
+			events: func(ct *fakeaws.CloudTrail) {
+				delivery(ct, now, time.Hour, fakeaws.RoleDelivery{Delivery: ""})
+				delivery(ct, now, 2*time.Hour, fakeaws.RoleDelivery{Delivery: "2.0"})
+				delivery(ct, now, 3*time.Hour, fakeaws.RoleDelivery{Delivery: ""})
 			},
 			want: policy.CloudTrailUsage{V2Deliveries: 1},
 		},
 		{
 			name: "event names, user agents and source addresses are sorted and de-duplicated",
-			events: func(ct *testsupport.CloudTrail) {
-				for i, d := range []testsupport.RoleDelivery{
+			events: func(ct *fakeaws.CloudTrail) {
+				for i, d := range []fakeaws.RoleDelivery{
 					{EventName: "RunInstances", UserAgent: uaJava, SourceIP: "10.0.0.5"},
 					{EventName: "DescribeInstances", UserAgent: uaBoto, SourceIP: "203.0.113.7"},
 					{EventName: "RunInstances", UserAgent: uaJava, SourceIP: "10.0.0.5"},
@@ -130,7 +130,7 @@ func TestCredentialDeliveriesTally(t *testing.T) {
 					delivery(ct, now, time.Duration(i+1)*time.Hour, d)
 				}
 				// IMDSv2 deliveries say nothing about software still using IMDSv1.
-				delivery(ct, now, 30*time.Minute, testsupport.RoleDelivery{Delivery: "2.0", EventName: "PutObject", UserAgent: "aws-sdk-go-v2/1.30", SourceIP: "10.0.0.99"})
+				delivery(ct, now, 30*time.Minute, fakeaws.RoleDelivery{Delivery: "2.0", EventName: "PutObject", UserAgent: "aws-sdk-go-v2/1.30", SourceIP: "10.0.0.99"})
 			},
 			want: policy.CloudTrailUsage{
 				V1Deliveries: 4, V2Deliveries: 1,
@@ -142,7 +142,7 @@ func TestCredentialDeliveriesTally(t *testing.T) {
 		},
 		{
 			name: "an IMDSv1 delivery used from another address is foreign; the instance's own and service names are not",
-			events: func(ct *testsupport.CloudTrail) {
+			events: func(ct *fakeaws.CloudTrail) {
 				for i, ip := range []string{
 					"10.0.0.5",          // own private
 					"203.0.113.7",       // own public
@@ -152,7 +152,7 @@ func TestCredentialDeliveriesTally(t *testing.T) {
 					"2001:db8::1",       // somebody else, IPv6
 					"198.51.100.23",
 				} {
-					delivery(ct, now, time.Duration(i+1)*time.Hour, testsupport.RoleDelivery{Delivery: "1.0", SourceIP: ip})
+					delivery(ct, now, time.Duration(i+1)*time.Hour, fakeaws.RoleDelivery{Delivery: "1.0", SourceIP: ip})
 				}
 			},
 			want: policy.CloudTrailUsage{
@@ -166,11 +166,11 @@ func TestCredentialDeliveriesTally(t *testing.T) {
 		},
 		{
 			name: "the last IMDSv1 delivery is the newest, whatever its position",
-			events: func(ct *testsupport.CloudTrail) {
-				delivery(ct, now, 5*time.Hour, testsupport.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
-				delivery(ct, now, 30*time.Hour, testsupport.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
-				delivery(ct, now, 2*time.Hour+17*time.Second, testsupport.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
-				delivery(ct, now, time.Minute, testsupport.RoleDelivery{Delivery: "2.0"})
+			events: func(ct *fakeaws.CloudTrail) {
+				delivery(ct, now, 5*time.Hour, fakeaws.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
+				delivery(ct, now, 30*time.Hour, fakeaws.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
+				delivery(ct, now, 2*time.Hour+17*time.Second, fakeaws.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
+				delivery(ct, now, time.Minute, fakeaws.RoleDelivery{Delivery: "2.0"})
 			},
 			want: policy.CloudTrailUsage{
 				V1Deliveries: 3, V2Deliveries: 1,
@@ -181,19 +181,19 @@ func TestCredentialDeliveriesTally(t *testing.T) {
 		},
 		{
 			name: "events older than the lookback are not counted",
-			events: func(ct *testsupport.CloudTrail) {
-				delivery(ct, now, lookback+time.Second, testsupport.RoleDelivery{Delivery: "1.0"})
-				delivery(ct, now, lookback+48*time.Hour, testsupport.RoleDelivery{Delivery: "1.0"})
-				delivery(ct, now, lookback+time.Hour, testsupport.RoleDelivery{Delivery: "2.0"})
-				delivery(ct, now, lookback-time.Hour, testsupport.RoleDelivery{Delivery: "2.0"})
+			events: func(ct *fakeaws.CloudTrail) {
+				delivery(ct, now, lookback+time.Second, fakeaws.RoleDelivery{Delivery: "1.0"})
+				delivery(ct, now, lookback+48*time.Hour, fakeaws.RoleDelivery{Delivery: "1.0"})
+				delivery(ct, now, lookback+time.Hour, fakeaws.RoleDelivery{Delivery: "2.0"})
+				delivery(ct, now, lookback-time.Hour, fakeaws.RoleDelivery{Delivery: "2.0"})
 			},
 			want: policy.CloudTrailUsage{V2Deliveries: 1},
 		},
 		{
 			name: "other instances' events are not counted",
-			events: func(ct *testsupport.CloudTrail) {
-				delivery(ct, now, time.Hour, testsupport.RoleDelivery{Delivery: "1.0", InstanceID: "i-0fedcba9876543210"})
-				delivery(ct, now, time.Hour, testsupport.RoleDelivery{Delivery: "2.0"})
+			events: func(ct *fakeaws.CloudTrail) {
+				delivery(ct, now, time.Hour, fakeaws.RoleDelivery{Delivery: "1.0", InstanceID: "i-0fedcba9876543210"})
+				delivery(ct, now, time.Hour, fakeaws.RoleDelivery{Delivery: "2.0"})
 			},
 			want: policy.CloudTrailUsage{V2Deliveries: 1},
 		},
@@ -243,14 +243,14 @@ func TestCredentialDeliveriesPaging(t *testing.T) {
 			ct := newCloudTrail(t)
 			ago := time.Minute
 			for range tc.v2Older {
-				delivery(ct, now, 300*time.Hour-ago, testsupport.RoleDelivery{Delivery: "2.0"})
+				delivery(ct, now, 300*time.Hour-ago, fakeaws.RoleDelivery{Delivery: "2.0"})
 				ago += time.Minute
 			}
 			if tc.v1 {
-				delivery(ct, now, 100*time.Hour, testsupport.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
+				delivery(ct, now, 100*time.Hour, fakeaws.RoleDelivery{Delivery: "1.0", SourceIP: "10.0.0.5"})
 			}
 			for i := range tc.v2Newer {
-				delivery(ct, now, time.Duration(i+1)*time.Minute, testsupport.RoleDelivery{Delivery: "2.0"})
+				delivery(ct, now, time.Duration(i+1)*time.Minute, fakeaws.RoleDelivery{Delivery: "2.0"})
 			}
 			counter := awsapi.NewCallCounter()
 			got, err := evidence.CredentialDeliveries(testContext(t), cloudTrailClient(ct.URL, counter), unlimited(), trailInstance, 336*time.Hour, now)
@@ -277,8 +277,8 @@ func TestCredentialDeliveriesMalformedEvent(t *testing.T) {
 	t.Parallel()
 	ct := newCloudTrail(t)
 	now := time.Now().UTC().Truncate(time.Second)
-	delivery(ct, now, time.Hour, testsupport.RoleDelivery{Delivery: "2.0"})
-	bad := ct.AddEvent(testsupport.Event{
+	delivery(ct, now, time.Hour, fakeaws.RoleDelivery{Delivery: "2.0"})
+	bad := ct.AddEvent(fakeaws.Event{
 		EventID: "0b4c5e1a-bad0-4c2e-9f3e-3c6a4f1d2e01", EventName: "DescribeInstances", EventTime: now.Add(-2 * time.Hour),
 		Username: trailInstance.InstanceID, CloudTrailEvent: `{"userIdentity": {"sessionContext": {"ec2RoleDelivery": "1.0"`,
 	})
@@ -297,13 +297,13 @@ func TestCredentialDeliveriesAPIErrors(t *testing.T) {
 	t.Parallel()
 	now := time.Now().UTC().Truncate(time.Second)
 	// The messages do not name the action, so that the error must.
-	denied := testsupport.APIError{Code: "AccessDeniedException", Message: "denied"}
-	throttled := testsupport.APIError{Code: "ThrottlingException", Message: "Rate exceeded"}
+	denied := fakeaws.APIError{Code: "AccessDeniedException", Message: "denied"}
+	throttled := fakeaws.APIError{Code: "ThrottlingException", Message: "Rate exceeded"}
 	tests := []struct {
 		name        string
 		failFirst   int  // the first requests fail with fault
 		always      bool // every request fails with fault
-		fault       testsupport.APIError
+		fault       fakeaws.APIError
 		wantCode    string // "" when the call succeeds
 		minRequests int    // the requests the stand-in must have seen
 		attempts    int    // the client's RetryMaxAttempts; 0 for the default, 3
@@ -318,10 +318,10 @@ func TestCredentialDeliveriesAPIErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ct := newCloudTrail(t)
-			delivery(ct, now, time.Hour, testsupport.RoleDelivery{Delivery: "2.0"})
+			delivery(ct, now, time.Hour, fakeaws.RoleDelivery{Delivery: "2.0"})
 			ct.FailNext(tc.failFirst, tc.fault)
 			if tc.always {
-				ct.SetFault(func(testsupport.LookupRequest) *testsupport.APIError { return &tc.fault })
+				ct.SetFault(func(fakeaws.LookupRequest) *fakeaws.APIError { return &tc.fault })
 			}
 			counter := awsapi.NewCallCounter()
 			client := cloudTrailClient(ct.URL, counter, func(o *cloudtrail.Options) {
@@ -378,7 +378,7 @@ func TestCredentialDeliveriesLimiter(t *testing.T) {
 			t.Parallel()
 			ct := newCloudTrail(t)
 			for i := range 120 { // three pages
-				delivery(ct, now, time.Duration(i+1)*time.Minute, testsupport.RoleDelivery{Delivery: "2.0"})
+				delivery(ct, now, time.Duration(i+1)*time.Minute, fakeaws.RoleDelivery{Delivery: "2.0"})
 			}
 			counter := awsapi.NewCallCounter()
 			got, err := evidence.CredentialDeliveries(testContext(t), cloudTrailClient(ct.URL, counter), tc.limiter, trailInstance, 336*time.Hour, now)
@@ -418,11 +418,11 @@ func TestCredentialDeliveriesRequest(t *testing.T) {
 			t.Parallel()
 			ct := newCloudTrail(t)
 			for i := range 60 { // two pages
-				delivery(ct, now, time.Duration(i+1)*time.Minute, testsupport.RoleDelivery{Delivery: "2.0"})
+				delivery(ct, now, time.Duration(i+1)*time.Minute, fakeaws.RoleDelivery{Delivery: "2.0"})
 			}
 			var mu sync.Mutex
-			var reqs []testsupport.LookupRequest
-			ct.SetFault(func(r testsupport.LookupRequest) *testsupport.APIError {
+			var reqs []fakeaws.LookupRequest
+			ct.SetFault(func(r fakeaws.LookupRequest) *fakeaws.APIError {
 				mu.Lock()
 				defer mu.Unlock()
 				reqs = append(reqs, r)

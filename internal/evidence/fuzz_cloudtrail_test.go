@@ -12,8 +12,8 @@ import (
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 // fuzzAddresses are the own addresses of the instance the fuzzed records are about.
@@ -184,14 +184,14 @@ func deliveryEvent(record string) cttypes.Event {
 // "2.0" or absent, is an error; "1.0" is always an IMDSv1 delivery and "2.0" an IMDSv2
 // one, and an IMDSv1 delivery from an address that is not the instance's is foreign.
 func FuzzDeliveryRecord(f *testing.F) {
-	for _, d := range []testsupport.RoleDelivery{
+	for _, d := range []fakeaws.RoleDelivery{
 		{Delivery: "1.0"}, {Delivery: "2.0"}, {Delivery: ""}, {Delivery: "1.1"}, {Delivery: "1.0", SourceIP: "198.51.100.7"},
 		{Delivery: "1.0", SourceIP: "::ffff:10.0.0.1"}, {Delivery: "1.0", SourceIP: "ec2.amazonaws.com"},
 		{Delivery: "1.0", SourceIP: "2600:1f18::1"}, {Delivery: "1.0", SourceIP: "fe80::1%eth0"},
 		{Delivery: "1.0", SourceIP: "10.0.0.1 "}, {Delivery: "1.0", UserAgent: "aws-sdk-go/1.44.0 (go1.20; linux; amd64)"},
 	} {
 		d.InstanceID, d.Time, d.AccessKeyID = "i-0a1b2c3d4e5f60718", recordTime, "ASIAEXAMPLE0000000000"
-		f.Add(testsupport.RoleDeliveryEvent(d).CloudTrailEvent)
+		f.Add(fakeaws.RoleDeliveryEvent(d).CloudTrailEvent)
 	}
 	for _, s := range []string{
 		``, ` `, `null`, `{}`, `[]`, `"1.0"`, `1`, `{"userIdentity": null}`, `{"userIdentity": {"sessionContext": null}}`,
@@ -308,7 +308,7 @@ func TestDeliveryRecordReadOneWayOnly(t *testing.T) {
 	}
 	// What CloudTrail writes is read as before.
 	for delivery, want := range map[string][2]int{"1.0": {1, 0}, "2.0": {0, 1}, "": {0, 0}} {
-		ev := testsupport.RoleDeliveryEvent(testsupport.RoleDelivery{InstanceID: "i-0a1b2c3d4e5f60718", Delivery: delivery, Time: recordTime})
+		ev := fakeaws.RoleDeliveryEvent(fakeaws.RoleDelivery{InstanceID: "i-0a1b2c3d4e5f60718", Delivery: delivery, Time: recordTime})
 		u, err := evidence.ParseDelivery(deliveryEvent(ev.CloudTrailEvent), fuzzAddresses)
 		if err != nil || [2]int{u.V1Deliveries, u.V2Deliveries} != want {
 			t.Errorf("ec2RoleDelivery %q: %+v, %v; want %v", delivery, u, err, want)

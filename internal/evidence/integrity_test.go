@@ -19,20 +19,21 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 // brokenReplies are the replies that must never count as evidence: each is either an
 // error or, where the damage missed everything the client reads, the whole answer.
-var brokenReplies = []testsupport.FaultKind{
-	testsupport.FaultEmpty200, testsupport.FaultMissingResult, testsupport.FaultBareResponse,
-	testsupport.FaultTruncate, testsupport.FaultTruncateEOF, testsupport.FaultTruncateReset, testsupport.FaultGarble,
+var brokenReplies = []fakeaws.FaultKind{
+	fakeaws.FaultEmpty200, fakeaws.FaultMissingResult, fakeaws.FaultBareResponse,
+	fakeaws.FaultTruncate, fakeaws.FaultTruncateEOF, fakeaws.FaultTruncateReset, fakeaws.FaultGarble,
 }
 
 // alwaysIncomplete are the broken replies that parse as an empty success to the SDK:
 // only the gatherers' own checks tell them from "nothing found".
-var alwaysIncomplete = []testsupport.FaultKind{testsupport.FaultEmpty200, testsupport.FaultMissingResult, testsupport.FaultBareResponse}
+var alwaysIncomplete = []fakeaws.FaultKind{fakeaws.FaultEmpty200, fakeaws.FaultMissingResult, fakeaws.FaultBareResponse}
 
 // integrityWorld is one instance in moto with a MetadataNoToken series in the CloudWatch
 // stand-in and an IMDSv1 credential delivery in the CloudTrail stand-in, and the answer
@@ -51,7 +52,7 @@ func newIntegrityWorld(t *testing.T) *integrityWorld {
 	ctx := testContext(t)
 	m := testsupport.Moto(t)
 	cw, ct := newCloudWatch(t), newCloudTrail(t)
-	_, err := testsupport.SeedInstances(ctx, ec2Client(m.URL, "us-east-1", nil), testsupport.InstanceSpec{Count: 2, InstanceProfileName: "app"})
+	_, err := fakeaws.SeedInstances(ctx, ec2Client(m.URL, "us-east-1", nil), fakeaws.InstanceSpec{Count: 2, InstanceProfileName: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +62,8 @@ func newIntegrityWorld(t *testing.T) *integrityWorld {
 		t.Fatalf("fault-free inventory: %d instances, %v", len(w.wantInv), err)
 	}
 	w.inst = w.wantInv[0]
-	putSeries(cw, w.inst.InstanceID, testsupport.HourlyPoints(w.now.Truncate(time.Hour).Add(time.Hour), 24, func(int) (float64, bool) { return 0, true }))
-	ct.AddEvent(testsupport.RoleDeliveryEvent(testsupport.RoleDelivery{InstanceID: w.inst.InstanceID, Delivery: "1.0", UserAgent: "aws-cli/1.16.0",
+	putSeries(cw, w.inst.InstanceID, fakeaws.HourlyPoints(w.now.Truncate(time.Hour).Add(time.Hour), 24, func(int) (float64, bool) { return 0, true }))
+	ct.AddEvent(fakeaws.RoleDeliveryEvent(fakeaws.RoleDelivery{InstanceID: w.inst.InstanceID, Delivery: "1.0", UserAgent: "aws-cli/1.16.0",
 		SourceIP: w.inst.Addresses[0], Time: w.now.Add(-time.Hour)}))
 	w.wantUsage = w.usage(t, w.cw)
 	trail, err := w.trail(ctx, w.ct)
@@ -96,8 +97,8 @@ func TestBrokenRepliesAreNeverEvidence(t *testing.T) {
 		for seed := range uint64(3) {
 			t.Run(fmt.Sprintf("%s/seed %d", kind, seed), func(t *testing.T) {
 				ctx := testContext(t)
-				plan := func(op string) testsupport.FaultPlan {
-					return testsupport.FaultPlan{Seed: seed, Ops: map[string]testsupport.OpFaults{op: {Probabilities: map[testsupport.FaultKind]float64{kind: 1}}}}
+				plan := func(op string) fakeaws.FaultPlan {
+					return fakeaws.FaultPlan{Seed: seed, Ops: map[string]fakeaws.OpFaults{op: {Probabilities: map[fakeaws.FaultKind]float64{kind: 1}}}}
 				}
 				mustFail := slices.Contains(alwaysIncomplete, kind)
 
@@ -129,7 +130,7 @@ func TestBrokenRepliesAreNeverEvidence(t *testing.T) {
 					// The SDK tried every attempt before giving up: a broken reply is retried.
 					for _, p := range []struct {
 						name  string
-						proxy *testsupport.FaultProxy
+						proxy *fakeaws.FaultProxy
 						op    string
 					}{{"ec2", ec2Proxy, describeOp}, {"cloudwatch", cwProxy, getMetricDataOp}, {"cloudtrail", ctProxy, lookupEventsOp}} {
 						if n := p.proxy.Requests(p.op); n < 3 {
@@ -148,8 +149,8 @@ func TestBrokenRepliesAreRetried(t *testing.T) {
 	for _, kind := range brokenReplies {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := testContext(t)
-			once := func(op string) testsupport.FaultPlan {
-				return testsupport.FaultPlan{Ops: map[string]testsupport.OpFaults{op: {Script: []testsupport.FaultKind{kind}}}}
+			once := func(op string) fakeaws.FaultPlan {
+				return fakeaws.FaultPlan{Ops: map[string]fakeaws.OpFaults{op: {Script: []fakeaws.FaultKind{kind}}}}
 			}
 			ec2Proxy := testsupport.FaultProxyFor(t, w.moto, once(describeOp))
 			inv, _, err := evidence.Inventory(ctx, ec2Client(ec2Proxy.URL, "us-east-1", nil), "us-east-1", nil)
@@ -174,8 +175,8 @@ func TestBrokenRepliesAreRetried(t *testing.T) {
 // attempt deadline, instead of hanging the gatherer.
 func TestStalledEndpointFailsWithinItsDeadline(t *testing.T) {
 	w := newIntegrityWorld(t)
-	proxy := testsupport.FaultProxyFor(t, w.ct, testsupport.FaultPlan{Ops: map[string]testsupport.OpFaults{
-		lookupEventsOp: {Probabilities: map[testsupport.FaultKind]float64{testsupport.FaultStall: 1}},
+	proxy := testsupport.FaultProxyFor(t, w.ct, fakeaws.FaultPlan{Ops: map[string]fakeaws.OpFaults{
+		lookupEventsOp: {Probabilities: map[fakeaws.FaultKind]float64{fakeaws.FaultStall: 1}},
 	}})
 	client := cloudTrailClient(proxy.URL, nil, func(o *cloudtrail.Options) {
 		o.HTTPClient = timeoutClient(200 * time.Millisecond)

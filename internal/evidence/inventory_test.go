@@ -15,6 +15,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
@@ -24,7 +25,7 @@ const motoAccount = "123456789012"
 
 const describeOp = "ec2:DescribeInstances"
 
-func ids(seeded []testsupport.SeededInstance) []string {
+func ids(seeded []fakeaws.SeededInstance) []string {
 	out := make([]string, len(seeded))
 	for i, s := range seeded {
 		out[i] = s.ID
@@ -63,12 +64,12 @@ func TestInventoryMapsEveryField(t *testing.T) {
 	const region = "eu-west-1" // not the SDK's or moto's default: the region must be the one asked for
 	tests := []struct {
 		name string
-		spec testsupport.InstanceSpec
+		spec fakeaws.InstanceSpec
 		want policy.Instance // InstanceID, LaunchTime and Addresses are filled from moto
 	}{
 		{
 			name: "EC2 defaults, no tags, no profile",
-			spec: testsupport.InstanceSpec{},
+			spec: fakeaws.InstanceSpec{},
 			want: policy.Instance{
 				State:   "running",
 				Options: policy.MetadataOptions{HTTPTokens: "optional", HopLimit: 1, HTTPEndpoint: "enabled", State: "applied"},
@@ -77,7 +78,7 @@ func TestInventoryMapsEveryField(t *testing.T) {
 		},
 		{
 			name: "IMDSv2 required, hop limit 3, name, tags and instance profile",
-			spec: testsupport.InstanceSpec{
+			spec: fakeaws.InstanceSpec{
 				Name: "web-1", HttpTokens: "required", HopLimit: 3, InstanceProfileName: "app-profile",
 				Tags: map[string]string{"team": "payments", "kubernetes.io/cluster/prod": "owned", "imdsguard:exempt": "2031-01-01"},
 			},
@@ -92,7 +93,7 @@ func TestInventoryMapsEveryField(t *testing.T) {
 		},
 		{
 			name: "metadata endpoint disabled",
-			spec: testsupport.InstanceSpec{Name: "dark", HttpEndpoint: "disabled"},
+			spec: fakeaws.InstanceSpec{Name: "dark", HttpEndpoint: "disabled"},
 			want: policy.Instance{
 				Name:    "dark",
 				State:   "running",
@@ -102,7 +103,7 @@ func TestInventoryMapsEveryField(t *testing.T) {
 		},
 		{
 			name: "stopped: no public address",
-			spec: testsupport.InstanceSpec{State: "stopped", HopLimit: 2},
+			spec: fakeaws.InstanceSpec{State: "stopped", HopLimit: 2},
 			want: policy.Instance{
 				State:   "stopped",
 				Options: policy.MetadataOptions{HTTPTokens: "optional", HopLimit: 2, HTTPEndpoint: "enabled", State: "applied"},
@@ -115,7 +116,7 @@ func TestInventoryMapsEveryField(t *testing.T) {
 			m := testsupport.Moto(t)
 			ctx := testContext(t)
 			client := ec2Client(m.URL, region, nil)
-			seeded, err := testsupport.SeedInstances(ctx, client, tc.spec)
+			seeded, err := fakeaws.SeedInstances(ctx, client, tc.spec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,17 +165,17 @@ func TestInventorySweepFollowsPages(t *testing.T) {
 	ctx := testContext(t)
 	seedClient := ec2Client(m.URL, "us-east-1", nil)
 	var want []string
-	for _, spec := range []testsupport.InstanceSpec{
+	for _, spec := range []fakeaws.InstanceSpec{
 		{}, {Count: 3}, {HttpTokens: "required"}, {State: "stopped"}, {State: "terminated"}, {Name: "a"}, {Name: "b"},
 	} {
-		s, err := testsupport.SeedInstances(ctx, seedClient, spec)
+		s, err := fakeaws.SeedInstances(ctx, seedClient, spec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, ids(s)...)
 	}
 	// Another region's instances are not listed.
-	if _, err := testsupport.SeedInstances(ctx, ec2Client(m.URL, "us-west-2", nil), testsupport.InstanceSpec{}); err != nil {
+	if _, err := fakeaws.SeedInstances(ctx, ec2Client(m.URL, "us-west-2", nil), fakeaws.InstanceSpec{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -208,13 +209,13 @@ func TestInventorySweepFollowsPages(t *testing.T) {
 func TestInventoryIDs(t *testing.T) {
 	m := testsupport.Moto(t)
 	ctx := testContext(t)
-	seeded, err := testsupport.SeedInstances(ctx, ec2Client(m.URL, "us-east-1", nil), testsupport.InstanceSpec{Count: 3})
+	seeded, err := fakeaws.SeedInstances(ctx, ec2Client(m.URL, "us-east-1", nil), fakeaws.InstanceSpec{Count: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	known := ids(seeded)
 	// Instances that exist but are not asked for are not listed.
-	if _, err := testsupport.SeedInstances(ctx, ec2Client(m.URL, "us-east-1", nil), testsupport.InstanceSpec{Count: 2}); err != nil {
+	if _, err := fakeaws.SeedInstances(ctx, ec2Client(m.URL, "us-east-1", nil), fakeaws.InstanceSpec{Count: 2}); err != nil {
 		t.Fatal(err)
 	}
 	unknown := unknownIDs(450)
@@ -354,7 +355,7 @@ func TestInventoryEC2Error(t *testing.T) {
 		{"ids", []string{"i-0123456789abcdef0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			client := ec2.NewFromConfig(testsupport.AWSConfig(region), func(o *ec2.Options) {
+			client := ec2.NewFromConfig(fakeaws.AWSConfig(region), func(o *ec2.Options) {
 				o.BaseEndpoint = aws.String(url)
 				o.RetryMaxAttempts = 1
 			})

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
@@ -65,7 +66,7 @@ func (s *inputSpy[T]) all() []T {
 // is read ("use of closed network connection"), and the SDK retries net.ErrClosed. A
 // stand-in then sees one request more than the calls made.
 func config(region string, counter *awsapi.CallCounter, spies ...func(*middleware.Stack) error) aws.Config {
-	cfg := testsupport.AWSConfig(region)
+	cfg := fakeaws.AWSConfig(region)
 	if counter != nil {
 		cfg.APIOptions = append(cfg.APIOptions, counter.AddTo)
 	}

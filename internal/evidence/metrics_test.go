@@ -14,23 +14,24 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 const getMetricDataOp = "cloudwatch:GetMetricData"
 
-func newCloudWatch(t *testing.T) *testsupport.CloudWatch {
+func newCloudWatch(t *testing.T) *fakeaws.CloudWatch {
 	t.Helper()
-	cw := testsupport.NewCloudWatch()
+	cw := fakeaws.NewCloudWatch()
 	t.Cleanup(cw.Close)
 	return cw
 }
 
 // putSeries stores an instance's MetadataNoToken points in the stand-in directly.
-func putSeries(cw *testsupport.CloudWatch, id string, pts []testsupport.Point) {
-	cw.PutPoints(testsupport.MetadataNoTokenNamespace, testsupport.MetadataNoTokenMetric,
-		map[string]string{testsupport.MetadataNoTokenDimension: id}, pts)
+func putSeries(cw *fakeaws.CloudWatch, id string, pts []fakeaws.Point) {
+	cw.PutPoints(fakeaws.MetadataNoTokenNamespace, fakeaws.MetadataNoTokenMetric,
+		map[string]string{fakeaws.MetadataNoTokenDimension: id}, pts)
 }
 
 func at(t time.Time) *time.Time { return &t }
@@ -60,19 +61,19 @@ func usageString(u policy.MetricUsage) string {
 // 24h lookback at now. Times are offsets from the start of the current hour.
 type metricCase struct {
 	name string
-	pts  func(hour time.Time) []testsupport.Point
+	pts  func(hour time.Time) []fakeaws.Point
 	want func(hour time.Time) policy.MetricUsage
 }
 
 // hourlyWindow is HourlyPoints over the 24 hours that end with the current hour.
-func hourlyWindow(hour time.Time, value func(i int) (float64, bool)) []testsupport.Point {
-	return testsupport.HourlyPoints(hour.Add(time.Hour), 24, value)
+func hourlyWindow(hour time.Time, value func(i int) (float64, bool)) []fakeaws.Point {
+	return fakeaws.HourlyPoints(hour.Add(time.Hour), 24, value)
 }
 
 var metricCases = []metricCase{
 	{
 		name: "a zero every hour is 24 observed hours and no use",
-		pts: func(h time.Time) []testsupport.Point {
+		pts: func(h time.Time) []fakeaws.Point {
 			return hourlyWindow(h, func(int) (float64, bool) { return 0, true })
 		},
 		want: func(h time.Time) policy.MetricUsage {
@@ -81,7 +82,7 @@ var metricCases = []metricCase{
 	},
 	{
 		name: "gaps are not zeros: only the hours present are observed",
-		pts: func(h time.Time) []testsupport.Point {
+		pts: func(h time.Time) []fakeaws.Point {
 			// Hours 0, 3, 6, ... 21 are present (8 of 24); the last present is 3h ago.
 			return hourlyWindow(h, func(i int) (float64, bool) { return 0, i%3 == 0 })
 		},
@@ -91,7 +92,7 @@ var metricCases = []metricCase{
 	},
 	{
 		name: "use: sum, last datapoint and the last non-zero bucket",
-		pts: func(h time.Time) []testsupport.Point {
+		pts: func(h time.Time) []fakeaws.Point {
 			// 2 calls 20h ago and 5 calls 4h ago; zeros in the 12 even hours.
 			return hourlyWindow(h, func(i int) (float64, bool) {
 				switch i {
@@ -109,14 +110,14 @@ var metricCases = []metricCase{
 	},
 	{
 		name: "no datapoints: nothing observed, no times",
-		pts:  func(time.Time) []testsupport.Point { return nil },
+		pts:  func(time.Time) []fakeaws.Point { return nil },
 		want: func(time.Time) policy.MetricUsage { return policy.MetricUsage{} },
 	},
 	{
 		name: "several points in one hour are one bucket",
-		pts: func(h time.Time) []testsupport.Point {
+		pts: func(h time.Time) []fakeaws.Point {
 			b := h.Add(-5 * time.Hour)
-			return []testsupport.Point{{Time: b, Value: 1}, {Time: b.Add(10 * time.Minute), Value: 0}, {Time: b.Add(59 * time.Minute), Value: 2}}
+			return []fakeaws.Point{{Time: b, Value: 1}, {Time: b.Add(10 * time.Minute), Value: 0}, {Time: b.Add(59 * time.Minute), Value: 2}}
 		},
 		want: func(h time.Time) policy.MetricUsage {
 			return policy.MetricUsage{Sum: 3, ObservedHours: 1, LastDatapoint: at(h.Add(-5 * time.Hour)), LastNonZero: at(h.Add(-5 * time.Hour))}
@@ -124,9 +125,9 @@ var metricCases = []metricCase{
 	},
 	{
 		name: "the window is the lookback ending with the current hour",
-		pts: func(h time.Time) []testsupport.Point {
+		pts: func(h time.Time) []fakeaws.Point {
 			start := h.Add(-23 * time.Hour)
-			return []testsupport.Point{
+			return []fakeaws.Point{
 				{Time: start.Add(-time.Minute), Value: 100}, // just before the window
 				{Time: start, Value: 0},                     // the first bucket
 				{Time: h.Add(-time.Hour), Value: 0},
@@ -140,9 +141,9 @@ var metricCases = []metricCase{
 	},
 	{
 		name: "use only before the window is no use",
-		pts: func(h time.Time) []testsupport.Point {
+		pts: func(h time.Time) []fakeaws.Point {
 			start := h.Add(-23 * time.Hour)
-			return []testsupport.Point{{Time: start.Add(-time.Hour), Value: 9}, {Time: start.Add(-time.Second), Value: 9}, {Time: h, Value: 0}}
+			return []fakeaws.Point{{Time: start.Add(-time.Hour), Value: 9}, {Time: start.Add(-time.Second), Value: 9}, {Time: h, Value: 0}}
 		},
 		want: func(h time.Time) policy.MetricUsage {
 			return policy.MetricUsage{ObservedHours: 1, LastDatapoint: at(h)}
@@ -200,7 +201,7 @@ func TestMetricUsageMotoAgrees(t *testing.T) {
 		id := fmt.Sprintf("i-%017x", i+1)
 		ids = append(ids, id)
 		for _, url := range []string{m.URL, cw.URL} {
-			if err := testsupport.PutMetadataNoToken(ctx, cloudWatchClient(url, nil), id, tc.pts(hour)); err != nil {
+			if err := fakeaws.PutMetadataNoToken(ctx, cloudWatchClient(url, nil), id, tc.pts(hour)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -231,11 +232,11 @@ func querySizes(spy *inputSpy[*cloudwatch.GetMetricDataInput]) []int {
 
 // fleet puts into cw one datapoint for each of n instances, instance k reporting k+1
 // IMDSv1 calls in the current hour, so that a mix-up between batches or query ids shows.
-func fleet(cw *testsupport.CloudWatch, n int, hour time.Time) []string {
+func fleet(cw *fakeaws.CloudWatch, n int, hour time.Time) []string {
 	ids := make([]string, n)
 	for k := range ids {
 		ids[k] = fmt.Sprintf("i-%017x", 0xf1ee7000+k)
-		putSeries(cw, ids[k], []testsupport.Point{{Time: hour, Value: float64(k + 1)}})
+		putSeries(cw, ids[k], []fakeaws.Point{{Time: hour, Value: float64(k + 1)}})
 	}
 	return ids
 }
@@ -320,7 +321,7 @@ func TestMetricUsagePaging(t *testing.T) {
 			want[id] = policy.MetricUsage{}
 			continue
 		}
-		pts := testsupport.HourlyPoints(hour.Add(time.Hour), 20, func(i int) (float64, bool) {
+		pts := fakeaws.HourlyPoints(hour.Add(time.Hour), 20, func(i int) (float64, bool) {
 			return float64(k * (i % 2)), i%3 == 0 || i == 19
 		})
 		putSeries(cw, id, pts)
@@ -378,13 +379,13 @@ func TestMetricUsageFailedCall(t *testing.T) {
 			ids := fleet(cw, 700, hour)
 			// The batch is recognised by its first query, not by the request's number,
 			// which the SDK's rare resends (see config) would shift.
-			cw.SetFault(func(r testsupport.CloudWatchRequest) *testsupport.APIError {
+			cw.SetFault(func(r fakeaws.CloudWatchRequest) *fakeaws.APIError {
 				if r.Action == "GetMetricData" &&
 					r.Form.Get("MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Value") == ids[tc.failed[0]] &&
 					(r.Form.Get("NextToken") != "") == tc.laterPage {
 					// Not retryable. The message does not name the action, so that the
 					// error must.
-					return &testsupport.APIError{Code: "AccessDenied", Message: "denied", Status: 403}
+					return &fakeaws.APIError{Code: "AccessDenied", Message: "denied", Status: 403}
 				}
 				return nil
 			})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
@@ -109,16 +110,16 @@ type world struct {
 	clients guard.Clients
 	counter *awsapi.CallCounter
 	metrics *metricQuerySpy
-	trail   *testsupport.CloudTrail
+	trail   *fakeaws.CloudTrail
 }
 
 // newWorld points the real clients at EC2 in ec2URL, CloudWatch in cloudWatchURL (moto,
 // or a closed port or stand-in) and at a CloudTrail stand-in, counting their calls.
 func newWorld(t *testing.T, ec2URL, cloudWatchURL string) *world {
 	t.Helper()
-	w := &world{counter: awsapi.NewCallCounter(), metrics: &metricQuerySpy{}, trail: testsupport.NewCloudTrail()}
+	w := &world{counter: awsapi.NewCallCounter(), metrics: &metricQuerySpy{}, trail: fakeaws.NewCloudTrail()}
 	t.Cleanup(w.trail.Close)
-	cfg := testsupport.AWSConfig(region)
+	cfg := fakeaws.AWSConfig(region)
 	cfg.APIOptions = append(cfg.APIOptions, w.counter.AddTo)
 	w.clients = guard.Clients{
 		EC2: ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(ec2URL) }),
@@ -135,7 +136,7 @@ func newWorld(t *testing.T, ec2URL, cloudWatchURL string) *world {
 // kind is one instance of the test fleet and what the guard must make of it.
 type kind struct {
 	name    string
-	spec    testsupport.InstanceSpec
+	spec    fakeaws.InstanceSpec
 	metrics func(i int) (float64, bool) // hourly MetadataNoToken over the lookback; nil for none
 	trail   []string                    // ec2RoleDelivery of the role's CloudTrail events
 	// want
@@ -148,25 +149,25 @@ type kind struct {
 func zeros(int) (float64, bool) { return 0, true }
 
 var fleetKinds = []kind{
-	{name: "compliant", spec: testsupport.InstanceSpec{HttpTokens: "required", InstanceProfileName: "app"}, metrics: zeros, trail: []string{"1.0"},
+	{name: "compliant", spec: fakeaws.InstanceSpec{HttpTokens: "required", InstanceProfileName: "app"}, metrics: zeros, trail: []string{"1.0"},
 		action: policy.ActionSkip, code: policy.ReasonCompliant},
-	{name: "gone", spec: testsupport.InstanceSpec{State: "terminated", InstanceProfileName: "app"}, metrics: zeros,
+	{name: "gone", spec: fakeaws.InstanceSpec{State: "terminated", InstanceProfileName: "app"}, metrics: zeros,
 		action: policy.ActionSkip, code: policy.ReasonTerminated},
-	{name: "exempt", spec: testsupport.InstanceSpec{Tags: map[string]string{"imdsguard:exempt": "true"}, InstanceProfileName: "app"}, metrics: zeros,
+	{name: "exempt", spec: fakeaws.InstanceSpec{Tags: map[string]string{"imdsguard:exempt": "true"}, InstanceProfileName: "app"}, metrics: zeros,
 		action: policy.ActionSkip, code: policy.ReasonExempt},
-	{name: "stopped", spec: testsupport.InstanceSpec{State: "stopped", InstanceProfileName: "app"}, metrics: zeros,
+	{name: "stopped", spec: fakeaws.InstanceSpec{State: "stopped", InstanceProfileName: "app"}, metrics: zeros,
 		action: policy.ActionDefer, code: policy.ReasonNotRunning},
-	{name: "dark", spec: testsupport.InstanceSpec{HttpEndpoint: "disabled", InstanceProfileName: "app"}, metrics: zeros,
+	{name: "dark", spec: fakeaws.InstanceSpec{HttpEndpoint: "disabled", InstanceProfileName: "app"}, metrics: zeros,
 		action: policy.ActionRemediate, code: policy.ReasonEndpointDisabled},
-	{name: "legacy", spec: testsupport.InstanceSpec{InstanceProfileName: "app"}, metrics: func(i int) (float64, bool) { return float64(i % 2), true },
+	{name: "legacy", spec: fakeaws.InstanceSpec{InstanceProfileName: "app"}, metrics: func(i int) (float64, bool) { return float64(i % 2), true },
 		action: policy.ActionTicket, code: policy.ReasonIMDSv1UsedMetric, getMetrics: true},
-	{name: "no-profile", spec: testsupport.InstanceSpec{}, metrics: zeros,
+	{name: "no-profile", spec: fakeaws.InstanceSpec{}, metrics: zeros,
 		action: policy.ActionRemediate, code: policy.ReasonIMDSv1Unused, getMetrics: true},
-	{name: "sparse", spec: testsupport.InstanceSpec{InstanceProfileName: "app"}, metrics: func(i int) (float64, bool) { return 0, i%5 == 0 }, trail: []string{"2.0"},
+	{name: "sparse", spec: fakeaws.InstanceSpec{InstanceProfileName: "app"}, metrics: func(i int) (float64, bool) { return 0, i%5 == 0 }, trail: []string{"2.0"},
 		action: policy.ActionDefer, code: policy.ReasonInsufficientMetrics, getMetrics: true},
-	{name: "silent", spec: testsupport.InstanceSpec{InstanceProfileName: "app"},
+	{name: "silent", spec: fakeaws.InstanceSpec{InstanceProfileName: "app"},
 		action: policy.ActionDefer, code: policy.ReasonInsufficientMetrics, getMetrics: true},
-	{name: "sdk-v1", spec: testsupport.InstanceSpec{InstanceProfileName: "app"}, metrics: zeros, trail: []string{"2.0", "1.0"},
+	{name: "sdk-v1", spec: fakeaws.InstanceSpec{InstanceProfileName: "app"}, metrics: zeros, trail: []string{"2.0", "1.0"},
 		action: policy.ActionTicket, code: policy.ReasonIMDSv1UsedCloudTrail, getMetrics: true, lookUp: true},
 }
 
@@ -174,7 +175,7 @@ func init() {
 	// More lookups than the guard has workers.
 	for i := range 4 {
 		fleetKinds = append(fleetKinds, kind{
-			name: fmt.Sprintf("clean-%d", i+1), spec: testsupport.InstanceSpec{InstanceProfileName: "app"}, metrics: zeros, trail: []string{"2.0", "2.0"},
+			name: fmt.Sprintf("clean-%d", i+1), spec: fakeaws.InstanceSpec{InstanceProfileName: "app"}, metrics: zeros, trail: []string{"2.0", "2.0"},
 			action: policy.ActionRemediate, code: policy.ReasonIMDSv1Unused, getMetrics: true, lookUp: true,
 		})
 	}
@@ -187,28 +188,28 @@ type seededKind struct {
 
 // seedFleet launches one instance per kind in moto and puts its metric and CloudTrail
 // history.
-func seedFleet(t *testing.T, motoURL string, ct *testsupport.CloudTrail, now time.Time) []seededKind {
+func seedFleet(t *testing.T, motoURL string, ct *fakeaws.CloudTrail, now time.Time) []seededKind {
 	t.Helper()
 	ctx := testContext(t)
-	cfg := testsupport.AWSConfig(region)
+	cfg := fakeaws.AWSConfig(region)
 	ec2c := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(motoURL) })
 	cwc := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(motoURL) })
 	hour := now.Truncate(time.Hour)
 	var out []seededKind
 	for _, k := range fleetKinds {
-		s, err := testsupport.SeedInstances(ctx, ec2c, k.spec)
+		s, err := fakeaws.SeedInstances(ctx, ec2c, k.spec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		id := s[0].ID
 		if k.metrics != nil {
 			// 24 hours ending with the current one.
-			if err := testsupport.PutMetadataNoToken(ctx, cwc, id, testsupport.HourlyPoints(hour.Add(time.Hour), 24, k.metrics)); err != nil {
+			if err := fakeaws.PutMetadataNoToken(ctx, cwc, id, fakeaws.HourlyPoints(hour.Add(time.Hour), 24, k.metrics)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for i, d := range k.trail {
-			ct.AddEvent(testsupport.RoleDeliveryEvent(testsupport.RoleDelivery{
+			ct.AddEvent(fakeaws.RoleDeliveryEvent(fakeaws.RoleDelivery{
 				InstanceID: id, Delivery: d, SourceIP: s[0].PrivateIP, Time: now.Add(-time.Duration(i+1) * time.Hour),
 			}))
 		}
@@ -320,7 +321,7 @@ func TestAssessInventoryFailure(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cw := testsupport.NewCloudWatch()
+			cw := fakeaws.NewCloudWatch()
 			t.Cleanup(cw.Close)
 			w := newWorld(t, closedPort(t), cw.URL)
 			var progress progressLog
@@ -373,9 +374,9 @@ func TestAssessNotFound(t *testing.T) {
 		progress.check(t, 0)
 	})
 
-	seeded, err := testsupport.SeedInstances(ctx, ec2.NewFromConfig(testsupport.AWSConfig(region), func(o *ec2.Options) {
+	seeded, err := fakeaws.SeedInstances(ctx, ec2.NewFromConfig(fakeaws.AWSConfig(region), func(o *ec2.Options) {
 		o.BaseEndpoint = aws.String(m.URL)
-	}), testsupport.InstanceSpec{HttpTokens: "required"})
+	}), fakeaws.InstanceSpec{HttpTokens: "required"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package iamcheck
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -1003,4 +1004,45 @@ func TestDetectWritesOnlyDecisions(t *testing.T) {
 	if !granted {
 		t.Error("detect is not granted dynamodb:PutItem: it cannot record its decisions")
 	}
+}
+
+// TestProductionBinariesLinkNoTestCode: what is deployed or installed links neither the
+// testing package nor the test doubles: the Lambda bootstraps (built as `sam build`
+// builds them) and the imdsguard CLI. The stand-ins package itself (fakeaws), which the
+// demo links, must not link testing either.
+func TestProductionBinariesLinkNoTestCode(t *testing.T) {
+	root := moduleRoot(t)
+	const module = "github.com/imdsguard/imdsguard/"
+	forbidden := []string{"testing", module + "internal/testsupport", module + "internal/fakeaws", module + "internal/demo"}
+	deps := func(t *testing.T, env []string, pkg string) []string {
+		t.Helper()
+		cmd := exec.Command("go", "list", "-deps", "-tags", LambdaBuildTags, pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	check := func(t *testing.T, pkg string, got, forbidden []string) {
+		t.Helper()
+		if len(got) < 10 {
+			t.Fatalf("go list -deps %s listed only %v", pkg, got)
+		}
+		for _, dep := range got {
+			for _, f := range forbidden {
+				if dep == f || strings.HasPrefix(dep, f+"/") {
+					t.Errorf("%s links %s", pkg, dep)
+				}
+			}
+		}
+	}
+	for fn, pkg := range functionPackages {
+		t.Run(fn, func(t *testing.T) { check(t, pkg, deps(t, LambdaBuildEnv, pkg), forbidden) })
+	}
+	t.Run("cmd/imdsguard", func(t *testing.T) { check(t, "./cmd/imdsguard", deps(t, nil, "./cmd/imdsguard"), forbidden) })
+	t.Run("internal/fakeaws", func(t *testing.T) {
+		check(t, "./internal/fakeaws", deps(t, nil, "./internal/fakeaws"), []string{"testing", module + "internal/testsupport"})
+	})
 }

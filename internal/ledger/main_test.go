@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
@@ -50,7 +51,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	moto := testsupport.Moto(t)
-	client := dynamodb.NewFromConfig(testsupport.AWSConfig(testRegion), func(o *dynamodb.Options) {
+	client := dynamodb.NewFromConfig(fakeaws.AWSConfig(testRegion), func(o *dynamodb.Options) {
 		o.BaseEndpoint = aws.String(moto.URL)
 	})
 	createTable(t, client, testTable)

@@ -25,6 +25,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/enforce"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
@@ -51,7 +52,7 @@ type rig struct {
 	now       time.Time
 	logs      *bytes.Buffer
 	calls     *awsapi.CallCounter
-	ct        *testsupport.CloudTrail
+	ct        *fakeaws.CloudTrail
 }
 
 // newRig seeds the named kinds and builds a handler in mode against moto, with the
@@ -61,14 +62,14 @@ func newRig(t *testing.T, mode policy.Mode, kinds ...string) *rig {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	moto := testsupport.Moto(t)
-	ct := testsupport.NewCloudTrail()
+	ct := fakeaws.NewCloudTrail()
 	t.Cleanup(ct.Close)
-	cfg := testsupport.AWSConfig(demo.Region)
+	cfg := fakeaws.AWSConfig(demo.Region)
 	cfg.BaseEndpoint = aws.String(moto.URL)
 	calls := awsapi.NewCallCounter()
 	cfg.APIOptions = append(cfg.APIOptions, calls.AddTo)
 	// moto applies a dry run; the proxy answers DryRunOperation as EC2 does.
-	dryRun, err := testsupport.NewEC2DryRun(moto.URL)
+	dryRun, err := fakeaws.NewEC2DryRun(moto.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,8 +393,8 @@ func TestIMDSv1UseAfterTheVerdictTurnsItIntoATicket(t *testing.T) {
 	}
 	// Three IMDSv1 calls between the start of the newest bucket the verdict read and now.
 	last := *v.v.Evidence.LastDatapoint
-	if err := testsupport.PutMetadataNoToken(r.ctx, r.cw, r.fleet["web"].ID,
-		[]testsupport.Point{{Time: last.Add(r.now.Sub(last) / 2), Value: 3}}); err != nil {
+	if err := fakeaws.PutMetadataNoToken(r.ctx, r.cw, r.fleet["web"].ID,
+		[]fakeaws.Point{{Time: last.Add(r.now.Sub(last) / 2), Value: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	if resp := r.handle(t, v); len(resp.BatchItemFailures) != 0 {
@@ -465,7 +466,7 @@ func TestTicketLifecycle(t *testing.T) {
 		{"first verdict opens the ticket", func() {}, ledger.ResultTicketed, 1},
 		{"same evidence changes nothing", func() {}, ledger.ResultTicketUnchanged, 1},
 		{"a new caller is added", func() {
-			r.ct.AddEvent(testsupport.RoleDeliveryEvent(testsupport.RoleDelivery{
+			r.ct.AddEvent(fakeaws.RoleDeliveryEvent(fakeaws.RoleDelivery{
 				InstanceID: inst.ID, Delivery: "1.0", UserAgent: "Boto3/1.9.42 Python/2.7.15 Linux/4.14 Botocore/1.12.42",
 				SourceIP: inst.PrivateIP, Time: r.now.Add(-time.Hour),
 			}))

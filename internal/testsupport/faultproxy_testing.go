@@ -1,12 +1,16 @@
 package testsupport
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
+)
 
 // FaultProxyFor starts a FaultProxy in front of upstream for the duration of t: it is
 // closed when t ends and, when t has failed, what it injected is logged.
-func FaultProxyFor(t testing.TB, upstream string, plan FaultPlan) *FaultProxy {
+func FaultProxyFor(t testing.TB, upstream string, plan fakeaws.FaultPlan) *fakeaws.FaultProxy {
 	t.Helper()
-	p := StartFaultProxy(upstream, plan)
+	p := fakeaws.StartFaultProxy(upstream, plan)
 	t.Cleanup(func() {
 		p.Close()
 		if t.Failed() {

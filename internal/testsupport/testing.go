@@ -8,18 +8,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 )
 
 // RequireMotoEnv names the environment variable that turns a missing moto_server from a
 // skip into a failure. CI sets it so that integration tests can never pass by skipping.
 const RequireMotoEnv = "IMDSGUARD_REQUIRE_MOTO"
 
-// shared is the one moto_server per test binary.
+// shared records which tests hold the test binary's one moto_server
+// (fakeaws.SharedMoto).
 var shared struct {
-	once sync.Once
-	srv  *MotoServer
-	err  error
-
 	mu    sync.Mutex
 	users []string // names of the tests currently holding the shared server
 }
@@ -34,25 +33,23 @@ var shared struct {
 // Because of the reset, tests using Moto must not run in parallel with each other; a test
 // that tries (t.Parallel) fails at once instead of flaking. A subtest may call Moto again,
 // which resets the server under its parent.
-func Moto(t testing.TB) *MotoServer {
+func Moto(t testing.TB) *fakeaws.MotoServer {
 	t.Helper()
-	shared.once.Do(func() {
-		shared.srv, shared.err = StartMoto(context.Background())
-	})
-	if shared.err != nil {
-		if errors.Is(shared.err, ErrMotoMissing) && os.Getenv(RequireMotoEnv) != "1" {
-			t.Skipf("SKIPPING MOTO INTEGRATION TEST: %v. Install it with `pip install \"moto[server]\"`; "+
-				"set %s=1 to make this a failure.", shared.err, RequireMotoEnv)
+	srv, err := fakeaws.SharedMoto(context.Background())
+	if err != nil {
+		if errors.Is(err, fakeaws.ErrMotoMissing) && os.Getenv(RequireMotoEnv) != "1" {
+			t.Skipf("SKIPPING MOTO INTEGRATION TEST: %v. Install it with `make moto`; "+
+				"set %s=1 to make this a failure.", err, RequireMotoEnv)
 		}
-		t.Fatalf("moto_server: %v", shared.err)
+		t.Fatalf("moto_server: %v", err)
 	}
 	claimShared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := shared.srv.Reset(ctx); err != nil {
+	if err := srv.Reset(ctx); err != nil {
 		t.Fatalf("%v", err)
 	}
-	return shared.srv
+	return srv
 }
 
 // claimShared records t as a user of the shared server until it ends, failing t when an
@@ -86,15 +83,6 @@ func claimShared(t testing.TB) {
 //	func TestMain(m *testing.M) { os.Exit(testsupport.RunWithMoto(m)) }
 func RunWithMoto(m *testing.M) int {
 	code := m.Run()
-	StopSharedMoto()
+	fakeaws.StopSharedMoto()
 	return code
-}
-
-// StopSharedMoto stops the shared moto_server, if Moto started one. RunWithMoto calls it.
-func StopSharedMoto() {
-	// Running the Once here also guarantees a later Moto call cannot start a new server.
-	shared.once.Do(func() { shared.err = errors.New("shared moto_server already stopped") })
-	if shared.srv != nil {
-		shared.srv.Stop()
-	}
 }

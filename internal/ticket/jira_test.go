@@ -17,14 +17,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/message"
-	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 // jiraCase is one Jira product and way of signing in.
 type jiraCase struct {
 	name    string
-	flavor  testsupport.JiraFlavor
+	flavor  fakeaws.JiraFlavor
 	flavour JiraFlavour
 	auth    JiraAuth
 	// secrets are what must never show in an error or a log line.
@@ -36,17 +36,17 @@ type jiraCase struct {
 func jiraCases() []jiraCase {
 	basic := func(user, pass string) string { return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)) }
 	return []jiraCase{
-		{"cloud", testsupport.JiraCloud, JiraCloud,
-			JiraAuth{User: testsupport.JiraTestEmail, Password: testsupport.JiraTestAPIToken},
-			[]string{testsupport.JiraTestAPIToken, basic(testsupport.JiraTestEmail, testsupport.JiraTestAPIToken)},
+		{"cloud", fakeaws.JiraCloud, JiraCloud,
+			JiraAuth{User: fakeaws.JiraTestEmail, Password: fakeaws.JiraTestAPIToken},
+			[]string{fakeaws.JiraTestAPIToken, basic(fakeaws.JiraTestEmail, fakeaws.JiraTestAPIToken)},
 			3, "/rest/api/3/search/jql"},
-		{"datacenter password", testsupport.JiraDataCenter, JiraDataCenter,
-			JiraAuth{User: testsupport.JiraTestUsername, Password: testsupport.JiraTestPassword},
-			[]string{testsupport.JiraTestPassword, basic(testsupport.JiraTestUsername, testsupport.JiraTestPassword)},
+		{"datacenter password", fakeaws.JiraDataCenter, JiraDataCenter,
+			JiraAuth{User: fakeaws.JiraTestUsername, Password: fakeaws.JiraTestPassword},
+			[]string{fakeaws.JiraTestPassword, basic(fakeaws.JiraTestUsername, fakeaws.JiraTestPassword)},
 			2, "/rest/api/2/search"},
-		{"datacenter pat", testsupport.JiraDataCenter, JiraDataCenter,
-			JiraAuth{PAT: testsupport.JiraTestPAT},
-			[]string{testsupport.JiraTestPAT},
+		{"datacenter pat", fakeaws.JiraDataCenter, JiraDataCenter,
+			JiraAuth{PAT: fakeaws.JiraTestPAT},
+			[]string{fakeaws.JiraTestPAT},
 			2, "/rest/api/2/search"},
 	}
 }
@@ -74,12 +74,12 @@ var fastRetry = JiraRetry{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay:
 
 // newJira starts a stand-in of the case's flavour (Retry-After 0 unless given) and a
 // backend for it that logs into the returned buffer.
-func newJira(t *testing.T, c jiraCase, retryAfter string) (*testsupport.Jira, *Jira, *syncBuffer) {
+func newJira(t *testing.T, c jiraCase, retryAfter string) (*fakeaws.Jira, *Jira, *syncBuffer) {
 	t.Helper()
 	if retryAfter == "" {
 		retryAfter = "0"
 	}
-	srv := testsupport.NewJira(testsupport.JiraOptions{Flavor: c.flavor, RetryAfter: retryAfter})
+	srv := fakeaws.NewJira(fakeaws.JiraOptions{Flavor: c.flavor, RetryAfter: retryAfter})
 	t.Cleanup(srv.Close)
 	site, err := url.Parse(srv.URL)
 	if err != nil {
@@ -106,7 +106,7 @@ func checkNoSecrets(t *testing.T, secrets []string, texts ...string) {
 	}
 }
 
-func issueByKey(t *testing.T, srv *testsupport.Jira, key string) testsupport.JiraIssue {
+func issueByKey(t *testing.T, srv *fakeaws.Jira, key string) fakeaws.JiraIssue {
 	t.Helper()
 	for _, it := range srv.Issues() {
 		if it.Key == key {
@@ -114,7 +114,7 @@ func issueByKey(t *testing.T, srv *testsupport.Jira, key string) testsupport.Jir
 		}
 	}
 	t.Fatalf("no issue %s", key)
-	return testsupport.JiraIssue{}
+	return fakeaws.JiraIssue{}
 }
 
 func jsonEqual(t *testing.T, a json.RawMessage, b any) bool {
@@ -381,7 +381,7 @@ func TestJiraConfigErrors(t *testing.T) {
 // failFirst makes the stand-in answer the first request matching match with status,
 // without (commit false) or after (commit true) serving it.
 type failFirst struct {
-	srv    *testsupport.Jira
+	srv    *fakeaws.Jira
 	match  func(*http.Request) bool
 	status int
 	commit bool
@@ -527,7 +527,7 @@ func TestJiraOutage(t *testing.T) {
 		}
 		_, j, _ = newJira(t, jiraCases()[0], "")
 		j.Retry = JiraRetry{MaxAttempts: 4, BaseDelay: time.Hour, MaxDelay: time.Hour}
-		srv2 := testsupport.NewJira(testsupport.JiraOptions{Flavor: testsupport.JiraCloud, RetryAfter: "0"})
+		srv2 := fakeaws.NewJira(fakeaws.JiraOptions{Flavor: fakeaws.JiraCloud, RetryAfter: "0"})
 		t.Cleanup(srv2.Close)
 		j.Site, _ = url.Parse(srv2.URL)
 		srv2.FailNext(1, http.StatusServiceUnavailable, "")

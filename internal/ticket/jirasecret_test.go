@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
@@ -29,7 +30,7 @@ var secretValues = []string{secretToken, secretPassword, secretPAT, "8fJ2kq", "L
 func secretsClient(t *testing.T) *secretsmanager.Client {
 	t.Helper()
 	m := testsupport.Moto(t)
-	return secretsmanager.NewFromConfig(testsupport.AWSConfig("us-east-1"), func(o *secretsmanager.Options) {
+	return secretsmanager.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(m.URL)
 	})
 }
@@ -162,7 +163,7 @@ func checkPrintedSecret(t *testing.T, name string, s JiraSecret) {
 func TestJiraFromSecret(t *testing.T) {
 	sm := secretsClient(t)
 	for _, c := range jiraCases() {
-		srv := testsupport.NewJira(testsupport.JiraOptions{Flavor: c.flavor})
+		srv := fakeaws.NewJira(fakeaws.JiraOptions{Flavor: c.flavor})
 		t.Cleanup(srv.Close)
 		secret := map[string]string{"site_url": srv.URL, "flavour": string(c.flavour)}
 		switch {

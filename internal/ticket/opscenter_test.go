@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 // testAWSSecret is the secret access key of the OpsCenter tests' client: no error may
@@ -35,11 +35,11 @@ func testCtx(t *testing.T) context.Context {
 
 // newOpsCenter is the backend with a real SSM client against the OpsItems stand-in,
 // retrying 3 times with 1ms waits.
-func newOpsCenter(t *testing.T) (*testsupport.OpsItems, *OpsCenter) {
+func newOpsCenter(t *testing.T) (*fakeaws.OpsItems, *OpsCenter) {
 	t.Helper()
-	o := testsupport.NewOpsItems()
+	o := fakeaws.NewOpsItems()
 	t.Cleanup(o.Close)
-	cfg := testsupport.AWSConfig("us-east-1")
+	cfg := fakeaws.AWSConfig("us-east-1")
 	cfg.Credentials = credentials.NewStaticCredentialsProvider("AKIDIMDSGUARDTEST", testAWSSecret, "")
 	client := ssm.NewFromConfig(cfg, func(opt *ssm.Options) {
 		opt.BaseEndpoint = aws.String(o.URL)
@@ -72,7 +72,7 @@ func hugeVerdict() message.Verdict {
 	return v
 }
 
-func dataValue(t *testing.T, rec testsupport.OpsItemRecord, key, typ string) string {
+func dataValue(t *testing.T, rec fakeaws.OpsItemRecord, key, typ string) string {
 	t.Helper()
 	d, ok := rec.OperationalData[key]
 	if !ok {
@@ -226,9 +226,9 @@ func TestOpsCenterDuplicateWithoutID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.SetFault(func(target string, _ map[string]any) *testsupport.APIError {
+	o.SetFault(func(target string, _ map[string]any) *fakeaws.APIError {
 		if target == "AmazonSSM.CreateOpsItem" {
-			return &testsupport.APIError{Code: "OpsItemAlreadyExistsException", Message: "The OpsItem already exists."}
+			return &fakeaws.APIError{Code: "OpsItemAlreadyExistsException", Message: "The OpsItem already exists."}
 		}
 		return nil
 	})
@@ -328,7 +328,7 @@ func TestInstanceARN(t *testing.T) {
 }
 
 func TestOpsCenterOutage(t *testing.T) {
-	unavailable := testsupport.APIError{Code: "ServiceUnavailable", Message: "Service is unavailable.", Status: http.StatusServiceUnavailable}
+	unavailable := fakeaws.APIError{Code: "ServiceUnavailable", Message: "Service is unavailable.", Status: http.StatusServiceUnavailable}
 	tk := NewTicket(theftVerdict(), ComposeOptions{})
 	closing := Closing{InstanceID: tk.Verdict.InstanceID, Why: "fixed", At: fixedNow}
 
@@ -343,11 +343,11 @@ func TestOpsCenterOutage(t *testing.T) {
 		if o.Requests("CreateOpsItem") != 2 || len(o.Items()) != 1 {
 			t.Errorf("%d CreateOpsItem requests, %d OpsItems", o.Requests("CreateOpsItem"), len(o.Items()))
 		}
-		o.FailNext(2, testsupport.OpsItemsThrottling)
+		o.FailNext(2, fakeaws.OpsItemsThrottling)
 		if err := oc.Update(ctx, ref, tk); err != nil {
 			t.Errorf("Update after two throttles: %v", err)
 		}
-		o.FailNext(1, testsupport.OpsItemsInternalError)
+		o.FailNext(1, fakeaws.OpsItemsInternalError)
 		if err := oc.Resolve(ctx, ref, closing); err != nil {
 			t.Errorf("Resolve after a 500: %v", err)
 		}
@@ -369,7 +369,7 @@ func TestOpsCenterOutage(t *testing.T) {
 			{"ssm:UpdateOpsItem (resolve)", func() error { return oc.Resolve(ctx, ref, closing) }},
 		}
 		for _, c := range calls {
-			o.SetFault(func(string, map[string]any) *testsupport.APIError { return &unavailable })
+			o.SetFault(func(string, map[string]any) *fakeaws.APIError { return &unavailable })
 			before := o.Requests("")
 			err := c.do()
 			o.ClearFaults()
@@ -389,7 +389,7 @@ func TestOpsCenterOutage(t *testing.T) {
 
 	t.Run("access denied", func(t *testing.T) {
 		o, oc := newOpsCenter(t)
-		o.FailNext(1, testsupport.OpsItemsAccessDenied)
+		o.FailNext(1, fakeaws.OpsItemsAccessDenied)
 		_, err := oc.Open(testCtx(t), tk)
 		if err == nil || !strings.Contains(err.Error(), "OpsItemAccessDeniedException") || !strings.Contains(err.Error(), "ssm:CreateOpsItem") {
 			t.Fatalf("Open denied: %v", err)

@@ -1,4 +1,4 @@
-package testsupport
+package fakeaws
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-const echoLambdaPkg = "./internal/testsupport/testdata/echolambda"
+const echoLambdaPkg = "./internal/fakeaws/testdata/echolambda"
 
 // echoAnswer is what testdata/echolambda answers.
 type echoAnswer struct {
@@ -319,7 +319,7 @@ func TestLambdaEchoFunction(t *testing.T) {
 }
 
 func TestLambdaBuildFailureShowsCompilerOutput(t *testing.T) {
-	_, err := BuildLambda(testContext(t), "./internal/testsupport/testdata/no-such-lambda", t.TempDir())
+	_, err := BuildLambda(testContext(t), "./internal/fakeaws/testdata/no-such-lambda", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "no-such-lambda") {
 		t.Fatalf("err = %v", err)
 	}

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package testsupport
+package fakeaws
 
 import "os/exec"
 

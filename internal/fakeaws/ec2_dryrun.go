@@ -1,4 +1,4 @@
-package testsupport
+package fakeaws
 
 import (
 	"bytes"
