@@ -7,7 +7,6 @@ package evidence
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,12 +29,10 @@ const (
 	idsPerFilter = 200
 )
 
-var instanceIDPattern = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
-
 // ValidateInstanceIDs returns an error naming the first id that is not an EC2 instance id.
 func ValidateInstanceIDs(ids []string) error {
 	for _, id := range ids {
-		if !instanceIDPattern.MatchString(id) {
+		if !policy.ValidInstanceID(id) {
 			return fmt.Errorf("%q is not an EC2 instance id (want i- and 8 or 17 hex digits)", id)
 		}
 	}
@@ -125,7 +122,7 @@ func incompleteInventory(page *ec2.DescribeInstancesOutput) string {
 		for _, inst := range r.Instances {
 			id := aws.ToString(inst.InstanceId)
 			switch {
-			case !instanceIDPattern.MatchString(id):
+			case !policy.ValidInstanceID(id):
 				return fmt.Sprintf("an instance of reservation %d has the instance id %q", i+1, id)
 			case inst.State == nil || inst.State.Name == "":
 				return fmt.Sprintf("instance %s has no state", id)

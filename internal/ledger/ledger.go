@@ -73,11 +73,7 @@ var (
 )
 
 // Ref names one instance.
-type Ref struct{ AccountID, Region, InstanceID string }
-
-// name is how errors name the instance. (Not a String method: it would be promoted to
-// Outcome and Snapshot, which embed Ref, and make them print as just the instance.)
-func (r Ref) name() string { return r.AccountID + "/" + r.Region + "/" + r.InstanceID }
+type Ref = policy.Ref
 
 // Ledger reads and writes the ledger table. The zero PageSize lets DynamoDB choose the
 // page size (up to 1 MB) of History's queries.
@@ -209,7 +205,7 @@ func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, digest s
 	if err := validDecisionID(decisionID); err != nil {
 		return fmt.Errorf("ledger: claim: %w", err)
 	}
-	if err := ref.valid(); err != nil {
+	if err := validRef(ref); err != nil {
 		return fmt.Errorf("ledger: claim decision %s: %w", decisionID, err)
 	}
 	if ttl <= 0 {
@@ -262,7 +258,7 @@ func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, digest s
 			}
 		}
 		if old == nil {
-			return fmt.Errorf("ledger: decision %s about %s is not in table %s: %w", decisionID, ref.name(), l.Table, ErrNotRecorded)
+			return fmt.Errorf("ledger: decision %s about %s is not in table %s: %w", decisionID, ref.Name(), l.Table, ErrNotRecorded)
 		}
 		var d decisionItem
 		if err := attributevalue.UnmarshalMap(old, &d); err != nil {
@@ -271,7 +267,7 @@ func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, digest s
 		switch {
 		case d.Digest != digest || d.AccountID != ref.AccountID || d.Region != ref.Region || d.InstanceID != ref.InstanceID:
 			return fmt.Errorf("ledger: decision %s in table %s was recorded about %s/%s/%s with digest %.12s, the message is about %s with digest %.12s: %w",
-				decisionID, l.Table, d.AccountID, d.Region, d.InstanceID, d.Digest, ref.name(), digest, ErrAltered)
+				decisionID, l.Table, d.AccountID, d.Region, d.InstanceID, d.Digest, ref.Name(), digest, ErrAltered)
 		case d.Status == statusDone:
 			return fmt.Errorf("ledger: decision %s in table %s was recorded %s as %s: %w",
 				decisionID, l.Table, d.RecordedAt, d.Result, ErrDone)
@@ -389,7 +385,7 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 	if errors.As(err, &tce) && len(tce.CancellationReasons) == 2 {
 		if aws.ToString(tce.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
 			if len(tce.CancellationReasons[1].Item) == 0 {
-				return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: %w", o.Result, o.DecisionID, o.Ref.name(), l.Table, ErrNotRecorded)
+				return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: %w", o.Result, o.DecisionID, o.Ref.Name(), l.Table, ErrNotRecorded)
 			}
 			var d decisionItem
 			earlier := ""
@@ -397,14 +393,14 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 				earlier = fmt.Sprintf(" (recorded %s as %s)", d.RecordedAt, d.Result)
 			}
 			return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: already done%s: %w",
-				o.Result, o.DecisionID, o.Ref.name(), l.Table, earlier, ErrDone)
+				o.Result, o.DecisionID, o.Ref.Name(), l.Table, earlier, ErrDone)
 		}
 		if aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
 			return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: an outcome of this decision at %s is already in the history: %w",
-				o.Result, o.DecisionID, o.Ref.name(), l.Table, formatTime(o.At), err)
+				o.Result, o.DecisionID, o.Ref.Name(), l.Table, formatTime(o.At), err)
 		}
 	}
-	return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: %w", o.Result, o.DecisionID, o.Ref.name(), l.Table, err)
+	return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: %w", o.Result, o.DecisionID, o.Ref.Name(), l.Table, err)
 }
 
 // Snapshot stores the instance's metadata options from before imdsguard first changed
@@ -414,14 +410,14 @@ func (l *Ledger) Snapshot(ctx context.Context, ref Ref, prior policy.MetadataOpt
 	if err := l.check(); err != nil {
 		return Snapshot{}, err
 	}
-	if err := ref.valid(); err != nil {
+	if err := validRef(ref); err != nil {
 		return Snapshot{}, fmt.Errorf("ledger: snapshot: %w", err)
 	}
 	if err := validDecisionID(decisionID); err != nil {
-		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s: %w", ref.name(), err)
+		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s: %w", ref.Name(), err)
 	}
 	if err := validTime(at); err != nil {
-		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s: %w", ref.name(), err)
+		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s: %w", ref.Name(), err)
 	}
 	want := snapshotItem{
 		PK: instancePK(ref), SK: snapshotSK, Type: typeSnapshot,
@@ -430,7 +426,7 @@ func (l *Ledger) Snapshot(ctx context.Context, ref Ref, prior policy.MetadataOpt
 	}
 	item, err := attributevalue.MarshalMap(want)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s: encoding: %w", ref.name(), err)
+		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s: encoding: %w", ref.Name(), err)
 	}
 	_, err = l.API.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           aws.String(l.Table),
@@ -444,21 +440,21 @@ func (l *Ledger) Snapshot(ctx context.Context, ref Ref, prior policy.MetadataOpt
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
-		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s in table %s: %w", ref.name(), l.Table, err)
+		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s in table %s: %w", ref.Name(), l.Table, err)
 	}
 	old := ccf.Item
 	if old == nil {
 		if old, err = l.get(ctx, snapshotKey(ref)); err != nil {
-			return Snapshot{}, fmt.Errorf("ledger: snapshot of %s in table %s: reading the existing snapshot: %w", ref.name(), l.Table, err)
+			return Snapshot{}, fmt.Errorf("ledger: snapshot of %s in table %s: reading the existing snapshot: %w", ref.Name(), l.Table, err)
 		}
 		if old == nil {
 			// Only a snapshot is ever written under this key and none is deleted.
-			return Snapshot{}, fmt.Errorf("ledger: snapshot of %s in table %s: the write found a snapshot that the read did not", ref.name(), l.Table)
+			return Snapshot{}, fmt.Errorf("ledger: snapshot of %s in table %s: the write found a snapshot that the read did not", ref.Name(), l.Table)
 		}
 	}
 	s, err := decodeSnapshot(old)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s in table %s: %w", ref.name(), l.Table, err)
+		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s in table %s: %w", ref.Name(), l.Table, err)
 	}
 	return s, nil
 }
@@ -468,19 +464,19 @@ func (l *Ledger) GetSnapshot(ctx context.Context, ref Ref) (*Snapshot, error) {
 	if err := l.check(); err != nil {
 		return nil, err
 	}
-	if err := ref.valid(); err != nil {
+	if err := validRef(ref); err != nil {
 		return nil, fmt.Errorf("ledger: get snapshot: %w", err)
 	}
 	item, err := l.get(ctx, snapshotKey(ref))
 	if err != nil {
-		return nil, fmt.Errorf("ledger: get snapshot of %s from table %s: %w", ref.name(), l.Table, err)
+		return nil, fmt.Errorf("ledger: get snapshot of %s from table %s: %w", ref.Name(), l.Table, err)
 	}
 	if item == nil {
 		return nil, nil
 	}
 	s, err := decodeSnapshot(item)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: get snapshot of %s from table %s: %w", ref.name(), l.Table, err)
+		return nil, fmt.Errorf("ledger: get snapshot of %s from table %s: %w", ref.Name(), l.Table, err)
 	}
 	return &s, nil
 }
@@ -491,7 +487,7 @@ func (l *Ledger) History(ctx context.Context, ref Ref) ([]Outcome, error) {
 	if err := l.check(); err != nil {
 		return nil, err
 	}
-	if err := ref.valid(); err != nil {
+	if err := validRef(ref); err != nil {
 		return nil, fmt.Errorf("ledger: history: %w", err)
 	}
 	in := &dynamodb.QueryInput{
@@ -512,16 +508,16 @@ func (l *Ledger) History(ctx context.Context, ref Ref) ([]Outcome, error) {
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("ledger: history of %s from table %s: %w", ref.name(), l.Table, err)
+			return nil, fmt.Errorf("ledger: history of %s from table %s: %w", ref.Name(), l.Table, err)
 		}
 		var items []outcomeItem
 		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
-			return nil, fmt.Errorf("ledger: history of %s from table %s: decoding: %w", ref.name(), l.Table, err)
+			return nil, fmt.Errorf("ledger: history of %s from table %s: decoding: %w", ref.Name(), l.Table, err)
 		}
 		for _, it := range items {
 			o, err := it.outcome()
 			if err != nil {
-				return nil, fmt.Errorf("ledger: history of %s from table %s: item %s: %w", ref.name(), l.Table, it.SK, err)
+				return nil, fmt.Errorf("ledger: history of %s from table %s: item %s: %w", ref.Name(), l.Table, it.SK, err)
 			}
 			out = append(out, o)
 		}
@@ -553,15 +549,16 @@ func (l *Ledger) get(ctx context.Context, key map[string]types.AttributeValue) (
 	return out.Item, nil
 }
 
-func (r Ref) valid() error {
+// validRef checks that a ref can be part of a key: every part set, none with a '#'.
+func validRef(r Ref) error {
 	for _, f := range []struct{ name, v string }{
 		{"account id", r.AccountID}, {"region", r.Region}, {"instance id", r.InstanceID},
 	} {
 		if f.v == "" {
-			return fmt.Errorf("instance %s: %s is empty", r.name(), f.name)
+			return fmt.Errorf("instance %s: %s is empty", r.Name(), f.name)
 		}
 		if strings.Contains(f.v, "#") {
-			return fmt.Errorf("instance %s: %s %q contains '#'", r.name(), f.name, f.v)
+			return fmt.Errorf("instance %s: %s %q contains '#'", r.Name(), f.name, f.v)
 		}
 	}
 	return nil
@@ -591,7 +588,7 @@ func (o Outcome) valid() error {
 	if err := validDecisionID(o.DecisionID); err != nil {
 		return err
 	}
-	if err := o.Ref.valid(); err != nil {
+	if err := validRef(o.Ref); err != nil {
 		return fmt.Errorf("decision %s: %w", o.DecisionID, err)
 	}
 	if err := validTime(o.At); err != nil {

@@ -82,18 +82,18 @@ func (l *Ledger) GetTicket(ctx context.Context, ref Ref) (*Ticket, error) {
 	}
 	item, err := l.get(ctx, ticketKey(ref))
 	if err != nil {
-		return nil, fmt.Errorf("ledger: ticket of %s in table %s: %w", ref.name(), l.Table, err)
+		return nil, fmt.Errorf("ledger: ticket of %s in table %s: %w", ref.Name(), l.Table, err)
 	}
 	if item == nil {
 		return nil, nil
 	}
 	var it ticketItem
 	if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-		return nil, fmt.Errorf("ledger: ticket of %s in table %s: decoding: %w", ref.name(), l.Table, err)
+		return nil, fmt.Errorf("ledger: ticket of %s in table %s: decoding: %w", ref.Name(), l.Table, err)
 	}
 	t, err := it.ticket()
 	if err != nil {
-		return nil, fmt.Errorf("ledger: ticket of %s in table %s: %w", ref.name(), l.Table, err)
+		return nil, fmt.Errorf("ledger: ticket of %s in table %s: %w", ref.Name(), l.Table, err)
 	}
 	return &t, nil
 }
@@ -115,7 +115,7 @@ func (l *Ledger) PutTicket(ctx context.Context, t Ticket) error {
 		OpenedAt: formatTime(t.OpenedAt), UpdatedAt: formatTime(t.UpdatedAt), ResolvedAt: optionalTime(t.ResolvedAt),
 	})
 	if err != nil {
-		return fmt.Errorf("ledger: ticket of %s: encoding: %w", t.name(), err)
+		return fmt.Errorf("ledger: ticket of %s: encoding: %w", t.Name(), err)
 	}
 	listKey := map[string]types.AttributeValue{attrPK: str(openticket.PartitionKey(t.AccountID, t.Region)), attrSK: str(t.InstanceID)}
 	list := types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(l.Table), Key: listKey}}
@@ -132,22 +132,22 @@ func (l *Ledger) PutTicket(ctx context.Context, t Ticket) error {
 		list,
 	}})
 	if err != nil {
-		return fmt.Errorf("ledger: ticket of %s in table %s: %w", t.name(), l.Table, err)
+		return fmt.Errorf("ledger: ticket of %s in table %s: %w", t.Name(), l.Table, err)
 	}
 	return nil
 }
 
 func (t Ticket) valid() error {
-	if err := t.Ref.valid(); err != nil {
+	if err := validRef(t.Ref); err != nil {
 		return err
 	}
 	switch {
 	case t.Backend == "" || t.TicketRef == "":
-		return fmt.Errorf("ticket of %s needs a backend and a reference", t.name())
+		return fmt.Errorf("ticket of %s needs a backend and a reference", t.Name())
 	case t.Status != TicketOpen && t.Status != TicketResolved:
-		return fmt.Errorf("ticket of %s: status %q is not open or resolved", t.name(), t.Status)
+		return fmt.Errorf("ticket of %s: status %q is not open or resolved", t.Name(), t.Status)
 	case t.OpenedAt.IsZero() || t.UpdatedAt.IsZero():
-		return fmt.Errorf("ticket of %s needs its opened and updated times", t.name())
+		return fmt.Errorf("ticket of %s needs its opened and updated times", t.Name())
 	}
 	return nil
 }

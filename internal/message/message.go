@@ -175,12 +175,7 @@ func NewDecisionID(at time.Time) (string, error) {
 	return fmt.Sprintf("%013x-%s", at.UnixMilli(), hex.EncodeToString(random[:])), nil
 }
 
-var (
-	decisionIDPattern = regexp.MustCompile(`^[0-9a-f]{13}-[0-9a-f]{16}$`)
-	instanceIDPattern = regexp.MustCompile(`^i-([0-9a-f]{8}|[0-9a-f]{17})$`)
-	accountIDPattern  = regexp.MustCompile(`^[0-9]{12}$`)
-	regionPattern     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-)
+var decisionIDPattern = regexp.MustCompile(`^[0-9a-f]{13}-[0-9a-f]{16}$`)
 
 // Parse decodes and validates a message body. Its error names what is wrong. A valid
 // message is only well-formed: whether detect sent it is for the ledger to say.
@@ -283,13 +278,13 @@ func (v Verdict) Validate() error {
 	if v.CreatedAt.IsZero() {
 		problems = append(problems, "created_at is missing")
 	}
-	if !accountIDPattern.MatchString(v.AccountID) {
+	if !policy.ValidAccountID(v.AccountID) {
 		problems = append(problems, fmt.Sprintf("account_id %q is not a 12-digit account id", v.AccountID))
 	}
-	if !regionPattern.MatchString(v.Region) {
+	if !policy.ValidRegion(v.Region) {
 		problems = append(problems, fmt.Sprintf("region %q is not a region", v.Region))
 	}
-	if !instanceIDPattern.MatchString(v.InstanceID) {
+	if !policy.ValidInstanceID(v.InstanceID) {
 		problems = append(problems, fmt.Sprintf("instance_id %q is not an instance id", v.InstanceID))
 	}
 	switch v.Action {
