@@ -14,6 +14,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -63,7 +64,7 @@ func (e *Enforcer) Apply(ctx context.Context, instanceID string, current, target
 		return policy.MetadataOptions{}, fmt.Errorf("ec2:ModifyInstanceMetadataOptions on %s: %w", instanceID, err)
 	}
 	if out != nil {
-		if got := toOptions(out.InstanceMetadataOptions); reached(got, target) {
+		if got := evidence.MetadataOptions(out.InstanceMetadataOptions); reached(got, target) {
 			return got, nil
 		}
 	}
@@ -115,7 +116,7 @@ func (e *Enforcer) waitApplied(ctx context.Context, instanceID string, target po
 						if aws.ToString(inst.InstanceId) != instanceID {
 							continue
 						}
-						got := toOptions(inst.MetadataOptions)
+						got := evidence.MetadataOptions(inst.MetadataOptions)
 						if reached(got, target) {
 							return got, nil
 						}
@@ -147,16 +148,4 @@ func modifyInput(instanceID string, current, target policy.MetadataOptions, dryR
 		in.HttpPutResponseHopLimit = aws.Int32(target.HopLimit)
 	}
 	return in
-}
-
-func toOptions(mo *ec2types.InstanceMetadataOptionsResponse) policy.MetadataOptions {
-	if mo == nil {
-		return policy.MetadataOptions{}
-	}
-	return policy.MetadataOptions{
-		HTTPTokens:   string(mo.HttpTokens),
-		HopLimit:     aws.ToInt32(mo.HttpPutResponseHopLimit),
-		HTTPEndpoint: string(mo.HttpEndpoint),
-		State:        string(mo.State),
-	}
 }

@@ -152,14 +152,7 @@ func toInstance(account, region string, in ec2types.Instance) policy.Instance {
 	if in.State != nil {
 		inst.State = string(in.State.Name)
 	}
-	if mo := in.MetadataOptions; mo != nil {
-		inst.Options = policy.MetadataOptions{
-			HTTPTokens:   string(mo.HttpTokens),
-			HopLimit:     aws.ToInt32(mo.HttpPutResponseHopLimit),
-			HTTPEndpoint: string(mo.HttpEndpoint),
-			State:        string(mo.State),
-		}
-	}
+	inst.Options = MetadataOptions(in.MetadataOptions)
 	for _, t := range in.Tags {
 		inst.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
@@ -169,6 +162,20 @@ func toInstance(account, region string, in ec2types.Instance) policy.Instance {
 	}
 	inst.Addresses = addresses(in)
 	return inst
+}
+
+// MetadataOptions are EC2's metadata options of an instance as the policy holds them; the
+// zero options when EC2 gave none.
+func MetadataOptions(mo *ec2types.InstanceMetadataOptionsResponse) policy.MetadataOptions {
+	if mo == nil {
+		return policy.MetadataOptions{}
+	}
+	return policy.MetadataOptions{
+		HTTPTokens:   string(mo.HttpTokens),
+		HopLimit:     aws.ToInt32(mo.HttpPutResponseHopLimit),
+		HTTPEndpoint: string(mo.HttpEndpoint),
+		State:        string(mo.State),
+	}
 }
 
 // addresses collects every address the instance's calls to AWS may come from.
