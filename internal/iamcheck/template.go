@@ -1,9 +1,12 @@
 // Package iamcheck checks the deployment (template.yaml) against the code: that no IAM
 // statement grants a wildcard action, that each Lambda function is granted exactly the
 // AWS operations its code calls, found statically from the Go source, that
-// ec2:ModifyInstanceMetadataOptions is granted only towards HttpTokens=required, and that
-// a ticket backend's permissions are granted only under the condition that selects it.
-// Its tests are the checks; this file reads the template, scan.go reads the code.
+// ec2:ModifyInstanceMetadataOptions is granted only towards HttpTokens=required with a
+// bounded hop limit and no endpoint, that only detect may send verdicts, that a ticket
+// backend's permissions are granted only under the condition that selects it, that the
+// template's parameters accept exactly what the functions accept, and that no production
+// binary links test code. Its tests are the checks; this file reads the template,
+// statements.go its IAM statements, scan.go the code.
 package iamcheck
 
 import (
