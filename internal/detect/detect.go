@@ -95,7 +95,7 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 	}
 	sum := Summary{Source: req.Source, Ignored: req.Ignored, Verdicts: map[string]int{}}
 	for _, ref := range req.Foreign {
-		sum.Foreign = append(sum.Foreign, fmt.Sprintf("%s/%s/%s", ref.AccountID, ref.Region, ref.InstanceID))
+		sum.Foreign = append(sum.Foreign, ref.Name())
 	}
 	for _, region := range req.ForeignRegions {
 		sum.Foreign = append(sum.Foreign, "region "+region)

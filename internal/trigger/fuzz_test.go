@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
 // fuzzConfigs are the function configurations the fuzz targets parse with, picked by a
@@ -103,7 +105,7 @@ func checkParse(t *testing.T, raw []byte, c Config, req Request, err error) {
 	strs := inputStrings(raw)
 	seen := map[Ref]bool{}
 	check := func(kind string, r Ref, own bool) {
-		if !ValidInstanceID(r.InstanceID) || !ValidAccountID(r.AccountID) || !ValidRegion(r.Region) {
+		if !policy.ValidInstanceID(r.InstanceID) || !policy.ValidAccountID(r.AccountID) || !policy.ValidRegion(r.Region) {
 			t.Errorf("%s %+v is not a valid ref", kind, r)
 		}
 		if seen[r] {
@@ -137,7 +139,7 @@ func checkParse(t *testing.T, raw []byte, c Config, req Request, err error) {
 	}
 	regions := map[string]bool{}
 	for _, r := range req.ForeignRegions {
-		if !ValidRegion(r) || r == c.Region || regions[r] || !inInput(strs, r) {
+		if !policy.ValidRegion(r) || r == c.Region || regions[r] || !inInput(strs, r) {
 			t.Errorf("foreign region %q: invalid, the function's own, repeated or not in the input: %q", r, req.ForeignRegions)
 		}
 		regions[r] = true
@@ -257,18 +259,18 @@ func FuzzParseEventFields(f *testing.F) {
 		c := fuzzConfigs[int(pick)%3]
 		var doc map[string]any
 		var want expectation
-		where := func(a, r string) bool { return ValidAccountID(a) && ValidRegion(r) }
+		where := func(a, r string) bool { return policy.ValidAccountID(a) && policy.ValidRegion(r) }
 		switch kind % 6 {
 		case 0: // EC2 state change
 			doc = map[string]any{"source": "aws.ec2", "detail-type": typeStateChange, "account": acct, "region": reg,
 				"detail": map[string]any{"instance-id": id, "state": s1}}
 			switch {
-			case !ValidInstanceID(id) || s1 == "" || !where(acct, reg):
+			case !policy.ValidInstanceID(id) || s1 == "" || !where(acct, reg):
 				want.err = true
 			case s1 != "running":
 				want.ignored = true
 			default:
-				want.refs = []Ref{{acct, reg, id}}
+				want.refs = []Ref{{AccountID: acct, Region: reg, InstanceID: id}}
 			}
 		case 1: // AWS Config, account and region in the detail, the envelope's otherwise
 			doc = map[string]any{"source": "aws.config", "detail-type": typeConfigCompliance, "account": account, "region": region,
@@ -290,12 +292,12 @@ func FuzzParseEventFields(f *testing.F) {
 				want.err = true
 			case !strings.Contains(strings.ToLower(s2), strings.ToLower(sub)):
 				want.ignored = true
-			case !ValidInstanceID(id) || !where(a, r):
+			case !policy.ValidInstanceID(id) || !where(a, r):
 				want.err = true
 			case s1 != "NON_COMPLIANT":
 				want.ignored = true
 			default:
-				want.refs = []Ref{{a, r, id}}
+				want.refs = []Ref{{AccountID: a, Region: r, InstanceID: id}}
 			}
 		case 2: // CloudTrail ModifyInstanceMetadataOptions, account and region in the detail only
 			doc = map[string]any{"source": "aws.ec2", "detail-type": typeCloudTrail,
@@ -303,12 +305,12 @@ func FuzzParseEventFields(f *testing.F) {
 					"recipientAccountId": acct, "awsRegion": reg,
 					"requestParameters": map[string]any{"ModifyInstanceMetadataOptionsRequest": map[string]any{"InstanceId": id, "HttpTokens": s1}}}}
 			switch {
-			case !where(acct, reg) || !ValidInstanceID(id):
+			case !where(acct, reg) || !policy.ValidInstanceID(id):
 				want.err = true
 			case strings.EqualFold(s1, "required"):
 				want.ignored = true
 			default:
-				want.refs = []Ref{{acct, reg, id}}
+				want.refs = []Ref{{AccountID: acct, Region: reg, InstanceID: id}}
 			}
 		case 3: // CloudTrail RunInstances of two instances
 			doc = map[string]any{"source": "aws.ec2", "detail-type": typeCloudTrail, "account": acct, "region": reg,
@@ -316,10 +318,10 @@ func FuzzParseEventFields(f *testing.F) {
 					"responseElements": map[string]any{"instancesSet": map[string]any{"items": []any{
 						map[string]any{"instanceId": id}, map[string]any{"instanceId": s1}}}}}}
 			switch {
-			case !where(acct, reg) || !ValidInstanceID(id) || !ValidInstanceID(s1):
+			case !where(acct, reg) || !policy.ValidInstanceID(id) || !policy.ValidInstanceID(s1):
 				want.err = true
 			default:
-				want.refs = dedup([]Ref{{acct, reg, id}, {acct, reg, s1}})
+				want.refs = dedup([]Ref{{AccountID: acct, Region: reg, InstanceID: id}, {AccountID: acct, Region: reg, InstanceID: s1}})
 			}
 		case 4: // Security Hub, one finding for one instance ARN
 			doc = map[string]any{"source": "aws.securityhub", "detail-type": typeFindingsImported, "account": account, "region": region,
@@ -330,10 +332,10 @@ func FuzzParseEventFields(f *testing.F) {
 			switch {
 			case s2 != controlIMDSv2 || s1 != "FAILED":
 				want.ignored = true
-			case !where(acct, reg) || !ValidInstanceID(id):
+			case !where(acct, reg) || !policy.ValidInstanceID(id):
 				want.err = true
 			default:
-				want.refs = []Ref{{acct, reg, id}}
+				want.refs = []Ref{{AccountID: acct, Region: reg, InstanceID: id}}
 			}
 		case 5: // direct invoke of two instances, in region reg when it is not empty
 			doc = map[string]any{"instance_ids": []any{id, s1}}
@@ -342,10 +344,10 @@ func FuzzParseEventFields(f *testing.F) {
 				doc["region"], r = reg, reg
 			}
 			switch {
-			case !ValidRegion(r) || !ValidInstanceID(id) || !ValidInstanceID(s1):
+			case !policy.ValidRegion(r) || !policy.ValidInstanceID(id) || !policy.ValidInstanceID(s1):
 				want.err = true
 			default:
-				want.refs = dedup([]Ref{{c.AccountID, r, id}, {c.AccountID, r, s1}})
+				want.refs = dedup([]Ref{{AccountID: c.AccountID, Region: r, InstanceID: id}, {AccountID: c.AccountID, Region: r, InstanceID: s1}})
 			}
 		}
 		raw, err := json.Marshal(doc)

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
 // The function's own account and region in every test.
@@ -425,7 +427,7 @@ func checkRequest(t *testing.T, req Request) {
 	}
 	seen := map[Ref]bool{}
 	for _, r := range append(append([]Ref(nil), req.Refs...), req.Foreign...) {
-		if !ValidInstanceID(r.InstanceID) || !ValidAccountID(r.AccountID) || !ValidRegion(r.Region) {
+		if !policy.ValidInstanceID(r.InstanceID) || !policy.ValidAccountID(r.AccountID) || !policy.ValidRegion(r.Region) {
 			t.Errorf("invalid ref %+v", r)
 		}
 		if seen[r] {
@@ -447,7 +449,7 @@ func checkRequest(t *testing.T, req Request) {
 		t.Errorf("Sweep = %v, want at most the function's region", req.Sweep)
 	}
 	for _, r := range req.ForeignRegions {
-		if !ValidRegion(r) || r == cfg.Region {
+		if !policy.ValidRegion(r) || r == cfg.Region {
 			t.Errorf("foreign region %q", r)
 		}
 	}
