@@ -29,6 +29,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/ticket"
+	"github.com/imdsguard/imdsguard/internal/ticket/jira"
 )
 
 // maxClockSkew is how far in the future a verdict's created_at may lie: detect and
@@ -105,7 +106,7 @@ func ticketBackend(cfg aws.Config, topic string, t lambdaenv.Tickets) (ticket.Ba
 	case "jira":
 		secrets := secretsmanager.NewFromConfig(cfg)
 		return &ticket.Lazy{BackendName: t.Backend, Build: func(ctx context.Context) (ticket.Backend, error) {
-			secret, err := ticket.LoadJiraSecret(ctx, secrets, t.JiraSecretARN)
+			secret, err := jira.LoadSecret(ctx, secrets, t.JiraSecretARN)
 			if err != nil {
 				return nil, err
 			}

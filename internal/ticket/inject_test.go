@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/imdsguard/imdsguard/internal/message"
+	"github.com/imdsguard/imdsguard/internal/ticket/jira"
 )
 
 // attackStrings are values an attacker controls (a crafted User-Agent, an instance's
@@ -533,7 +534,7 @@ func checkAllRenderings(t *testing.T, where string, v message.Verdict, opts Comp
 	checkPlainText(t, where+": plain text", c.PlainText())
 	checkPlainText(t, where+": plain text within 3000", plainWithin(c, 3000))
 
-	cloud, dc := &Jira{Flavour: JiraCloud}, &Jira{Flavour: JiraDataCenter}
+	cloud, dc := &Jira{Client: jira.Client{Flavour: jira.Cloud}}, &Jira{Client: jira.Client{Flavour: jira.DataCenter}}
 	checkADFDoc(t, where+": Jira Cloud description", cloud.description(c))
 	checkADFDoc(t, where+": Jira Cloud update", cloud.updateComment(c))
 	checkADFDoc(t, where+": Jira Cloud resolution", cloud.resolveComment(closing))
@@ -606,7 +607,7 @@ func FuzzContentRenderings(f *testing.F) {
 		checkStructureOfModel(t, where, c)
 		checkADFDoc(t, where+": ADF", c.ADF())
 		checkPlainText(t, where+": plain text", c.PlainText())
-		cloud, dc := &Jira{Flavour: JiraCloud}, &Jira{Flavour: JiraDataCenter}
+		cloud, dc := &Jira{Client: jira.Client{Flavour: jira.Cloud}}, &Jira{Client: jira.Client{Flavour: jira.DataCenter}}
 		checkADFDoc(t, where+": Jira Cloud description", cloud.description(c))
 		checkNoformat(t, where+": Jira Data Center description", dc.description(c).(string), "")
 		checkTitleLine(t, where+": Jira summary", titleLine(c.Title, jiraMaxSummary), jiraMaxSummary)

@@ -19,14 +19,15 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/message"
+	"github.com/imdsguard/imdsguard/internal/ticket/jira"
 )
 
 // jiraCase is one Jira product and way of signing in.
 type jiraCase struct {
 	name    string
 	flavor  fakeaws.JiraFlavor
-	flavour JiraFlavour
-	auth    JiraAuth
+	flavour jira.Flavour
+	auth    jira.Auth
 	// secrets are what must never show in an error or a log line.
 	secrets []string
 	version int
@@ -36,16 +37,16 @@ type jiraCase struct {
 func jiraCases() []jiraCase {
 	basic := func(user, pass string) string { return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)) }
 	return []jiraCase{
-		{"cloud", fakeaws.JiraCloud, JiraCloud,
-			JiraAuth{User: fakeaws.JiraTestEmail, Password: fakeaws.JiraTestAPIToken},
+		{"cloud", fakeaws.JiraCloud, jira.Cloud,
+			jira.Auth{User: fakeaws.JiraTestEmail, Password: fakeaws.JiraTestAPIToken},
 			[]string{fakeaws.JiraTestAPIToken, basic(fakeaws.JiraTestEmail, fakeaws.JiraTestAPIToken)},
 			3, "/rest/api/3/search/jql"},
-		{"datacenter password", fakeaws.JiraDataCenter, JiraDataCenter,
-			JiraAuth{User: fakeaws.JiraTestUsername, Password: fakeaws.JiraTestPassword},
+		{"datacenter password", fakeaws.JiraDataCenter, jira.DataCenter,
+			jira.Auth{User: fakeaws.JiraTestUsername, Password: fakeaws.JiraTestPassword},
 			[]string{fakeaws.JiraTestPassword, basic(fakeaws.JiraTestUsername, fakeaws.JiraTestPassword)},
 			2, "/rest/api/2/search"},
-		{"datacenter pat", fakeaws.JiraDataCenter, JiraDataCenter,
-			JiraAuth{PAT: fakeaws.JiraTestPAT},
+		{"datacenter pat", fakeaws.JiraDataCenter, jira.DataCenter,
+			jira.Auth{PAT: fakeaws.JiraTestPAT},
 			[]string{fakeaws.JiraTestPAT},
 			2, "/rest/api/2/search"},
 	}
@@ -70,7 +71,7 @@ func (s *syncBuffer) String() string {
 }
 
 // fastRetry keeps the tests free of real waits.
-var fastRetry = JiraRetry{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+var fastRetry = jira.Retry{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 
 // newJira starts a stand-in of the case's flavour (Retry-After 0 unless given) and a
 // backend for it that logs into the returned buffer.
@@ -87,9 +88,9 @@ func newJira(t *testing.T, c jiraCase, retryAfter string) (*fakeaws.Jira, *Jira,
 	}
 	logs := &syncBuffer{}
 	j := &Jira{
-		HTTP: &http.Client{Timeout: 30 * time.Second}, Site: site, Auth: c.auth, Flavour: c.flavour,
+		Client: jira.Client{HTTP: &http.Client{Timeout: 30 * time.Second}, Site: site, Auth: c.auth, Flavour: c.flavour,
+			Retry: fastRetry, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
 		Project: "SEC", IssueType: "Task", Labels: []string{"security", "team-platform"},
-		Retry: fastRetry, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	return srv, j, logs
 }
@@ -165,7 +166,7 @@ func TestJiraLifecycle(t *testing.T) {
 				strings.Join(it.Labels, ",") != strings.Join(wantLabels, ",") || it.APIVersion != c.version || it.StatusCategory != "new" {
 				t.Errorf("issue %+v", it)
 			}
-			if c.flavour == JiraCloud {
+			if c.flavour == jira.Cloud {
 				if !jsonEqual(t, it.DescriptionADF, tk.Content.ADF()) {
 					t.Errorf("Cloud description is not the ticket's ADF: %s", it.DescriptionADF)
 				}
@@ -204,7 +205,7 @@ func TestJiraLifecycle(t *testing.T) {
 			if cm.APIVersion != c.version {
 				t.Errorf("comment through REST v%d", cm.APIVersion)
 			}
-			if c.flavour == JiraCloud {
+			if c.flavour == jira.Cloud {
 				doc := adfOf(t, cm.BodyADF)
 				checkADF(t, "comment", roundTrip(t, doc), "")
 				text := adfText(doc)
@@ -279,7 +280,7 @@ func TestJiraContent(t *testing.T) {
 					t.Errorf("%s: summary %q", tc.name, it.Summary)
 				}
 				desc := it.Description
-				if c.flavour == JiraCloud {
+				if c.flavour == jira.Cloud {
 					checkADF(t, tc.name, roundTrip(t, adfOf(t, it.DescriptionADF)), "")
 					desc = adfText(adfOf(t, it.DescriptionADF))
 					if n := len(it.DescriptionADF); n > jiraMaxText {
@@ -295,16 +296,16 @@ func TestJiraContent(t *testing.T) {
 				}
 				// A rendering over the limit was shortened, one within it was not.
 				full := len(tk.Content.PlainText()) > jiraMaxText-len(noformatOpen+noformatClose)
-				if c.flavour == JiraCloud {
+				if c.flavour == jira.Cloud {
 					full = adfSize(tk.Content.ADF()) > jiraMaxText
 				}
 				if full != tc.cut {
 					t.Fatalf("%s: the full rendering is over the limit = %v: the fixture is wrong", tc.name, full)
 				}
-				if c.flavour == JiraCloud && !tc.cut && !jsonEqual(t, it.DescriptionADF, tk.Content.ADF()) {
+				if c.flavour == jira.Cloud && !tc.cut && !jsonEqual(t, it.DescriptionADF, tk.Content.ADF()) {
 					t.Errorf("%s: a description within the limit was changed", tc.name)
 				}
-				if c.flavour != JiraCloud && (it.Description == noformat(tk.Content.PlainText())) == tc.cut {
+				if c.flavour != jira.Cloud && (it.Description == noformat(tk.Content.PlainText())) == tc.cut {
 					t.Errorf("%s: description shortened = %v, want %v", tc.name, !tc.cut, tc.cut)
 				}
 				// The same limits hold for the comment of an update.
@@ -341,19 +342,19 @@ func TestJiraSummaryAndLabels(t *testing.T) {
 
 func TestJiraConfigErrors(t *testing.T) {
 	site, _ := url.Parse("https://example.atlassian.net")
-	good := Jira{Site: site, Flavour: JiraCloud, Auth: JiraAuth{User: "a@example.com", Password: "tok"}, Project: "SEC"}
+	good := Jira{Client: jira.Client{Site: site, Flavour: jira.Cloud, Auth: jira.Auth{User: "a@example.com", Password: "tok"}}, Project: "SEC"}
 	for _, tc := range []struct {
 		name   string
 		change func(*Jira)
 		want   string
 	}{
-		{"no site", func(j *Jira) { j.Site = nil }, "site URL"},
-		{"http site", func(j *Jira) { j.Site, _ = url.Parse("http://jira.example.com") }, "https"},
-		{"user info", func(j *Jira) { j.Site, _ = url.Parse("https://a:b@jira.example.com") }, "user info"},
-		{"no flavour", func(j *Jira) { j.Flavour = "" }, "flavour"},
-		{"cloud with a PAT", func(j *Jira) { j.Auth.PAT = "p" }, "Jira Cloud needs"},
-		{"cloud without a token", func(j *Jira) { j.Auth.Password = "" }, "Jira Cloud needs"},
-		{"datacenter without credentials", func(j *Jira) { j.Flavour, j.Auth = JiraDataCenter, JiraAuth{User: "u"} }, "Jira Data Center needs"},
+		{"no site", func(j *Jira) { j.Client.Site = nil }, "site URL"},
+		{"http site", func(j *Jira) { j.Client.Site, _ = url.Parse("http://jira.example.com") }, "https"},
+		{"user info", func(j *Jira) { j.Client.Site, _ = url.Parse("https://a:b@jira.example.com") }, "user info"},
+		{"no flavour", func(j *Jira) { j.Client.Flavour = "" }, "flavour"},
+		{"cloud with a PAT", func(j *Jira) { j.Client.Auth.PAT = "p" }, "Jira Cloud needs"},
+		{"cloud without a token", func(j *Jira) { j.Client.Auth.Password = "" }, "Jira Cloud needs"},
+		{"datacenter without credentials", func(j *Jira) { j.Client.Flavour, j.Client.Auth = jira.DataCenter, jira.Auth{User: "u"} }, "Jira Data Center needs"},
 		{"no project", func(j *Jira) { j.Project = "" }, "project key"},
 		{"quoted project", func(j *Jira) { j.Project = `SEC" OR project = "X` }, "project key"},
 	} {
@@ -368,7 +369,7 @@ func TestJiraConfigErrors(t *testing.T) {
 		t.Errorf("valid configuration: %v", err)
 	}
 	loop, _ := url.Parse("http://127.0.0.1:8080/jira")
-	dc := Jira{Site: loop, Flavour: JiraDataCenter, Auth: JiraAuth{PAT: "p"}, Project: "SEC"}
+	dc := Jira{Client: jira.Client{Site: loop, Flavour: jira.DataCenter, Auth: jira.Auth{PAT: "p"}}, Project: "SEC"}
 	if err := dc.Validate(); err != nil {
 		t.Errorf("http to a loopback address: %v", err)
 	}
@@ -470,9 +471,9 @@ func TestJiraOutage(t *testing.T) {
 			if n := srv.Requests(); n != 4 {
 				t.Errorf("%s: %d attempts, want 4", c.name, n)
 			}
-			var je *JiraError
+			var je *jira.Error
 			if !errors.As(err, &je) || je.Status != 503 {
-				t.Errorf("%s: not a *JiraError with status 503: %#v", c.name, err)
+				t.Errorf("%s: not a *jira.Error with status 503: %#v", c.name, err)
 			}
 			checkNoSecrets(t, c.secrets, err.Error(), fmt.Sprintf("%+v", err), logs.String())
 		}
@@ -482,7 +483,7 @@ func TestJiraOutage(t *testing.T) {
 		for _, commit := range []bool{false, true} {
 			c := jiraCases()[0]
 			srv, j, _ := newJira(t, c, "")
-			j.HTTP = &http.Client{Transport: &failFirst{srv: srv, status: http.StatusGatewayTimeout, commit: commit,
+			j.Client.HTTP = &http.Client{Transport: &failFirst{srv: srv, status: http.StatusGatewayTimeout, commit: commit,
 				match: func(r *http.Request) bool {
 					return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/issue")
 				}}}
@@ -526,10 +527,10 @@ func TestJiraOutage(t *testing.T) {
 			t.Errorf("%d requests", srv.Requests())
 		}
 		_, j, _ = newJira(t, jiraCases()[0], "")
-		j.Retry = JiraRetry{MaxAttempts: 4, BaseDelay: time.Hour, MaxDelay: time.Hour}
+		j.Client.Retry = jira.Retry{MaxAttempts: 4, BaseDelay: time.Hour, MaxDelay: time.Hour}
 		srv2 := fakeaws.NewJira(fakeaws.JiraOptions{Flavor: fakeaws.JiraCloud, RetryAfter: "0"})
 		t.Cleanup(srv2.Close)
-		j.Site, _ = url.Parse(srv2.URL)
+		j.Client.Site, _ = url.Parse(srv2.URL)
 		srv2.FailNext(1, http.StatusServiceUnavailable, "")
 		ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
@@ -539,40 +540,6 @@ func TestJiraOutage(t *testing.T) {
 	})
 }
 
-func TestJiraRetryAfterHonoured(t *testing.T) {
-	j := &Jira{Logger: slog.New(slog.DiscardHandler)}
-	r := JiraRetry{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Second}
-	ctx := context.Background()
-	for _, tc := range []struct {
-		err     error
-		attempt int
-		min     time.Duration
-		max     time.Duration
-		retried bool
-	}{
-		{&JiraError{Status: 429, RetryAfter: 3 * time.Second}, 1, 3 * time.Second, 3 * time.Second, true},
-		{&JiraError{Status: 503}, 1, 500 * time.Microsecond, time.Millisecond, true},
-		{&JiraError{Status: 503}, 3, 2 * time.Millisecond, 4 * time.Millisecond, true},
-		{&JiraError{Status: 503}, 4, 0, 0, false},
-		{&JiraError{Status: 429, RetryAfter: time.Minute}, 1, 0, 0, false},
-		{&JiraError{Status: 400}, 1, 0, 0, false},
-		{&JiraError{Status: 401}, 1, 0, 0, false},
-		{&jiraTransportError{msg: "connection reset", err: io.ErrUnexpectedEOF}, 1, 500 * time.Microsecond, time.Millisecond, true},
-		{errors.New("not a request error"), 1, 0, 0, false},
-	} {
-		wait, stop := j.next(ctx, tc.err, tc.attempt, r)
-		if (stop == nil) != tc.retried || wait < tc.min || wait > tc.max {
-			t.Errorf("%v at attempt %d: wait %s, stop %v; want retried %v within [%s, %s]", tc.err, tc.attempt, wait, stop, tc.retried, tc.min, tc.max)
-		}
-	}
-	for h, want := range map[string]time.Duration{"": 0, "7": 7 * time.Second, "-3": 0, "soon": 0,
-		time.Now().Add(time.Hour).UTC().Format(http.TimeFormat): time.Hour} {
-		if got := retryAfter(h); got > want || got < want-2*time.Second {
-			t.Errorf("Retry-After %q = %s, want %s", h, got, want)
-		}
-	}
-}
-
 func TestJiraErrors(t *testing.T) {
 	tk := NewTicket(metricVerdict(), ComposeOptions{})
 	for _, c := range jiraCases() {
@@ -580,9 +547,9 @@ func TestJiraErrors(t *testing.T) {
 			// Wrong credentials: 401, not retried, and the error holds none of them.
 			srv, j, logs := newJira(t, c, "")
 			wrong := "wrong-secret-Zq9Xk"
-			j.Auth.Password, j.Auth.PAT = Credential(wrong), ""
+			j.Client.Auth.Password, j.Client.Auth.PAT = jira.Credential(wrong), ""
 			if c.auth.PAT != "" {
-				j.Auth.PAT = Credential(wrong)
+				j.Client.Auth.PAT = jira.Credential(wrong)
 			}
 			_, err := j.Open(testCtx(t), tk)
 			if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "POST "+c.search) {
@@ -591,13 +558,13 @@ func TestJiraErrors(t *testing.T) {
 			if srv.Requests() != 1 {
 				t.Errorf("401 was retried: %d requests", srv.Requests())
 			}
-			j.Logger.Info("jira backend", "jira", j, "auth", j.Auth)
-			if !strings.Contains(logs.String(), `"project":"SEC"`) || !strings.Contains(logs.String(), redacted) {
+			j.Client.Logger.Info("jira backend", "jira", j, "auth", j.Client.Auth)
+			if !strings.Contains(logs.String(), `"project":"SEC"`) || !strings.Contains(logs.String(), jira.Redacted) {
 				t.Errorf("the backend does not log its configuration, redacted: %s", logs.String())
 			}
-			secrets := append([]string{wrong, base64.StdEncoding.EncodeToString([]byte(j.Auth.User + ":" + wrong))}, c.secrets...)
+			secrets := append([]string{wrong, base64.StdEncoding.EncodeToString([]byte(j.Client.Auth.User + ":" + wrong))}, c.secrets...)
 			checkNoSecrets(t, secrets, err.Error(), fmt.Sprintf("%+v|%#v|%v", err, err, errors.Unwrap(err)), logs.String(),
-				fmt.Sprintf("%v %+v %#v %s %d %x", j, j, j, j.Auth, j.Auth, j.Auth))
+				fmt.Sprintf("%v %+v %#v %s %d %x", j, j, j, j.Client.Auth, j.Client.Auth, j.Client.Auth))
 
 			// Jira's errorMessages and errors are in the error.
 			srv, j, _ = newJira(t, c, "")
@@ -611,9 +578,9 @@ func TestJiraErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "issuetype: ") || !strings.Contains(err.Error(), "POST /rest/api/") {
 				t.Errorf("unknown issue type: %v", err)
 			}
-			var je *JiraError
+			var je *jira.Error
 			if !errors.As(err, &je) || je.Fields["issuetype"] == "" || je.Status != 400 {
-				t.Errorf("unknown issue type: not a *JiraError with the field error: %#v", err)
+				t.Errorf("unknown issue type: not a *jira.Error with the field error: %#v", err)
 			}
 
 			// A server that echoes a credential: the error is scrubbed.
@@ -626,7 +593,7 @@ func TestJiraErrors(t *testing.T) {
 			}
 			checkNoSecrets(t, c.secrets, fmt.Sprint(err))
 			srv.FailNext(1, http.StatusBadGateway, "<html>proxy saw Authorization: Basic "+c.secrets[len(c.secrets)-1]+"</html>")
-			j.Retry.MaxAttempts = 1
+			j.Client.Retry.MaxAttempts = 1
 			_, err = j.Open(testCtx(t), tk)
 			if err == nil || !strings.Contains(err.Error(), "502") || !strings.Contains(err.Error(), "proxy saw") {
 				t.Errorf("proxy page: %v", err)
@@ -634,7 +601,7 @@ func TestJiraErrors(t *testing.T) {
 			checkNoSecrets(t, c.secrets, fmt.Sprint(err))
 
 			// Resolve of an unknown issue names it.
-			j.Retry = fastRetry
+			j.Client.Retry = fastRetry
 			err = j.Resolve(testCtx(t), "SEC-999", Closing{InstanceID: "i-0abc", At: fixedNow})
 			if err == nil || !strings.Contains(err.Error(), "SEC-999") || !strings.Contains(err.Error(), "404") {
 				t.Errorf("Resolve of a missing issue: %v", err)
@@ -644,21 +611,21 @@ func TestJiraErrors(t *testing.T) {
 }
 
 func TestPickDoneTransition(t *testing.T) {
-	tr := func(id, name, to, cat string) jiraTransition {
-		t := jiraTransition{ID: id, Name: name}
+	tr := func(id, name, to, cat string) jira.Transition {
+		t := jira.Transition{ID: id, Name: name}
 		t.To.Name, t.To.StatusCategory.Key = to, cat
 		return t
 	}
 	for _, tc := range []struct {
 		name string
-		ts   []jiraTransition
+		ts   []jira.Transition
 		want string // id, "" for none
 	}{
-		{"by category", []jiraTransition{tr("11", "Start", "In Progress", "indeterminate"), tr("41", "Ship it", "Shipped", "done")}, "41"},
-		{"category wins over name", []jiraTransition{tr("5", "Done", "Done?", ""), tr("7", "Finish", "Finished", "done")}, "7"},
-		{"by name", []jiraTransition{tr("11", "Start", "In Progress", ""), tr("51", "close", "Closed", "")}, "51"},
-		{"by target status", []jiraTransition{tr("61", "Finish", "RESOLVED", "")}, "61"},
-		{"none", []jiraTransition{tr("11", "Start", "In Progress", "indeterminate"), tr("12", "Reopen", "To Do", "new")}, ""},
+		{"by category", []jira.Transition{tr("11", "Start", "In Progress", "indeterminate"), tr("41", "Ship it", "Shipped", "done")}, "41"},
+		{"category wins over name", []jira.Transition{tr("5", "Done", "Done?", ""), tr("7", "Finish", "Finished", "done")}, "7"},
+		{"by name", []jira.Transition{tr("11", "Start", "In Progress", ""), tr("51", "close", "Closed", "")}, "51"},
+		{"by target status", []jira.Transition{tr("61", "Finish", "RESOLVED", "")}, "61"},
+		{"none", []jira.Transition{tr("11", "Start", "In Progress", "indeterminate"), tr("12", "Reopen", "To Do", "new")}, ""},
 		{"empty", nil, ""},
 	} {
 		got, ok := pickDoneTransition(tc.ts)
@@ -666,7 +633,7 @@ func TestPickDoneTransition(t *testing.T) {
 			t.Errorf("%s: %+v, %v; want %q", tc.name, got, ok, tc.want)
 		}
 	}
-	msg := describeTransitions([]jiraTransition{tr("11", "Start", "In Progress", "indeterminate")})
+	msg := describeTransitions([]jira.Transition{tr("11", "Start", "In Progress", "indeterminate")})
 	if !strings.Contains(msg, `"Start" (id 11) to "In Progress"`) {
 		t.Errorf("describeTransitions: %s", msg)
 	}
@@ -680,7 +647,7 @@ func TestJiraResolveWithoutDoneTransition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	j.Client.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/transitions") {
 			body := `{"transitions":[{"id":"21","name":"Start","to":{"name":"In Progress","statusCategory":{"key":"indeterminate"}}}]}`
 			return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
@@ -706,7 +673,7 @@ func TestJiraRequestHeaders(t *testing.T) {
 		var seen []http.Header
 		var mu sync.Mutex
 		srv, j, _ := newJira(t, c, "")
-		j.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		j.Client.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			mu.Lock()
 			seen = append(seen, r.Header.Clone())
 			mu.Unlock()
@@ -742,8 +709,8 @@ func TestJiraRequestHeaders(t *testing.T) {
 func TestJiraSiteContextPath(t *testing.T) {
 	c := jiraCases()[1]
 	srv, j, _ := newJira(t, c, "")
-	j.Site, _ = url.Parse(srv.URL + "/jira/")
-	j.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	j.Client.Site, _ = url.Parse(srv.URL + "/jira/")
+	j.Client.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if !strings.HasPrefix(r.URL.Path, "/jira/rest/api/2/") {
 			t.Errorf("request to %s", r.URL.Path)
 		}

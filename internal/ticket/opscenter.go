@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -223,26 +222,4 @@ func searchable(v string) ssmtypes.OpsItemDataValue {
 
 func plainData(v string) ssmtypes.OpsItemDataValue {
 	return ssmtypes.OpsItemDataValue{Type: ssmtypes.OpsItemDataTypeString, Value: aws.String(v)}
-}
-
-// truncateRunes keeps s within max runes, ending with "…" when cut.
-func truncateRunes(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
-}
-
-// truncateBytes keeps s within max bytes without splitting a rune, ending with "…"
-// when cut.
-func truncateBytes(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

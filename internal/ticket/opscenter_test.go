@@ -1,7 +1,6 @@
 package ticket
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -24,15 +23,6 @@ import (
 // show it.
 const testAWSSecret = "aws-secret-key-Vq7Xw2"
 
-var fixedNow = time.Date(2026, 11, 23, 8, 30, 0, 0, time.UTC)
-
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // newOpsCenter is the backend with a real SSM client against the OpsItems stand-in,
 // retrying 3 times with 1ms waits.
 func newOpsCenter(t *testing.T) (*fakeaws.OpsItems, *OpsCenter) {
@@ -50,26 +40,6 @@ func newOpsCenter(t *testing.T) (*fakeaws.OpsItems, *OpsCenter) {
 		})
 	})
 	return o, &OpsCenter{API: client, Now: func() time.Time { return fixedNow }}
-}
-
-// bigVerdict has 30 long user agents, as in TestMarkdownWithin.
-func bigVerdict() message.Verdict {
-	v := hostileVerdict()
-	for i := range 30 {
-		v.Evidence.CloudTrail.UserAgents = append(v.Evidence.CloudTrail.UserAgents,
-			"aws-sdk-java/1.11.500 Linux/4.14 OpenJDK_64-Bit_Server_VM/25.252 build-"+strings.Repeat("x", 400+i*7))
-	}
-	return v
-}
-
-// hugeVerdict adds 30 long source addresses: its full renderings exceed every limit.
-func hugeVerdict() message.Verdict {
-	v := bigVerdict()
-	for i := range 30 {
-		v.Evidence.CloudTrail.SourceIPs = append(v.Evidence.CloudTrail.SourceIPs,
-			fmt.Sprintf("198.51.100.%d-", i)+strings.Repeat("y", 1000))
-	}
-	return v
 }
 
 func dataValue(t *testing.T, rec fakeaws.OpsItemRecord, key, typ string) string {

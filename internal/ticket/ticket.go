@@ -1,118 +1,78 @@
 // Package ticket tells an instance's owners that IMDSv1 is still in use, with the
-// evidence, so they can fix their software before enforcement. Backends sit behind one
-// interface.
+// evidence, so they can fix their software before enforcement.
+//
+// The package has three parts, one concern per file:
+//
+//   - The model: a Ticket is a verdict and its Content (ticket.go); Compose builds the
+//     Content from the verdict (compose.go), with the advice for each user agent
+//     (useragent.go) and the digest of the evidence that makes a ticket new
+//     (evidence.go). Content is Sections of Blocks of Spans (content.go) and holds no
+//     markup.
+//   - The renderers, one file each, turn a Content into one format: Markdown
+//     (markdown.go), plain text (plain.go), Atlassian Document Format (adf.go), and Jira
+//     wiki's {noformat} block around plain text (wiki.go). Every text they write goes
+//     through safeLine (text.go), the one line-safety rule, so that nothing from the
+//     outside adds a line or markup.
+//   - The backends, one file each, behind Backend (backend.go): SNS (sns.go), OpsCenter
+//     (opscenter.go) and Jira (jira.go), which speaks to Jira through the REST client in
+//     internal/ticket/jira; Lazy (lazy.go) builds a backend on first use.
+//
+// A new renderer is a file with a method on Content that walks Sections, Blocks, Items
+// and Spans, escapes what its format needs and passes every text through safeLine (see
+// plain.go, the shortest). A new backend is a file with a type that implements Backend
+// with the renderer its system takes (see sns.go), its API client behind a small
+// interface with the SDK's signatures, and titleLine for a one-line title field.
 package ticket
 
 import (
-	"context"
-	"fmt"
-	"strings"
-	"unicode"
+	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
+	"github.com/imdsguard/imdsguard/internal/message"
 )
 
-// SNSAPI is the part of the SNS client the SNS backend uses.
-type SNSAPI interface {
-	Publish(ctx context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error)
+// Ticket is one verdict's ticket, composed once for every backend.
+type Ticket struct {
+	Verdict message.Verdict
+	Content Content
 }
 
-// SNS publishes tickets as readable messages to a topic, for e-mail or chat
-// subscriptions. SNS keeps no tickets, so the reference is the instance's dedup key and
-// the ledger alone knows which instances have an open one.
-type SNS struct {
-	API      SNSAPI
-	TopicARN string
+// NewTicket composes the ticket for a verdict.
+func NewTicket(v message.Verdict, opts ComposeOptions) Ticket {
+	return Ticket{Verdict: v, Content: Compose(v, opts)}
 }
 
-// Name implements Backend.
-func (s *SNS) Name() string { return "sns" }
+// DedupKey identifies an instance's ticket across sweeps, in every backend.
+func (t Ticket) DedupKey() string {
+	return DedupKey(t.Verdict.AccountID, t.Verdict.Region, t.Verdict.InstanceID)
+}
 
-// Open publishes the ticket.
-func (s *SNS) Open(ctx context.Context, t Ticket) (string, error) {
-	if err := s.publish(ctx, t.Verdict.InstanceID, "open", t.Content.Title, t.Content.PlainText()); err != nil {
-		return "", err
+// DedupKey identifies an instance's ticket across sweeps, in every backend.
+func DedupKey(account, region, instanceID string) string {
+	return "imdsguard:" + account + ":" + region + ":" + instanceID
+}
+
+// Closing says why an instance's ticket is resolved.
+type Closing struct {
+	AccountID, Region, InstanceID string
+	// Why is a sentence for the closing comment, e.g. "HttpTokens is now required".
+	Why        string
+	DecisionID string
+	At         time.Time
+	DryRun     bool
+}
+
+// Title is the closing comment's first line.
+func (c Closing) Title() string {
+	prefix := ""
+	if c.DryRun {
+		prefix = "[dry-run] "
 	}
-	return t.DedupKey(), nil
+	return prefix + "Resolved: IMDSv1 no longer a risk on " + clean(c.InstanceID, maxTextRunes) +
+		" in " + clean(c.AccountID, maxTextRunes) + "/" + clean(c.Region, maxTextRunes)
 }
 
-// Update publishes the ticket again, marked as new evidence.
-func (s *SNS) Update(ctx context.Context, _ string, t Ticket) error {
-	return s.publish(ctx, t.Verdict.InstanceID, "update", "New evidence: "+t.Content.Title,
-		"New evidence for an open imdsguard ticket.\n\n"+t.Content.PlainText())
-}
-
-// Resolve publishes the closing note.
-func (s *SNS) Resolve(ctx context.Context, _ string, c Closing) error {
-	return s.publish(ctx, c.InstanceID, "resolve", c.Title(), c.Text())
-}
-
-func (s *SNS) publish(ctx context.Context, instanceID, event, title, body string) error {
-	_, err := s.API.Publish(ctx, &sns.PublishInput{
-		TopicArn: aws.String(s.TopicARN),
-		Subject:  aws.String(subject(title)),
-		Message:  aws.String(body),
-		MessageAttributes: map[string]snstypes.MessageAttributeValue{
-			"instance_id": {DataType: aws.String("String"), StringValue: aws.String(instanceID)},
-			"event":       {DataType: aws.String("String"), StringValue: aws.String(event)},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("sns:Publish (%s) for %s to %s: %w", event, instanceID, s.TopicARN, err)
-	}
-	return nil
-}
-
-// snsMaxSubject is the longest SNS subject: the API wants fewer than 100 characters.
-const snsMaxSubject = 99
-
-// fallbackTitle stands in for a title with nothing left to show (SNS subject, Jira
-// summary, OpsItem title).
-const fallbackTitle = "imdsguard ticket"
-
-// subject is a valid SNS Subject for any title. SNS documents it as ASCII text that
-// begins with a letter, number or punctuation mark, without line breaks or control
-// characters, fewer than 100 characters long (newer documentation allows UTF-8; ASCII
-// satisfies both): white space becomes one space, any other character outside
-// printable ASCII a "?", leading characters that are neither letters, digits nor
-// punctuation go, and a long subject is cut with "...".
-func subject(title string) string {
-	var b strings.Builder
-	space := false
-	for _, r := range safeLine(title) {
-		switch {
-		case r == ' ':
-			space = b.Len() > 0
-			continue
-		case r < ' ' || r > '~':
-			r = '?'
-		case b.Len() == 0 && !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsPunct(r)):
-			continue // "$", "+", "<", "=", ">", "^", "`", "|" and "~" are symbols, not punctuation
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(r)
-	}
-	s := b.String()
-	if len(s) > snsMaxSubject {
-		s = strings.TrimRight(s[:snsMaxSubject-len("...")], " ") + "..."
-	}
-	if s == "" {
-		return fallbackTitle
-	}
-	return s
-}
-
-// titleLine is a title for a ticket system's one-line title field (Jira summary, OpsItem
-// title): safeLine's characters, white space collapsed, at most maxRunes runes, and
-// never empty, which both systems refuse.
-func titleLine(title string, maxRunes int) string {
-	if t := truncateRunes(oneLine(safeLine(title)), maxRunes); t != "" {
-		return t
-	}
-	return fallbackTitle
+// Text is the closing comment: each field cleaned, so that none adds a line.
+func (c Closing) Text() string {
+	return c.Title() + "\n\n" + clean(c.Why, maxTextRunes) + "\n\nimdsguard decision " + clean(c.DecisionID, maxTextRunes) +
+		" at " + c.At.UTC().Format(time.RFC3339) + "."
 }

@@ -1,4 +1,4 @@
-package ticket
+package jira
 
 import (
 	"context"
@@ -15,12 +15,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
-// SecretsManagerAPI is the part of the Secrets Manager client LoadJiraSecret uses.
+// SecretsManagerAPI is the part of the Secrets Manager client LoadSecret uses.
 type SecretsManagerAPI interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
-const redacted = "[REDACTED]"
+// Redacted is what a credential shows as wherever it is printed, logged or marshalled.
+const Redacted = "[REDACTED]"
 
 // Credential is a secret string: an API token, a password or a personal access token.
 // However it is printed (any fmt verb), logged (slog) or marshalled (JSON, text), it
@@ -34,7 +35,7 @@ func (c Credential) Reveal() string { return string(c) }
 func (c Credential) String() string { return c.shown() }
 
 // GoString implements fmt.GoStringer.
-func (c Credential) GoString() string { return fmt.Sprintf("ticket.Credential(%q)", c.shown()) }
+func (c Credential) GoString() string { return fmt.Sprintf("jira.Credential(%q)", c.shown()) }
 
 // Format implements fmt.Formatter for every verb, so %d or %x cannot print it either.
 func (c Credential) Format(f fmt.State, verb rune) {
@@ -60,11 +61,11 @@ func (c Credential) shown() string {
 	if c == "" {
 		return ""
 	}
-	return redacted
+	return Redacted
 }
 
-// JiraAuth are the credentials of the Jira user imdsguard acts as.
-type JiraAuth struct {
+// Auth are the credentials of the Jira user imdsguard acts as.
+type Auth struct {
 	// User is the Basic-auth user: the Atlassian account's e-mail address on Jira
 	// Cloud, the user name on Jira Data Center.
 	User string
@@ -77,23 +78,23 @@ type JiraAuth struct {
 }
 
 // String implements fmt.Stringer without the secret.
-func (a JiraAuth) String() string {
+func (a Auth) String() string {
 	switch {
 	case a.PAT != "":
-		return "bearer personal access token " + redacted
+		return "bearer personal access token " + Redacted
 	case a.Password != "":
-		return fmt.Sprintf("basic %s:%s", a.User, redacted)
+		return fmt.Sprintf("basic %s:%s", a.User, Redacted)
 	}
 	return fmt.Sprintf("basic %s without a password", a.User)
 }
 
 // GoString implements fmt.GoStringer without the secret.
-func (a JiraAuth) GoString() string {
-	return fmt.Sprintf("ticket.JiraAuth{User:%q, Password:%#v, PAT:%#v}", a.User, a.Password, a.PAT)
+func (a Auth) GoString() string {
+	return fmt.Sprintf("jira.Auth{User:%q, Password:%#v, PAT:%#v}", a.User, a.Password, a.PAT)
 }
 
 // Format implements fmt.Formatter for every verb.
-func (a JiraAuth) Format(f fmt.State, verb rune) {
+func (a Auth) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
 		_, _ = io.WriteString(f, a.GoString())
 		return
@@ -102,14 +103,14 @@ func (a JiraAuth) Format(f fmt.State, verb rune) {
 }
 
 // LogValue implements slog.LogValuer without the secret.
-func (a JiraAuth) LogValue() slog.Value {
+func (a Auth) LogValue() slog.Value {
 	if a.PAT != "" {
 		return slog.GroupValue(slog.String("scheme", "bearer"), slog.Any("pat", a.PAT))
 	}
 	return slog.GroupValue(slog.String("scheme", "basic"), slog.String("user", a.User), slog.Any("password", a.Password))
 }
 
-// JiraSecret is the Jira connection kept in a Secrets Manager secret:
+// Secret is the Jira connection kept in a Secrets Manager secret:
 //
 //	{"site_url": "https://example.atlassian.net", "flavour": "cloud",
 //	 "email": "bot@example.com", "api_token": "..."}
@@ -117,16 +118,16 @@ func (a JiraAuth) LogValue() slog.Value {
 //	 "user": "imdsguard", "password": "..."}            (or "pat": "..." instead of user and password)
 //
 // It prints, logs and marshals without its credential.
-type JiraSecret struct {
-	// ARN is the secret it was loaded from (as given to LoadJiraSecret).
+type Secret struct {
+	// ARN is the secret it was loaded from (as given to LoadSecret).
 	ARN     string
 	SiteURL *url.URL
-	Flavour JiraFlavour
-	Auth    JiraAuth
+	Flavour Flavour
+	Auth    Auth
 }
 
 // String implements fmt.Stringer without the secret.
-func (s JiraSecret) String() string {
+func (s Secret) String() string {
 	site := ""
 	if s.SiteURL != nil {
 		site = s.SiteURL.Redacted()
@@ -135,16 +136,16 @@ func (s JiraSecret) String() string {
 }
 
 // GoString implements fmt.GoStringer without the secret.
-func (s JiraSecret) GoString() string {
+func (s Secret) GoString() string {
 	site := ""
 	if s.SiteURL != nil {
 		site = s.SiteURL.Redacted()
 	}
-	return fmt.Sprintf("ticket.JiraSecret{ARN:%q, SiteURL:%q, Flavour:%q, Auth:%#v}", s.ARN, site, s.Flavour, s.Auth)
+	return fmt.Sprintf("jira.Secret{ARN:%q, SiteURL:%q, Flavour:%q, Auth:%#v}", s.ARN, site, s.Flavour, s.Auth)
 }
 
 // Format implements fmt.Formatter for every verb.
-func (s JiraSecret) Format(f fmt.State, verb rune) {
+func (s Secret) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
 		_, _ = io.WriteString(f, s.GoString())
 		return
@@ -153,7 +154,7 @@ func (s JiraSecret) Format(f fmt.State, verb rune) {
 }
 
 // LogValue implements slog.LogValuer without the secret.
-func (s JiraSecret) LogValue() slog.Value {
+func (s Secret) LogValue() slog.Value {
 	site := ""
 	if s.SiteURL != nil {
 		site = s.SiteURL.Redacted()
@@ -163,7 +164,7 @@ func (s JiraSecret) LogValue() slog.Value {
 }
 
 // MarshalJSON implements json.Marshaler without the secret.
-func (s JiraSecret) MarshalJSON() ([]byte, error) {
+func (s Secret) MarshalJSON() ([]byte, error) {
 	site := ""
 	if s.SiteURL != nil {
 		site = s.SiteURL.Redacted()
@@ -172,9 +173,9 @@ func (s JiraSecret) MarshalJSON() ([]byte, error) {
 		"user": s.Auth.User, "password": s.Auth.Password, "pat": s.Auth.PAT})
 }
 
-// jiraSecretJSON is the secret's JSON. Unknown fields are refused so that a misspelt
+// secretJSON is the secret's JSON. Unknown fields are refused so that a misspelt
 // field name is reported instead of silently missing.
-type jiraSecretJSON struct {
+type secretJSON struct {
 	SiteURL  *string `json:"site_url"`
 	Flavour  *string `json:"flavour"`
 	Email    *string `json:"email"`
@@ -184,34 +185,34 @@ type jiraSecretJSON struct {
 	PAT      *string `json:"pat"`
 }
 
-// LoadJiraSecret reads and checks the Jira secret secretID (an ARN or a name). Its
+// LoadSecret reads and checks the Jira secret secretID (an ARN or a name). Its
 // errors name the secret and the field at fault but never hold a value from the secret.
-func LoadJiraSecret(ctx context.Context, api SecretsManagerAPI, secretID string) (JiraSecret, error) {
+func LoadSecret(ctx context.Context, api SecretsManagerAPI, secretID string) (Secret, error) {
 	if secretID == "" {
-		return JiraSecret{}, errors.New("jira secret: no secret ARN given")
+		return Secret{}, errors.New("jira secret: no secret ARN given")
 	}
 	out, err := api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
 	if err != nil {
-		return JiraSecret{}, fmt.Errorf("jira secret %s: secretsmanager:GetSecretValue: %w", secretID, err)
+		return Secret{}, fmt.Errorf("jira secret %s: secretsmanager:GetSecretValue: %w", secretID, err)
 	}
 	if out.SecretString == nil {
-		return JiraSecret{}, fmt.Errorf("jira secret %s: has no SecretString (a binary secret?); it must be a JSON object", secretID)
+		return Secret{}, fmt.Errorf("jira secret %s: has no SecretString (a binary secret?); it must be a JSON object", secretID)
 	}
-	return ParseJiraSecret(secretID, *out.SecretString)
+	return ParseSecret(secretID, *out.SecretString)
 }
 
-// ParseJiraSecret checks the JSON of a Jira secret; name is the secret's ARN or name, for
+// ParseSecret checks the JSON of a Jira secret; name is the secret's ARN or name, for
 // errors. Its errors never hold a value from the secret.
 //
 // Rules: site_url is an absolute https URL without user info, query or fragment (http
 // only to a loopback address: 127.0.0.0/8, ::1 or localhost, where nothing crosses a
 // network); flavour is "cloud" (email and api_token) or "datacenter" (user and
 // password, or pat); no other fields.
-func ParseJiraSecret(name, raw string) (JiraSecret, error) {
-	fail := func(format string, args ...any) (JiraSecret, error) {
-		return JiraSecret{}, fmt.Errorf("jira secret %s: "+format, append([]any{name}, args...)...)
+func ParseSecret(name, raw string) (Secret, error) {
+	fail := func(format string, args ...any) (Secret, error) {
+		return Secret{}, fmt.Errorf("jira secret %s: "+format, append([]any{name}, args...)...)
 	}
-	var in jiraSecretJSON
+	var in secretJSON
 	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
@@ -226,7 +227,7 @@ func ParseJiraSecret(name, raw string) (JiraSecret, error) {
 		}
 		return strings.TrimSpace(*p)
 	}
-	s := JiraSecret{ARN: name}
+	s := Secret{ARN: name}
 
 	site := str(in.SiteURL)
 	if site == "" {
@@ -241,19 +242,19 @@ func ParseJiraSecret(name, raw string) (JiraSecret, error) {
 	}
 	s.SiteURL = u
 
-	switch f := JiraFlavour(strings.ToLower(str(in.Flavour))); f {
-	case JiraCloud, JiraDataCenter:
+	switch f := Flavour(strings.ToLower(str(in.Flavour))); f {
+	case Cloud, DataCenter:
 		s.Flavour = f
 	case "":
-		return fail(`field "flavour" is missing or empty: it is %q or %q`, JiraCloud, JiraDataCenter)
+		return fail(`field "flavour" is missing or empty: it is %q or %q`, Cloud, DataCenter)
 	default:
-		return fail(`field "flavour" is neither %q nor %q`, JiraCloud, JiraDataCenter)
+		return fail(`field "flavour" is neither %q nor %q`, Cloud, DataCenter)
 	}
 
 	email, user := str(in.Email), str(in.User)
 	token, password, pat := str(in.APIToken), str(in.Password), str(in.PAT)
 	switch s.Flavour {
-	case JiraCloud:
+	case Cloud:
 		for _, f := range []struct{ name, value string }{{"user", user}, {"password", password}, {"pat", pat}} {
 			if f.value != "" {
 				return fail(`field %q is for Jira Data Center; Jira Cloud takes "email" and "api_token"`, f.name)
@@ -267,8 +268,8 @@ func ParseJiraSecret(name, raw string) (JiraSecret, error) {
 		case token == "":
 			return fail(`field "api_token" is missing: Jira Cloud needs "email" and "api_token"`)
 		}
-		s.Auth = JiraAuth{User: email, Password: Credential(token)}
-	case JiraDataCenter:
+		s.Auth = Auth{User: email, Password: Credential(token)}
+	case DataCenter:
 		for _, f := range []struct{ name, value string }{{"email", email}, {"api_token", token}} {
 			if f.value != "" {
 				return fail(`field %q is for Jira Cloud; Jira Data Center takes "user" and "password", or "pat"`, f.name)
@@ -278,7 +279,7 @@ func ParseJiraSecret(name, raw string) (JiraSecret, error) {
 		case pat != "" && (user != "" || password != ""):
 			return fail(`give either "pat" or "user" and "password", not both`)
 		case pat != "":
-			s.Auth = JiraAuth{PAT: Credential(pat)}
+			s.Auth = Auth{PAT: Credential(pat)}
 		case user == "" && password == "":
 			return fail(`fields "user" and "password" (or "pat") are missing: Jira Data Center needs one of them`)
 		case user == "":
@@ -286,7 +287,7 @@ func ParseJiraSecret(name, raw string) (JiraSecret, error) {
 		case password == "":
 			return fail(`field "password" is missing: Jira Data Center needs "user" and "password", or "pat"`)
 		default:
-			s.Auth = JiraAuth{User: user, Password: Credential(password)}
+			s.Auth = Auth{User: user, Password: Credential(password)}
 		}
 	}
 	return s, nil
