@@ -144,8 +144,7 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 		return fmt.Errorf("ledger: record: %w", err)
 	}
 	hist := outcomeItem{
-		PK: instancePK(o.Ref), SK: outcomeSK(o.At, o.DecisionID), Type: typeOutcome,
-		AccountID: o.AccountID, Region: o.Region, InstanceID: o.InstanceID, DecisionID: o.DecisionID,
+		instanceItem: newInstanceItem(o.Ref, outcomeSK(o.At, o.DecisionID), typeOutcome), DecisionID: o.DecisionID,
 		At: formatTime(o.At), Action: string(o.Action), Result: o.Result, Mode: o.Mode,
 		Prior: toOptionsItem(o.Prior), Applied: toOptionsItem(o.Applied), Detail: o.Detail,
 	}

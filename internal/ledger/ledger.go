@@ -158,13 +158,27 @@ type decisionItem struct {
 	OutcomeSK  string `dynamodbav:"outcome_sk"`
 }
 
+// instanceItem is the key and the instance of an item in an instance's partition.
+type instanceItem struct {
+	PK         string `dynamodbav:"pk"`
+	SK         string `dynamodbav:"sk"`
+	Type       string `dynamodbav:"type"`
+	AccountID  string `dynamodbav:"account_id"`
+	Region     string `dynamodbav:"region"`
+	InstanceID string `dynamodbav:"instance_id"`
+}
+
+// newInstanceItem is the key and instance of ref's item of the given sort key and type.
+func newInstanceItem(ref Ref, sk, typ string) instanceItem {
+	return instanceItem{PK: instancePK(ref), SK: sk, Type: typ, AccountID: ref.AccountID, Region: ref.Region, InstanceID: ref.InstanceID}
+}
+
+func (it instanceItem) ref() Ref {
+	return Ref{AccountID: it.AccountID, Region: it.Region, InstanceID: it.InstanceID}
+}
+
 type outcomeItem struct {
-	PK         string       `dynamodbav:"pk"`
-	SK         string       `dynamodbav:"sk"`
-	Type       string       `dynamodbav:"type"`
-	AccountID  string       `dynamodbav:"account_id"`
-	Region     string       `dynamodbav:"region"`
-	InstanceID string       `dynamodbav:"instance_id"`
+	instanceItem
 	DecisionID string       `dynamodbav:"decision_id"`
 	At         string       `dynamodbav:"at"`
 	Action     string       `dynamodbav:"action"`
@@ -177,12 +191,7 @@ type outcomeItem struct {
 }
 
 type snapshotItem struct {
-	PK         string      `dynamodbav:"pk"`
-	SK         string      `dynamodbav:"sk"`
-	Type       string      `dynamodbav:"type"`
-	AccountID  string      `dynamodbav:"account_id"`
-	Region     string      `dynamodbav:"region"`
-	InstanceID string      `dynamodbav:"instance_id"`
+	instanceItem
 	DecisionID string      `dynamodbav:"decision_id"`
 	At         string      `dynamodbav:"at"`
 	Options    optionsItem `dynamodbav:"options"`
@@ -329,7 +338,7 @@ func (it outcomeItem) outcome() (Outcome, error) {
 		return Outcome{}, fmt.Errorf("at: %w", err)
 	}
 	o := Outcome{
-		Ref:        Ref{AccountID: it.AccountID, Region: it.Region, InstanceID: it.InstanceID},
+		Ref:        it.ref(),
 		DecisionID: it.DecisionID, At: at, Action: policy.Action(it.Action), Result: it.Result, Mode: it.Mode,
 		Prior: it.Prior.options(), Applied: it.Applied.options(), Detail: it.Detail,
 	}
@@ -345,7 +354,7 @@ func (it snapshotItem) snapshot() (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("snapshot at: %w", err)
 	}
 	return Snapshot{
-		Ref:        Ref{AccountID: it.AccountID, Region: it.Region, InstanceID: it.InstanceID},
+		Ref:        it.ref(),
 		Options:    *it.Options.options(),
 		DecisionID: it.DecisionID,
 		At:         at,

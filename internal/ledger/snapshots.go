@@ -31,9 +31,8 @@ func (l *Ledger) Snapshot(ctx context.Context, ref Ref, prior policy.MetadataOpt
 		return Snapshot{}, fmt.Errorf("ledger: snapshot of %s: %w", ref.Name(), err)
 	}
 	want := snapshotItem{
-		PK: instancePK(ref), SK: snapshotSK, Type: typeSnapshot,
-		AccountID: ref.AccountID, Region: ref.Region, InstanceID: ref.InstanceID,
-		DecisionID: decisionID, At: formatTime(at), Options: *toOptionsItem(&prior),
+		instanceItem: newInstanceItem(ref, snapshotSK, typeSnapshot),
+		DecisionID:   decisionID, At: formatTime(at), Options: *toOptionsItem(&prior),
 	}
 	item, err := attributevalue.MarshalMap(want)
 	if err != nil {

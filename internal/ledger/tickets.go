@@ -55,12 +55,7 @@ const (
 // lives in the account-region's partition of package openticket, so that detect can list
 // the open tickets of a region with one Query instead of reading every instance.
 type ticketItem struct {
-	PK         string `dynamodbav:"pk"`
-	SK         string `dynamodbav:"sk"`
-	Type       string `dynamodbav:"type"`
-	AccountID  string `dynamodbav:"account_id"`
-	Region     string `dynamodbav:"region"`
-	InstanceID string `dynamodbav:"instance_id"`
+	instanceItem
 	Backend    string `dynamodbav:"backend"`
 	TicketRef  string `dynamodbav:"ticket_ref"`
 	Status     string `dynamodbav:"status"`
@@ -109,9 +104,8 @@ func (l *Ledger) PutTicket(ctx context.Context, t Ticket) error {
 		return fmt.Errorf("ledger: ticket: %w", err)
 	}
 	item, err := attributevalue.MarshalMap(ticketItem{
-		PK: instancePK(t.Ref), SK: ticketSK, Type: typeTicket,
-		AccountID: t.AccountID, Region: t.Region, InstanceID: t.InstanceID,
-		Backend: t.Backend, TicketRef: t.TicketRef, Status: t.Status, Digest: t.Digest, Title: t.Title,
+		instanceItem: newInstanceItem(t.Ref, ticketSK, typeTicket),
+		Backend:      t.Backend, TicketRef: t.TicketRef, Status: t.Status, Digest: t.Digest, Title: t.Title,
 		OpenedAt: formatTime(t.OpenedAt), UpdatedAt: formatTime(t.UpdatedAt), ResolvedAt: optionalTime(t.ResolvedAt),
 	})
 	if err != nil {
@@ -161,7 +155,7 @@ func optionalTime(t time.Time) string {
 
 func (it ticketItem) ticket() (Ticket, error) {
 	t := Ticket{
-		Ref:     Ref{AccountID: it.AccountID, Region: it.Region, InstanceID: it.InstanceID},
+		Ref:     it.ref(),
 		Backend: it.Backend, TicketRef: it.TicketRef, Status: it.Status, Digest: it.Digest, Title: it.Title,
 	}
 	var errs []error
