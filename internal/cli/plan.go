@@ -49,9 +49,10 @@ func newPlanCommand(env Env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(cmd, env, opts) },
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&opts.regions, "region", nil, "region to plan (repeatable; default: the configured region)")
+	f.StringArrayVar(&opts.regions, "region", nil, "`region` to plan (repeatable; default: the configured region)")
 	f.StringSliceVar(&opts.instanceIDs, "instance-ids", nil, "only these instances (comma-separated); default: every instance")
 	f.StringVar(&opts.format, "format", string(report.FormatTable), "output format: table, json, csv or markdown")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(formatNames(), cobra.ShellCompDirectiveNoFileComp))
 	f.StringVarP(&opts.output, "output", "o", "", "write the plan to this file instead of standard output")
 	f.Float64Var(&opts.lookupsPerSec, "cloudtrail-rps", evidence.LookupEventsPerSecond,
 		"CloudTrail LookupEvents calls per second per account-region (AWS allows 2)")
@@ -60,10 +61,17 @@ func newPlanCommand(env Env) *cobra.Command {
 }
 
 // addSettingFlags declares one flag per guard setting, from the same definitions the
-// Lambdas read their environment with.
+// Lambdas read their environment with. Each keeps the text given, as the environment
+// does, so that policy.LoadSettings is the one validator; the help names the setting's
+// kind (int, duration, ...), and a setting with a closed list of values completes them.
 func addSettingFlags(cmd *cobra.Command, into map[string]*string) {
 	for _, spec := range policy.SettingSpecs {
-		into[spec.Flag] = cmd.Flags().String(spec.Flag, spec.Default, fmt.Sprintf("%s (env %s)", spec.Usage, spec.Env))
+		value := &settingValue{text: spec.Default, kind: spec.Kind}
+		into[spec.Flag] = &value.text
+		cmd.Flags().Var(value, spec.Flag, fmt.Sprintf("%s (env %s)", spec.Usage, spec.Env))
+		if values := spec.Constraint.AllowedValues; len(values) > 0 {
+			_ = cmd.RegisterFlagCompletionFunc(spec.Flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+		}
 	}
 }
 

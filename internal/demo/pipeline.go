@@ -2,13 +2,10 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"slices"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -36,8 +33,9 @@ import (
 
 // RunPipeline runs what `sam deploy` installs, in process and against the emulators:
 // a scheduled sweep reaches detect, its verdicts go through the remediation queue to
-// remediate in enforce mode, and the outcomes are read back from the ledger.
-func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Writer) error {
+// remediate in enforce mode, and the outcomes are read back from the ledger and the
+// tickets from the notifications topic, into result.
+func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipeline) error {
 	cfg := fakeaws.AWSConfig(Region)
 	cfg.BaseEndpoint = aws.String(e.Moto.URL)
 	// moto would apply a dry run; the proxy answers as EC2 does.
@@ -75,7 +73,7 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Write
 	if err != nil {
 		return fmt.Errorf("detect: %w", err)
 	}
-	fmt.Fprintf(out, "detect (scheduled sweep): %d instances judged, %d verdicts queued\n", sum.Instances, sum.Sent)
+	result.Judged, result.Queued = sum.Instances, sum.Sent
 
 	remediator := &remediate.Handler{
 		Settings: settings, Limits: policy.RecheckLimits{MaxAge: time.Hour, MaxClockSkew: time.Minute},
@@ -85,7 +83,6 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Write
 		Tickets:  &ticket.SNS{API: snsClient, TopicARN: res.TopicARN},
 		Now:      clock, Log: quiet, Metrics: metrics,
 	}
-	handled := 0
 	for {
 		batch, err := Receive(ctx, sqsClient, res.QueueURL, res.QueueARN, 10)
 		if err != nil {
@@ -101,51 +98,88 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, out io.Write
 		if len(resp.BatchItemFailures) > 0 {
 			return fmt.Errorf("remediate failed %d of %d messages", len(resp.BatchItemFailures), len(batch.Records))
 		}
-		handled += len(batch.Records)
+		result.Handled += len(batch.Records)
 	}
-	fmt.Fprintf(out, "remediate (enforce mode): %d verdicts handled\n\n", handled)
-	return e.printOutcomes(ctx, out, book, sqsClient, res.InboxURL)
+	return e.readOutcomes(ctx, result, book, sqsClient, res.InboxURL)
 }
 
-func (e *Emulators) printOutcomes(ctx context.Context, out io.Writer, l *ledger.Ledger, sqsClient *sqs.Client, inboxURL string) error {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tNAME\tACTION\tRESULT\tNOW")
-	counts := map[string]int{}
-	fleet := slices.Clone(e.Fleet)
-	slices.SortFunc(fleet, func(a, b Seeded) int { return strings.Compare(a.Name, b.Name) })
-	for _, s := range fleet {
+// Pipeline is what the deployed pipeline did to the fleet.
+type Pipeline struct {
+	// Judged is the number of instances detect judged; Queued, the verdicts it sent to
+	// the remediation queue (one per instance it did not skip).
+	Judged, Queued int
+	// Handled is the number of verdicts remediate took from the queue.
+	Handled int
+	// Outcomes has one entry per instance of the fleet, in the fleet's order.
+	Outcomes []Outcome
+	// Tickets are the messages on the notifications topic, in the order they were read.
+	Tickets []Ticket
+}
+
+// Outcome is what became of one instance of the fleet.
+type Outcome struct {
+	Seeded
+	// Last is the latest outcome in the instance's ledger history; nil when there is
+	// none, as for an instance detect skipped (it queues no verdict for it).
+	Last *ledger.Outcome
+}
+
+// Ticket is one message of the notifications topic, as a subscriber receives it.
+type Ticket struct {
+	// InstanceID and Event ("open", "update", "resolve") are the message's attributes.
+	InstanceID, Event string
+	Subject, Body     string
+}
+
+// readOutcomes reads each instance's last outcome from the ledger, and every message
+// the notifications topic delivered to its inbox queue.
+func (e *Emulators) readOutcomes(ctx context.Context, p *Pipeline, l *ledger.Ledger, sqsClient *sqs.Client, inboxURL string) error {
+	for _, s := range e.Fleet {
 		hist, err := l.History(ctx, ledger.Ref{AccountID: accountID, Region: Region, InstanceID: s.ID})
 		if err != nil {
 			return err
 		}
-		if len(hist) == 0 {
-			continue // skipped by detect: nothing to record
+		o := Outcome{Seeded: s}
+		if len(hist) > 0 {
+			o.Last = &hist[len(hist)-1]
 		}
-		last := hist[len(hist)-1]
-		counts[last.Result]++
-		now := "-"
-		if last.Applied != nil {
-			now = fmt.Sprintf("%s, hop %d", last.Applied.HTTPTokens, last.Applied.HopLimit)
+		p.Outcomes = append(p.Outcomes, o)
+	}
+	for {
+		batch, err := Receive(ctx, sqsClient, inboxURL, "", 10)
+		if err != nil {
+			return fmt.Errorf("reading the tickets: %w", err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Name, last.Action, last.Result, now)
+		if len(batch.Records) == 0 {
+			return nil
+		}
+		for _, m := range batch.Records {
+			t, err := parseNotification(m.Body)
+			if err != nil {
+				return fmt.Errorf("reading the tickets: message %s: %w", m.MessageId, err)
+			}
+			p.Tickets = append(p.Tickets, t)
+		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+}
+
+// parseNotification reads the envelope in which SNS delivers a message to an SQS
+// subscriber (without raw message delivery).
+func parseNotification(body string) (Ticket, error) {
+	var n struct {
+		Type, Subject, Message string
+		MessageAttributes      map[string]struct{ Type, Value string }
 	}
-	tickets, err := sqsClient.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(inboxURL), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages},
-	})
-	if err != nil {
-		return fmt.Errorf("reading the ticket inbox: %w", err)
+	if err := json.Unmarshal([]byte(body), &n); err != nil {
+		return Ticket{}, fmt.Errorf("not an SNS notification: %w", err)
 	}
-	results := slices.Sorted(maps.Keys(counts))
-	fmt.Fprint(out, "\nledger:")
-	for _, r := range results {
-		fmt.Fprintf(out, " %d %s", counts[r], r)
+	if n.Type != "Notification" {
+		return Ticket{}, fmt.Errorf("SNS message of type %q, want Notification", n.Type)
 	}
-	fmt.Fprintf(out, "; tickets on the notifications topic: %s\n",
-		tickets.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)])
-	return nil
+	return Ticket{
+		InstanceID: n.MessageAttributes["instance_id"].Value, Event: n.MessageAttributes["event"].Value,
+		Subject: n.Subject, Body: n.Message,
+	}, nil
 }
 
 // Receive takes up to max messages from the queue, deletes them, and shapes them into

@@ -42,7 +42,7 @@ func (e *Emulators) Stop() {
 func Start(ctx context.Context, copies int, now time.Time) (*Emulators, error) {
 	moto, err := fakeaws.StartMoto(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("starting moto_server (install it with `pip install \"moto[server]\"`): %w", err)
+		return nil, fmt.Errorf("starting moto_server (`make moto` installs it into .venv; or pip install \"moto[server]==5.2.1\" and put it on the PATH): %w", err)
 	}
 	e := &Emulators{Moto: moto, CloudTrail: fakeaws.NewCloudTrail()}
 	cfg := fakeaws.AWSConfig(Region)

@@ -340,6 +340,22 @@ const (
 	containerTagPattern = tagKeyPattern + `\*?`
 )
 
+// SettingKind is the kind of value a setting holds, as a command line's help names it.
+// It only describes: the Constraint alone decides which values are valid.
+type SettingKind string
+
+// The kinds of setting.
+const (
+	// KindText is free text or one of a few words (a tag key, the mode).
+	KindText SettingKind = "string"
+	// KindInt is a whole number.
+	KindInt SettingKind = "int"
+	// KindDuration is a length of time, with its unit (336h, 14d, 90m, 30s).
+	KindDuration SettingKind = "duration"
+	// KindList is a comma-separated list.
+	KindList SettingKind = "strings"
+)
+
 // SettingSpec defines one setting once: for the CLI flag, the Lambda environment
 // variable, template.yaml's parameter and the documentation alike.
 type SettingSpec struct {
@@ -349,6 +365,9 @@ type SettingSpec struct {
 	Param   string
 	Default string
 	Usage   string
+	// Kind is the kind of value, for the flag's help; the field of Settings it fills has
+	// the matching type (a duration, an integer, a list of strings or a string).
+	Kind SettingKind
 	// Allowed describes the valid values; it is part of every error about the setting,
 	// and the template parameter's ConstraintDescription.
 	Allowed string
@@ -363,6 +382,7 @@ type SettingSpec struct {
 var SettingSpecs = []SettingSpec{
 	{
 		Flag: "lookback", Env: "IMDSGUARD_LOOKBACK", Param: "Lookback", Default: "336h",
+		Kind:       KindDuration,
 		Usage:      "how far back to read the MetadataNoToken metric and CloudTrail",
 		Allowed:    "whole days from 1 to 90 (CloudTrail's history), as days (14d) or as hours, a multiple of 24 (336h), " + plainNumber,
 		Constraint: lookbackNumbers.Constraint(),
@@ -374,6 +394,7 @@ var SettingSpecs = []SettingSpec{
 	},
 	{
 		Flag: "min-observed-hours", Env: "IMDSGUARD_MIN_OBSERVED_HOURS", Param: "MinObservedHours", Default: "168",
+		Kind:       KindInt,
 		Usage:      "hourly MetadataNoToken datapoints needed before IMDSv1 can count as unused",
 		Allowed:    "a whole number from 1 to the lookback in hours (2160 at most), " + plainNumber,
 		Constraint: minObservedNumbers.Constraint(),
@@ -385,6 +406,7 @@ var SettingSpecs = []SettingSpec{
 	},
 	{
 		Flag: "max-metric-staleness", Env: "IMDSGUARD_MAX_METRIC_STALENESS", Param: "MaxMetricStaleness", Default: "3h",
+		Kind:       KindDuration,
 		Usage:      "defer when the newest MetadataNoToken datapoint is older than this",
 		Allowed:    "whole hours from 1h to 24h (3h), or whole minutes from 60m to 1440m (90m), " + plainNumber,
 		Constraint: stalenessNumbers.Constraint(),
@@ -396,6 +418,7 @@ var SettingSpecs = []SettingSpec{
 	},
 	{
 		Flag: "hop-limit", Env: "IMDSGUARD_HOP_LIMIT", Param: "HopLimit", Default: "1",
+		Kind:       KindInt,
 		Usage:      "HttpPutResponseHopLimit set on remediated instances",
 		Allowed:    "a whole number from 1 to 64, " + plainNumber,
 		Constraint: hopLimitNumbers.Constraint(),
@@ -403,6 +426,7 @@ var SettingSpecs = []SettingSpec{
 	},
 	{
 		Flag: "container-hop-limit", Env: "IMDSGUARD_CONTAINER_HOP_LIMIT", Param: "ContainerHopLimit", Default: "2",
+		Kind:       KindInt,
 		Usage:      "lowest hop limit on container hosts, where a container is one more network hop",
 		Allowed:    "a whole number from 1 to 64, " + plainNumber,
 		Constraint: hopLimitNumbers.Constraint(),
@@ -410,6 +434,7 @@ var SettingSpecs = []SettingSpec{
 	},
 	{
 		Flag: "exempt-tag", Env: "IMDSGUARD_EXEMPT_TAG", Param: "ExemptTag", Default: "imdsguard:exempt",
+		Kind:       KindText,
 		Usage:      "tag key that exempts an instance (value true, or YYYY-MM-DD to exempt until that day ends in UTC)",
 		Allowed:    "a tag key of 1 to 128 characters: " + tagKeyChars,
 		Constraint: Constraint{AllowedPattern: "^" + tagKeyPattern + "$", MaxLength: 128},
@@ -420,6 +445,7 @@ var SettingSpecs = []SettingSpec{
 	},
 	{
 		Flag: "mode", Env: "IMDSGUARD_MODE", Param: "Mode", Default: string(ModeDryRun),
+		Kind:       KindText,
 		Usage:      "report: decide and log only; dry-run: also call EC2 with DryRun and mark tickets as dry-run; enforce: act",
 		Allowed:    "report, dry-run or enforce",
 		Constraint: Constraint{AllowedValues: []string{string(ModeReport), string(ModeDryRun), string(ModeEnforce)}},
@@ -430,6 +456,7 @@ var SettingSpecs = []SettingSpec{
 	},
 	{
 		Flag: "container-tags", Env: "IMDSGUARD_CONTAINER_TAGS", Param: "ContainerTags",
+		Kind:    KindList,
 		Default: "eks:cluster-name,aws:eks:cluster-name,kubernetes.io/cluster/*,aws:ecs:clusterName",
 		Usage:   "tag keys that mark a container host; a trailing * matches a prefix",
 		Allowed: "comma-separated tag keys (" + tagKeyChars + "), each of which may end in * to match every key that starts with it " +
@@ -442,6 +469,7 @@ var SettingSpecs = []SettingSpec{
 	},
 	{
 		Flag: "call-timeout", Env: "IMDSGUARD_CALL_TIMEOUT", Param: "CallTimeout", Default: "30s",
+		Kind: KindDuration,
 		Usage: "deadline of one AWS API call attempt (connect, request and the whole reply); " +
 			"a stalled endpoint fails after it and is retried like throttling",
 		Allowed:    "whole seconds from 1s to 300s (30s), or whole minutes from 1m to 5m, " + plainNumber,

@@ -170,6 +170,47 @@ func TestSettingSpecsAreComplete(t *testing.T) {
 	}
 }
 
+// TestSettingKinds: each setting's Kind, which the CLI's help shows, is the kind of the
+// value it stores: the one field of Settings its parse fills, read from the default.
+func TestSettingKinds(t *testing.T) {
+	durationType := reflect.TypeFor[time.Duration]()
+	for _, spec := range SettingSpecs {
+		var s Settings
+		if err := spec.parse(&s, spec.Default); err != nil {
+			t.Fatalf("%s: the default %q does not parse: %v", spec.Flag, spec.Default, err)
+		}
+		v := reflect.ValueOf(s)
+		var filled []reflect.StructField
+		for i := range v.NumField() {
+			if !v.Field(i).IsZero() {
+				filled = append(filled, v.Type().Field(i))
+			}
+		}
+		if len(filled) != 1 {
+			t.Errorf("%s: its default fills %d fields of Settings, want 1", spec.Flag, len(filled))
+			continue
+		}
+		f := filled[0]
+		var want SettingKind
+		switch {
+		case f.Type == durationType:
+			want = KindDuration
+		case f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Int64:
+			want = KindInt
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			want = KindList
+		case f.Type.Kind() == reflect.String:
+			want = KindText
+		default:
+			t.Errorf("%s: field %s has type %s, which no SettingKind describes", spec.Flag, f.Name, f.Type)
+			continue
+		}
+		if spec.Kind != want {
+			t.Errorf("%s: Kind %q, but it stores %s (%s): want %q", spec.Flag, spec.Kind, f.Name, f.Type, want)
+		}
+	}
+}
+
 // allNumbers are the settings written as numbers.
 var allNumbers = map[string]Numbers{
 	"lookback": lookbackNumbers, "min-observed-hours": minObservedNumbers, "max-metric-staleness": stalenessNumbers,

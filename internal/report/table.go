@@ -1,11 +1,28 @@
 package report
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
+
+// WriteTableSorted renders p as the table format does, with the instances (and the Why
+// lines) in the order cmp gives instead of by account, region and instance id: the demo
+// lists them by name, as it lists the pipeline's outcomes. p is not changed; nothing is
+// written when rendering fails.
+func WriteTableSorted(w io.Writer, p *Plan, cmp func(a, b Instance) int) error {
+	q := normalized(p)
+	slices.SortStableFunc(q.Instances, cmp)
+	var buf bytes.Buffer
+	if err := writeTable(&buf, q); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
 
 // writeTable renders the plan for people: a header, one aligned row per instance, the
 // summary and API calls, and why each ticket and defer was decided. The ACCOUNT and
