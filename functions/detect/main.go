@@ -8,20 +8,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/detect"
 	"github.com/imdsguard/imdsguard/internal/emf"
-	"github.com/imdsguard/imdsguard/internal/evidence"
-	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/ledger/openticket"
+	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
 func main() {
@@ -41,34 +37,37 @@ func main() {
 		log.Error("invalid settings", "error", err.Error())
 		os.Exit(1)
 	}
-	cfg, err := awsapi.Load(context.Background(), awsapi.Options{CallTimeout: settings.Guard.CallTimeout})
-	if err != nil {
-		log.Error("loading the AWS configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	h := &detect.Handler{
-		Settings:  settings.Guard,
-		RuleMatch: settings.ConfigRuleMatch,
-		Region:    cfg.Region,
-		Clients: guard.Clients{
-			EC2:           ec2.NewFromConfig(cfg),
-			CloudWatch:    cloudwatch.NewFromConfig(cfg),
-			CloudTrail:    cloudtrail.NewFromConfig(cfg),
-			LookupLimiter: evidence.NewLookupLimiter(evidence.LookupEventsPerSecond),
-		},
-		Queue:    sqs.NewFromConfig(cfg),
-		QueueURL: queueURL,
-		Now:      time.Now,
-		Log:      log,
-		Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},
-	}
-	// detect records every decision in the ledger before queueing it, and reads the list
-	// of open tickets there, to ask remediate to close those of compliant instances.
-	db := dynamodb.NewFromConfig(cfg)
-	h.Decisions = &decisionlog.Log{API: db, Table: table}
-	h.Tickets = &openticket.Index{API: db, Table: table}
+	// The AWS configuration is loaded, and the clients built, by the first invocation:
+	// before lambda.Start there is only the parsing of the settings above.
+	handler := lambdaenv.NewLazy(log, func(ctx context.Context) (*detect.Handler, error) {
+		cfg, err := awsapi.Load(ctx, awsapi.Options{CallTimeout: settings.Guard.CallTimeout})
+		if err != nil {
+			return nil, err
+		}
+		clients := wiring.New(cfg, wiring.Options{})
+		// detect records every decision in the ledger before queueing it, and reads the
+		// list of open tickets there, to ask remediate to close those of compliant instances.
+		db := wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig)
+		return &detect.Handler{
+			Settings:  settings.Guard,
+			RuleMatch: settings.ConfigRuleMatch,
+			Region:    clients.Region(),
+			Clients:   clients.Guard(),
+			Queue:     wiring.Client(clients, sqs.ServiceID, sqs.NewFromConfig),
+			QueueURL:  queueURL,
+			Decisions: &decisionlog.Log{API: db, Table: table},
+			Tickets:   &openticket.Index{API: db, Table: table},
+			Now:       time.Now,
+			Log:       log,
+			Metrics:   &emf.Emitter{W: os.Stdout, Now: time.Now},
+		}, nil
+	})
 	lambda.Start(func(ctx context.Context, event json.RawMessage) (detect.Summary, error) {
 		account, err := lambdaenv.AccountID(ctx)
+		if err != nil {
+			return detect.Summary{}, err
+		}
+		h, err := handler.Get(ctx)
 		if err != nil {
 			return detect.Summary{}, err
 		}

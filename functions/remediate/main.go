@@ -10,11 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -22,14 +18,13 @@ import (
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/enforce"
-	"github.com/imdsguard/imdsguard/internal/evidence"
-	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/ticket"
 	"github.com/imdsguard/imdsguard/internal/ticket/jira"
+	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
 // maxClockSkew is how far in the future a verdict's created_at may lie: detect and
@@ -58,35 +53,38 @@ func main() {
 	if err != nil {
 		fail("invalid settings", err)
 	}
-	cfg, err := awsapi.Load(context.Background(), awsapi.Options{CallTimeout: settings.Guard.CallTimeout})
-	if err != nil {
-		fail("loading the AWS configuration", err)
-	}
-	tickets, err := ticketBackend(cfg, topic, settings.Tickets)
+	tickets, err := ticketBackend(topic, settings.Tickets)
 	if err != nil {
 		fail("invalid settings", err)
 	}
-	ec2Client := ec2.NewFromConfig(cfg)
-	h := &remediate.Handler{
-		Settings: settings.Guard,
-		Limits:   policy.RecheckLimits{MaxAge: settings.MaxVerdictAge, MaxClockSkew: maxClockSkew},
-		ClaimTTL: claimTTL,
-		Region:   cfg.Region,
-		Clients: guard.Clients{
-			EC2:           ec2Client,
-			CloudWatch:    cloudwatch.NewFromConfig(cfg),
-			CloudTrail:    cloudtrail.NewFromConfig(cfg),
-			LookupLimiter: evidence.NewLookupLimiter(evidence.LookupEventsPerSecond),
-		},
-		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
-		Ledger:   &ledger.Ledger{API: dynamodb.NewFromConfig(cfg), Table: table},
-		Tickets:  tickets,
-		Now:      time.Now,
-		Log:      log,
-		Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},
-	}
+	// The AWS configuration is loaded, and the clients built, by the first invocation:
+	// before lambda.Start there is only the parsing of the settings above.
+	handler := lambdaenv.NewLazy(log, func(ctx context.Context) (*remediate.Handler, error) {
+		cfg, err := awsapi.Load(ctx, awsapi.Options{CallTimeout: settings.Guard.CallTimeout})
+		if err != nil {
+			return nil, err
+		}
+		clients := wiring.New(cfg, wiring.Options{})
+		return &remediate.Handler{
+			Settings: settings.Guard,
+			Limits:   policy.RecheckLimits{MaxAge: settings.MaxVerdictAge, MaxClockSkew: maxClockSkew},
+			ClaimTTL: claimTTL,
+			Region:   clients.Region(),
+			Clients:  clients.Guard(),
+			Enforcer: &enforce.Enforcer{EC2: clients.EC2(), MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
+			Ledger:   &ledger.Ledger{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table},
+			Tickets:  tickets(clients),
+			Now:      time.Now,
+			Log:      log,
+			Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},
+		}, nil
+	})
 	lambda.Start(func(ctx context.Context, batch events.SQSEvent) (events.SQSEventResponse, error) {
 		account, err := lambdaenv.AccountID(ctx)
+		if err != nil {
+			return events.SQSEventResponse{}, err
+		}
+		h, err := handler.Get(ctx)
 		if err != nil {
 			return events.SQSEventResponse{}, err
 		}
@@ -94,24 +92,31 @@ func main() {
 	})
 }
 
-// ticketBackend is the backend the settings name (IMDSGUARD_TICKET_BACKEND, checked at
-// start-up with the Jira settings it needs). Jira's secret is read when the first ticket
+// ticketBackend checks, at start-up, the backend the settings name
+// (IMDSGUARD_TICKET_BACKEND, with the Jira settings it needs) and returns how to build it
+// from the clients, on the first invocation. Jira's secret is read when the first ticket
 // is due.
-func ticketBackend(cfg aws.Config, topic string, t lambdaenv.Tickets) (ticket.Backend, error) {
+func ticketBackend(topic string, t lambdaenv.Tickets) (func(*wiring.Clients) ticket.Backend, error) {
 	switch t.Backend {
 	case "sns":
-		return &ticket.SNS{API: sns.NewFromConfig(cfg), TopicARN: topic}, nil
+		return func(c *wiring.Clients) ticket.Backend {
+			return &ticket.SNS{API: wiring.Client(c, sns.ServiceID, sns.NewFromConfig), TopicARN: topic}
+		}, nil
 	case "opscenter":
-		return &ticket.OpsCenter{API: ssm.NewFromConfig(cfg)}, nil
+		return func(c *wiring.Clients) ticket.Backend {
+			return &ticket.OpsCenter{API: wiring.Client(c, ssm.ServiceID, ssm.NewFromConfig)}
+		}, nil
 	case "jira":
-		secrets := secretsmanager.NewFromConfig(cfg)
-		return &ticket.Lazy{BackendName: t.Backend, Build: func(ctx context.Context) (ticket.Backend, error) {
-			secret, err := jira.LoadSecret(ctx, secrets, t.JiraSecretARN)
-			if err != nil {
-				return nil, err
-			}
-			return ticket.NewJira(secret, t.JiraProject, t.JiraIssueType, t.JiraLabels)
-		}}, nil
+		return func(c *wiring.Clients) ticket.Backend {
+			secrets := wiring.Client(c, secretsmanager.ServiceID, secretsmanager.NewFromConfig)
+			return &ticket.Lazy{BackendName: t.Backend, Build: func(ctx context.Context) (ticket.Backend, error) {
+				secret, err := jira.LoadSecret(ctx, secrets, t.JiraSecretARN)
+				if err != nil {
+					return nil, err
+				}
+				return ticket.NewJira(secret, t.JiraProject, t.JiraIssueType, t.JiraLabels)
+			}}
+		}, nil
 	default:
 		return nil, fmt.Errorf("IMDSGUARD_TICKET_BACKEND = %q: allowed: sns, opscenter, jira", t.Backend)
 	}

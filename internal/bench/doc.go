@@ -5,8 +5,17 @@
 // BenchmarkPlan plans fleets of 2,000 and 10,000 instances. It builds the CLI, seeds a
 // realistic fleet into moto_server (EC2), the indexed CloudWatch stand-in and the
 // CloudTrail stand-in of internal/testsupport, runs the built binary as a user would,
-// and prints the API calls it made by operation, its wall time and its peak RSS. It checks the API-call budgets, which are counts and so
-// can be asserted; times and memory are only reported.
+// and prints the API calls it made by operation, its wall time and its peak RSS. Next to
+// the wall time it prints the floor the emulators set (DESIGN.md section 6): moto's own
+// time to serve the DescribeInstances pages plus the slowest of the plan's GetMetricData
+// calls, both measured apart, one request at a time (floor_test.go), and the ratio. It
+// checks the API-call budgets, which are counts and so can be asserted; times and memory
+// are only reported.
+//
+// BenchmarkLambda starts each function's bootstrap 20 times under the Runtime API
+// harness, taking turns with a minimal aws-lambda-go bootstrap (testdata/minimallambda,
+// built the same way), and prints their cold starts with each function's ratio to the
+// minimal one (the budget is 2x) and the size of the bootstrap `sam build` deploys.
 //
 // One size: go test -run '^$' -bench 'Plan/instances=2000$' -benchtime 1x ./internal/bench/
 //

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -178,6 +180,30 @@ type fleet struct {
 
 	mu      sync.Mutex
 	lookups []fakeaws.LookupRequest // every LookupEvents request, in arrival order
+	metrics []url.Values            // the form of every GetMetricData request, in arrival order
+}
+
+// observeMetrics records a GetMetricData request and lets the stand-in serve it.
+func (f *fleet) observeMetrics(r fakeaws.CloudWatchRequest) *fakeaws.APIError {
+	if r.Action == "GetMetricData" {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.metrics = append(f.metrics, maps.Clone(r.Form))
+	}
+	return nil
+}
+
+// metricRequestsSince returns the GetMetricData requests after the first n.
+func (f *fleet) metricRequestsSince(n int) []url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.metrics[n:])
+}
+
+func (f *fleet) metricRequestCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.metrics)
 }
 
 // observeLookup records a LookupEvents request and lets the stand-in serve it.
@@ -267,6 +293,7 @@ func seedFleet(ctx context.Context, ec2Client *ec2.Client, n, reservationSize in
 	}
 
 	f.cloudWatch = fakeaws.NewCloudWatch()
+	f.cloudWatch.SetFault(f.observeMetrics) // observes only: never fails a request
 	f.cloudTrail = fakeaws.NewCloudTrail()
 	f.cloudTrail.SetFault(f.observeLookup) // observes only: never fails a request
 	hour := now.UTC().Truncate(time.Hour)

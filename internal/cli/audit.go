@@ -14,6 +14,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
 func newAuditCommand(env Env) *cobra.Command {
@@ -43,7 +44,7 @@ func newAuditCommand(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l := &ledger.Ledger{API: dynamodb.NewFromConfig(cfg), Table: table}
+			l := &ledger.Ledger{API: wiring.Client(wiring.New(cfg, wiring.Options{}), dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
 			ref := ledger.Ref{AccountID: account, Region: cfg.Region, InstanceID: instanceID}
 			history, err := l.History(ctx, ref)
 			if err != nil {

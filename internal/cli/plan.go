@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -25,6 +22,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/report"
+	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
 type planOptions struct {
@@ -122,31 +120,33 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	// The configuration of every region is loaded before the first AWS call: a profile or
 	// region that cannot be loaded stops the run with nothing written.
 	counter := awsapi.NewCallCounter()
-	cfgs := make([]aws.Config, len(regions))
+	scopeClients := make([]*wiring.Clients, len(regions))
 	for i, region := range regions {
-		opts := env.AWS
-		opts.Region, opts.Counter, opts.CallTimeout = region, counter, settings.CallTimeout
-		if cfgs[i], err = awsapi.Load(ctx, opts); err != nil {
+		load := env.AWS
+		load.Region, load.Counter, load.CallTimeout = region, counter, settings.CallTimeout
+		cfg, err := awsapi.Load(ctx, load)
+		if err != nil {
 			return err
 		}
+		scopeClients[i] = wiring.New(cfg, wiring.Options{LookupsPerSecond: opts.lookupsPerSec})
 	}
 
 	now := env.Now().UTC()
 	var scopes []report.Scope
 	var assessments []guard.Assessment
-	for _, cfg := range cfgs {
+	for _, clients := range scopeClients {
 		if ctx.Err() != nil {
 			break // interrupted: writePlan will refuse to write
 		}
-		as, err := planRegion(ctx, env, cfg, ids, settings, opts.lookupsPerSec, now)
-		scope := report.Scope{Region: cfg.Region, Status: report.ScopeOK}
+		as, err := planRegion(ctx, env, clients, ids, settings, now)
+		scope := report.Scope{Region: clients.Region(), Status: report.ScopeOK}
 		if err != nil {
 			scope.Status, scope.Error = report.ScopeFailed, err.Error()
 		}
 		scopes = append(scopes, scope)
 		assessments = append(assessments, as...)
 	}
-	fillAccounts(ctx, cfgs[0], scopes, assessments)
+	fillAccounts(ctx, scopeClients[0], scopes, assessments)
 
 	plan := report.New(Version(), now, settings)
 	plan.Scopes = scopes
@@ -192,18 +192,12 @@ func scopesFailed(failed, planned int) error {
 // planRegion judges the instances of one account-region. An error means the region
 // could not be planned: its inventory could not be read. The instances asked for by id
 // are still returned then, deferred on the error.
-func planRegion(ctx context.Context, env Env, cfg aws.Config, ids []string, s policy.Settings, lookupsPerSec float64, now time.Time) ([]guard.Assessment, error) {
-	clients := guard.Clients{
-		EC2:           ec2.NewFromConfig(cfg),
-		CloudWatch:    cloudwatch.NewFromConfig(cfg),
-		CloudTrail:    cloudtrail.NewFromConfig(cfg),
-		LookupLimiter: evidence.NewLookupLimiter(lookupsPerSec),
-	}
+func planRegion(ctx context.Context, env Env, clients *wiring.Clients, ids []string, s policy.Settings, now time.Time) ([]guard.Assessment, error) {
 	var progress guard.Progress
 	if env.StderrIsTerminal {
 		bar := progressbar.NewOptions(-1,
 			progressbar.OptionSetWriter(env.Stderr),
-			progressbar.OptionSetDescription("planning "+cfg.Region),
+			progressbar.OptionSetDescription("planning "+clients.Region()),
 			progressbar.OptionShowCount(),
 			progressbar.OptionClearOnFinish(),
 		)
@@ -214,7 +208,7 @@ func planRegion(ctx context.Context, env Env, cfg aws.Config, ids []string, s po
 		}
 	}
 	// The errors name the operation and the region.
-	assessments, err := guard.Assess(ctx, clients, cfg.Region, ids, s, now, progress)
+	assessments, err := guard.Assess(ctx, clients.Guard(), clients.Region(), ids, s, now, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +235,7 @@ const identityTimeout = 15 * time.Second
 // actions; it is counted in api_calls like every call. When it fails too, for example
 // because the network allows no route to STS, the account stays unknown (null in the
 // plan) rather than guessed: the plan is not failed for want of a label.
-func fillAccounts(ctx context.Context, cfg aws.Config, scopes []report.Scope, assessments []guard.Assessment) {
+func fillAccounts(ctx context.Context, clients *wiring.Clients, scopes []report.Scope, assessments []guard.Assessment) {
 	var account string
 	for _, a := range assessments {
 		if a.AccountID != "" {
@@ -252,7 +246,7 @@ func fillAccounts(ctx context.Context, cfg aws.Config, scopes []report.Scope, as
 	if account == "" && ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(ctx, identityTimeout)
 		defer cancel()
-		if out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err == nil {
+		if out, err := wiring.Client(clients, sts.ServiceID, sts.NewFromConfig).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err == nil {
 			account = aws.ToString(out.Account)
 		}
 	}

@@ -10,10 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -21,14 +18,13 @@ import (
 	"github.com/imdsguard/imdsguard/internal/detect"
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/enforce"
-	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
-	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/ticket"
+	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
 // RunPipeline runs what `sam deploy` installs, in process and against the emulators:
@@ -44,20 +40,19 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipe
 		return err
 	}
 	defer dryRun.Close()
-	ec2Client := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(dryRun.URL) })
-	sqsClient := sqs.NewFromConfig(cfg)
-	snsClient := sns.NewFromConfig(cfg)
-	db := dynamodb.NewFromConfig(cfg)
+	awsClients := wiring.New(cfg, wiring.Options{
+		LookupsPerSecond: 50,
+		Endpoints:        wiring.Endpoints{EC2: dryRun.URL, CloudTrail: e.CloudTrail.URL},
+	})
+	ec2Client := awsClients.EC2()
+	sqsClient := wiring.Client(awsClients, sqs.ServiceID, sqs.NewFromConfig)
+	snsClient := wiring.Client(awsClients, sns.ServiceID, sns.NewFromConfig)
+	db := wiring.Client(awsClients, dynamodb.ServiceID, dynamodb.NewFromConfig)
 	res, err := CreateResources(ctx, ResourceClients{SQS: sqsClient, DynamoDB: db, SNS: snsClient})
 	if err != nil {
 		return err
 	}
-	clients := guard.Clients{
-		EC2:           ec2Client,
-		CloudWatch:    cloudwatch.NewFromConfig(cfg),
-		CloudTrail:    cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) { o.BaseEndpoint = aws.String(e.CloudTrail.URL) }),
-		LookupLimiter: evidence.NewLookupLimiter(50),
-	}
+	clients := awsClients.Guard()
 	settings := policy.DefaultSettings()
 	settings.Mode = policy.ModeEnforce
 	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))

@@ -3,9 +3,11 @@ package evidence
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,16 +31,42 @@ const (
 	metricPeriod         = time.Hour
 )
 
+// MetricCallsAtOnce bounds the GetMetricData calls one read has in flight. The calls
+// of a read are independent, and issuing them together brings a read close to the time
+// of its slowest call. The bound keeps a read within CloudWatch's GetMetricData quota of
+// 396,000 datapoints per second (for windows that start more than three hours ago): four
+// full calls are 403,200 datapoints, and more at once would only be throttled and
+// retried.
+const MetricCallsAtOnce = 4
+
 // MetricUsage reads the hourly MetadataNoToken sums of the given instances over the
 // lookback window ending now, batching as many instances per GetMetricData call as its
-// limits allow. Hours without a datapoint are not observed, never zero. A failed call
-// fails only the instances in its batch, and a reply that leaves an instance's query
-// unanswered or incomplete fails only that instance: their entries in errs name the error.
+// limits allow, with up to MetricCallsAtOnce calls at once. Hours without a datapoint
+// are not observed, never zero. A failed call fails only the instances in its batch,
+// and a reply that leaves an instance's query unanswered or incomplete fails only that
+// instance: their entries in errs name the error. Every instance asked for is in usage
+// or in errs, never both.
 func MetricUsage(ctx context.Context, api CloudWatchAPI, ids []string, lookback time.Duration, now time.Time) (usage map[string]policy.MetricUsage, errs map[string]error) {
+	return collectUsage(func(each func(MetricBatch)) { MetricUsageBatches(ctx, api, ids, lookback, now, each) })
+}
+
+// MetricBatch is what one GetMetricData batch of a read found: for each of its instances
+// (IDs, distinct), either its usage or the error that fails it.
+type MetricBatch struct {
+	IDs   []string
+	Usage map[string]policy.MetricUsage
+	Errs  map[string]error
+}
+
+// MetricUsageBatches is MetricUsage handing over each batch as soon as its calls are done,
+// so that the caller can go on with those instances while other batches are read. each
+// is called once per batch as the batches finish, never two at a time; the
+// batches together cover every instance asked for once. It returns when every batch has
+// been handed over.
+func MetricUsageBatches(ctx context.Context, api CloudWatchAPI, ids []string, lookback time.Duration, now time.Time, each func(MetricBatch)) {
 	// The window is whole hours ending with the current, still filling, hour.
 	end := now.UTC().Truncate(metricPeriod).Add(metricPeriod)
-	w := metricWindow{start: end.Add(-lookback), end: end, period: metricPeriod}
-	return readUsage(ctx, api, ids, w)
+	readBatches(ctx, api, ids, metricWindow{start: end.Add(-lookback), end: end, period: metricPeriod}, each)
 }
 
 // recentPeriod is the finest period the MetadataNoToken metric has with basic monitoring.
@@ -53,7 +81,9 @@ func UsageSince(ctx context.Context, api CloudWatchAPI, id string, since, now ti
 	if !start.Before(end) {
 		start = end.Add(-recentPeriod)
 	}
-	usage, errs := readUsage(ctx, api, []string{id}, metricWindow{start: start, end: end, period: recentPeriod})
+	usage, errs := collectUsage(func(each func(MetricBatch)) {
+		readBatches(ctx, api, []string{id}, metricWindow{start: start, end: end, period: recentPeriod}, each)
+	})
 	if err := errs[id]; err != nil {
 		return policy.MetricUsage{}, err
 	}
@@ -66,28 +96,52 @@ type metricWindow struct {
 	period     time.Duration
 }
 
-func readUsage(ctx context.Context, api CloudWatchAPI, ids []string, w metricWindow) (map[string]policy.MetricUsage, map[string]error) {
+// collectUsage gathers the batches of a read into one usage and one error map.
+func collectUsage(read func(each func(MetricBatch))) (map[string]policy.MetricUsage, map[string]error) {
+	usage := make(map[string]policy.MetricUsage)
+	errs := make(map[string]error)
+	read(func(b MetricBatch) {
+		maps.Copy(usage, b.Usage)
+		maps.Copy(errs, b.Errs)
+	})
+	return usage, errs
+}
+
+// readBatches reads the instances' usage over w in batches of as many instances as one
+// GetMetricData call answers in full, up to MetricCallsAtOnce batches at a time, and
+// hands each batch to each as it finishes (see MetricUsageBatches).
+func readBatches(ctx context.Context, api CloudWatchAPI, ids []string, w metricWindow, each func(MetricBatch)) {
 	// One query per instance: two would add its buckets up twice.
 	seen := make(map[string]bool, len(ids))
 	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { dup := seen[id]; seen[id] = true; return dup })
-	usage := make(map[string]policy.MetricUsage, len(ids))
-	errs := make(map[string]error)
 	buckets := int(w.end.Sub(w.start) / w.period)
 	perCall := min(maxQueriesPerCall, max(1, maxDatapointsPerCall/max(1, buckets)))
+
+	slots := make(chan struct{}, MetricCallsAtOnce)
+	var handOver sync.Mutex // each is never called concurrently
+	var wg sync.WaitGroup
 	for batch := range slices.Chunk(ids, perCall) {
-		got, failed, err := metricBatch(ctx, api, batch, w)
-		for _, id := range batch {
-			switch {
-			case err != nil:
-				errs[id] = err
-			case failed[id] != nil:
-				errs[id] = failed[id]
-			default:
-				usage[id] = got[id]
+		slots <- struct{}{}
+		wg.Go(func() {
+			got, failed, err := metricBatch(ctx, api, batch, w)
+			<-slots // the call is done: the next batch may start while this one is handed over
+			b := MetricBatch{IDs: batch, Usage: make(map[string]policy.MetricUsage, len(batch)), Errs: make(map[string]error)}
+			for _, id := range batch {
+				switch {
+				case err != nil:
+					b.Errs[id] = err
+				case failed[id] != nil:
+					b.Errs[id] = failed[id]
+				default:
+					b.Usage[id] = got[id]
+				}
 			}
-		}
+			handOver.Lock()
+			defer handOver.Unlock()
+			each(b)
+		})
 	}
-	return usage, errs
+	wg.Wait()
 }
 
 const opGetMetricData = "cloudwatch:GetMetricData"

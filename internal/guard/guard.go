@@ -37,8 +37,11 @@ type Assessment struct {
 type Progress func(done, total int)
 
 // lookupWorkers overlap CloudTrail round trips; the limiter, not the worker count, sets
-// the pace.
-const lookupWorkers = 4
+// the pace. There are enough that the workers do not set it either where the quota is
+// raised (--cloudtrail-rps): 16 round trips of 200 ms in flight make 80 a second. While
+// the metric batches are decoded, a worker also waits for the CPU, and more of them
+// keep the limiter's pace then too.
+const lookupWorkers = 16
 
 // Assess judges the instances of one region: all of them when ids is empty, else the
 // given ones (an id EC2 does not know is skipped as not found). It fails only when the
@@ -75,38 +78,71 @@ func Assess(ctx context.Context, c Clients, region string, ids []string, s polic
 
 // Judge completes the evidence (each part only where the rules still need it) and
 // decides. Use it when the inventory is already at hand; Assess reads it first.
+//
+// The metrics are read in concurrent batches (evidence.MetricUsageBatches), and the
+// CloudTrail lookups of a batch's instances start as soon as that batch's metrics are
+// in, while the other batches are still being read: a sweep then takes about as long as
+// its slowest evidence, not as long as all of it one after the other.
 func Judge(ctx context.Context, c Clients, region string, evs []policy.Evidence, s policy.Settings, now time.Time, progress Progress) []Assessment {
 	if progress == nil {
 		progress = func(int, int) {}
 	}
-	total := len(evs)
-
-	needMetrics := pending(evs, s, now, policy.NeedMetrics)
-	progress(total-len(needMetrics), total)
-	if len(needMetrics) > 0 {
-		ids := make([]string, len(needMetrics))
-		for i, n := range needMetrics {
-			ids[i] = evs[n].InstanceID
-		}
-		usage, errs := evidence.MetricUsage(ctx, c.CloudWatch, ids, s.Lookback, now)
-		for _, n := range needMetrics {
-			id := evs[n].InstanceID
-			if err := errs[id]; err != nil {
-				evs[n].MetricsErr = err
-				continue
-			}
-			u := usage[id]
-			evs[n].Metrics = &u
+	j := &judgement{evs: evs, total: len(evs), progress: progress}
+	var needMetrics, needTrail []int
+	for i := range evs {
+		switch policy.Next(evs[i], s, now) {
+		case policy.NeedMetrics:
+			needMetrics = append(needMetrics, i)
+		case policy.NeedCloudTrail:
+			needTrail = append(needTrail, i)
+		default:
+			j.done++
 		}
 	}
+	j.report()
 
-	needTrail := pending(evs, s, now, policy.NeedCloudTrail)
-	done := total - len(needTrail)
-	progress(done, total)
-	lookUpDeliveries(ctx, c, evs, needTrail, s, now, func() {
-		done++
-		progress(done, total)
-	})
+	// Every instance is queued for a lookup at most once, so the queue never blocks the
+	// metric reads that fill it.
+	lookups := make(chan lookup, len(evs))
+	var workers sync.WaitGroup
+	for range min(lookupWorkers, len(needMetrics)+len(needTrail)) {
+		workers.Go(func() {
+			for l := range lookups {
+				usage, err := evidence.CredentialDeliveries(ctx, c.CloudTrail, c.LookupLimiter, l.instance, s.Lookback, now)
+				j.finishLookup(l.n, usage, err)
+			}
+		})
+	}
+	j.queueLookups(lookups, needTrail)
+
+	if len(needMetrics) > 0 {
+		// The instances with an instance profile, which may need a lookup, are read
+		// first, so that the lookups start with the first batch. Within each group the
+		// order is random, and so are the batches: when the time left runs out before
+		// every lookup is done (CloudTrail allows 2 a second), the instances left over are
+		// deferred, and the next sweep starts with different ones instead of always the
+		// same.
+		byID := make(map[string][]int, len(needMetrics))
+		var withProfile, others []string
+		for _, k := range rand.Perm(len(needMetrics)) {
+			n := needMetrics[k]
+			id := evs[n].InstanceID
+			if _, ok := byID[id]; !ok {
+				if inst := evs[n].Instance; inst != nil && inst.InstanceProfileARN != "" {
+					withProfile = append(withProfile, id)
+				} else {
+					others = append(others, id)
+				}
+			}
+			byID[id] = append(byID[id], n)
+		}
+		ids := append(withProfile, others...)
+		evidence.MetricUsageBatches(ctx, c.CloudWatch, ids, s.Lookback, now, func(b evidence.MetricBatch) {
+			j.queueLookups(lookups, j.addMetrics(b, byID, s, now))
+		})
+	}
+	close(lookups)
+	workers.Wait()
 
 	out := make([]Assessment, len(evs))
 	for i, ev := range evs {
@@ -119,40 +155,68 @@ func Judge(ctx context.Context, c Clients, region string, evs []policy.Evidence,
 	return out
 }
 
-// pending returns the indexes of the evidence that still needs the given part.
-func pending(evs []policy.Evidence, s policy.Settings, now time.Time, need policy.Need) []int {
-	var out []int
-	for i := range evs {
-		if policy.Next(evs[i], s, now) == need {
-			out = append(out, i)
-		}
-	}
-	return out
+// lookup is one instance's CloudTrail lookup: its index in the evidence, and a copy of
+// its inventory for the worker.
+type lookup struct {
+	n        int
+	instance policy.Instance
 }
 
-func lookUpDeliveries(ctx context.Context, c Clients, evs []policy.Evidence, todo []int, s policy.Settings, now time.Time, finished func()) {
-	work := make(chan int)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range min(lookupWorkers, len(todo)) {
-		wg.Go(func() {
-			for n := range work {
-				usage, err := evidence.CredentialDeliveries(ctx, c.CloudTrail, c.LookupLimiter, *evs[n].Instance, s.Lookback, now)
-				mu.Lock()
-				evs[n].CloudTrail, evs[n].CloudTrailErr = usage, err
-				finished()
-				mu.Unlock()
+// judgement is the evidence of a Judge being completed by the metric reads and the
+// lookup workers at once. mu guards evs, done, and the calls of progress, which are
+// made one at a time and never go backwards.
+type judgement struct {
+	mu       sync.Mutex
+	evs      []policy.Evidence
+	total    int
+	done     int // instances whose verdict is final
+	progress Progress
+}
+
+func (j *judgement) report() { j.progress(j.done, j.total) }
+
+// addMetrics files a batch's metric evidence and returns the instances that now need a
+// CloudTrail lookup; those that need nothing more count as done.
+func (j *judgement) addMetrics(b evidence.MetricBatch, byID map[string][]int, s policy.Settings, now time.Time) []int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var needTrail []int
+	for _, id := range b.IDs {
+		for _, n := range byID[id] {
+			if err := b.Errs[id]; err != nil {
+				j.evs[n].MetricsErr = err
+			} else {
+				u := b.Usage[id]
+				j.evs[n].Metrics = &u
 			}
-		})
+			if policy.Next(j.evs[n], s, now) == policy.NeedCloudTrail {
+				needTrail = append(needTrail, n)
+			} else {
+				j.done++
+			}
+		}
 	}
-	// A random order: when the time left runs out before every lookup is done (CloudTrail
-	// allows 2 a second), the instances left over are deferred, and the next sweep starts
-	// with different ones instead of always the same.
-	for _, i := range rand.Perm(len(todo)) {
-		work <- todo[i]
+	j.report()
+	return needTrail
+}
+
+// queueLookups queues the lookups of the instances, in a random order (see Judge).
+func (j *judgement) queueLookups(queue chan<- lookup, todo []int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, k := range rand.Perm(len(todo)) {
+		n := todo[k]
+		queue <- lookup{n: n, instance: *j.evs[n].Instance}
 	}
-	close(work)
-	wg.Wait()
+}
+
+// finishLookup files one instance's CloudTrail evidence; its verdict is then final.
+func (j *judgement) finishLookup(n int, usage *policy.CloudTrailUsage, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.evs[n].CloudTrail, j.evs[n].CloudTrailErr = usage, err
+	j.done++
+	j.report()
 }
 
 // fillAccount gives instances that were not found the account of those that were, so

@@ -172,8 +172,8 @@ var fleetKinds = []kind{
 }
 
 func init() {
-	// More lookups than the guard has workers.
-	for i := range 4 {
+	// More lookups than the guard has workers (16).
+	for i := range 17 {
 		fleetKinds = append(fleetKinds, kind{
 			name: fmt.Sprintf("clean-%d", i+1), spec: fakeaws.InstanceSpec{InstanceProfileName: "app"}, metrics: zeros, trail: []string{"2.0", "2.0"},
 			action: policy.ActionRemediate, code: policy.ReasonIMDSv1Unused, getMetrics: true, lookUp: true,

@@ -1,0 +1,150 @@
+package guard_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+
+	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// heldMetrics is an in-process GetMetricData that answers every query with a full
+// series of zeros over the window. It answers its first call at once and holds every
+// later one until trail reports a LookupEvents call: a guard that waited for every
+// metric batch before looking anything up in CloudTrail would never get them.
+type heldMetrics struct {
+	trail *countingTrail
+
+	mu    sync.Mutex
+	calls int
+}
+
+func (m *heldMetrics) GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
+	m.mu.Lock()
+	m.calls++
+	first := m.calls == 1
+	m.mu.Unlock()
+	if !first {
+		select {
+		case <-m.trail.started:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("held until a CloudTrail lookup started, which none did: %w", ctx.Err())
+		}
+	}
+	var stamps []time.Time
+	for ts := aws.ToTime(in.StartTime); ts.Before(aws.ToTime(in.EndTime)); ts = ts.Add(time.Hour) {
+		stamps = append(stamps, ts)
+	}
+	out := &cloudwatch.GetMetricDataOutput{MetricDataResults: []cwtypes.MetricDataResult{}}
+	for _, q := range in.MetricDataQueries {
+		out.MetricDataResults = append(out.MetricDataResults, cwtypes.MetricDataResult{
+			Id: q.Id, StatusCode: cwtypes.StatusCodeComplete, Timestamps: stamps, Values: make([]float64, len(stamps)),
+		})
+	}
+	return out, nil
+}
+
+func (m *heldMetrics) callCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls
+}
+
+// countingTrail is an in-process LookupEvents that finds no event, counts the lookups
+// of each user name, and closes started at the first.
+type countingTrail struct {
+	started chan struct{}
+
+	mu     sync.Mutex
+	lookUp map[string]int
+}
+
+func (c *countingTrail) LookupEvents(_ context.Context, in *cloudtrail.LookupEventsInput, _ ...func(*cloudtrail.Options)) (*cloudtrail.LookupEventsOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lookUp) == 0 {
+		close(c.started)
+	}
+	c.lookUp[aws.ToString(in.LookupAttributes[0].AttributeValue)]++
+	return &cloudtrail.LookupEventsOutput{Events: []cttypes.Event{}}, nil
+}
+
+// TestJudgeLooksUpWhileMetricsAreRead: the CloudTrail lookups of a metric batch's
+// candidates start while the other batches are still being read, and every instance
+// still ends with exactly its own evidence and one verdict: metrics only for those the
+// rules need them for, one lookup for each candidate with an instance profile, and the
+// progress never going backwards. Run it with -race.
+func TestJudgeLooksUpWhileMetricsAreRead(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC()
+	s := settings() // 24 hours: 500 instances per GetMetricData call
+	trail := &countingTrail{started: make(chan struct{}), lookUp: map[string]int{}}
+	metrics := &heldMetrics{trail: trail}
+	c := guard.Clients{CloudWatch: metrics, CloudTrail: trail, LookupLimiter: evidence.NewLookupLimiter(1e6)}
+
+	// 1,200 candidates with a profile (three batches), 300 without (metrics, no lookup),
+	// and 100 compliant instances that need nothing.
+	var evs []policy.Evidence
+	kinds := map[string]string{}
+	add := func(kind string, count int, tokens, profile string) {
+		for range count {
+			id := fmt.Sprintf("i-%017x", 0xa11000+len(evs))
+			kinds[id] = kind
+			evs = append(evs, policy.Evidence{InstanceID: id, Instance: &policy.Instance{
+				AccountID: motoAccount, Region: region, InstanceID: id, State: policy.StateRunning,
+				LaunchTime: now.Add(-30 * 24 * time.Hour), InstanceProfileARN: profile,
+				Options: policy.MetadataOptions{HTTPTokens: tokens, HopLimit: 2, HTTPEndpoint: policy.EndpointEnabled},
+			}})
+		}
+	}
+	add("candidate", 1200, policy.TokensOptional, "arn:aws:iam::123456789012:instance-profile/app")
+	add("no-profile", 300, policy.TokensOptional, "")
+	add("compliant", 100, policy.TokensRequired, "arn:aws:iam::123456789012:instance-profile/app")
+
+	var progress progressLog
+	got := guard.Judge(testContext(t), c, region, evs, s, now, progress.report)
+
+	if len(got) != len(evs) {
+		t.Fatalf("%d assessments for %d instances", len(got), len(evs))
+	}
+	if calls := metrics.callCount(); calls != 3 {
+		t.Errorf("%d GetMetricData calls, want 3 batches of at most 500", calls)
+	}
+	for i, a := range got {
+		ev := a.Evidence
+		if ev.InstanceID != evs[i].InstanceID {
+			t.Fatalf("assessment %d is of %s, want %s", i, ev.InstanceID, evs[i].InstanceID)
+		}
+		kind := kinds[ev.InstanceID]
+		if ev.MetricsErr != nil || ev.CloudTrailErr != nil {
+			t.Fatalf("%s (%s): metrics error %v, CloudTrail error %v", ev.InstanceID, kind, ev.MetricsErr, ev.CloudTrailErr)
+		}
+		wantMetrics, wantLookups, want := true, 0, policy.ReasonIMDSv1Unused
+		switch kind {
+		case "candidate":
+			wantLookups = 1
+		case "compliant":
+			wantMetrics, want = false, policy.ReasonCompliant
+		}
+		if (ev.Metrics != nil) != wantMetrics || (ev.CloudTrail != nil) != (wantLookups == 1) {
+			t.Errorf("%s (%s): metrics %v, CloudTrail %v", ev.InstanceID, kind, ev.Metrics != nil, ev.CloudTrail != nil)
+		}
+		if n := trail.lookUp[ev.InstanceID]; n != wantLookups {
+			t.Errorf("%s (%s): looked up %d times, want %d", ev.InstanceID, kind, n, wantLookups)
+		}
+		if a.Verdict.Primary() != want {
+			t.Errorf("%s (%s): verdict %s %s, want %s", ev.InstanceID, kind, a.Verdict.Action, a.Verdict.Primary(), want)
+		}
+	}
+	progress.check(t, len(evs))
+}
