@@ -156,8 +156,8 @@ func renderParameters(params []policy.Parameter) string {
 			}
 			b.WriteString(flowField(4, "AllowedValues", "["+strings.Join(items, ", ")+"]"))
 		}
-		if p.Constraint.AllowedPattern != "" {
-			b.WriteString("    AllowedPattern: " + singleQuoted(p.Constraint.AllowedPattern) + "\n")
+		if p.Constraint.Pattern() != "" {
+			b.WriteString("    AllowedPattern: " + singleQuoted(p.Constraint.Pattern()) + "\n")
 		}
 		if p.Constraint.MaxLength > 0 {
 			b.WriteString(fmt.Sprintf("    MaxLength: %d\n", p.Constraint.MaxLength))
@@ -339,8 +339,8 @@ func TestTemplateParametersFollowDefinitions(t *testing.T) {
 			continue
 		}
 		want := map[string]string{"Type": "String", "Default": p.Default, "ConstraintDescription": p.ConstraintDescription, "Description": p.Description}
-		if p.Constraint.AllowedPattern != "" {
-			want["AllowedPattern"] = p.Constraint.AllowedPattern
+		if p.Constraint.Pattern() != "" {
+			want["AllowedPattern"] = p.Constraint.Pattern()
 		}
 		if p.Constraint.MaxLength > 0 {
 			want["MaxLength"] = strconv.Itoa(p.Constraint.MaxLength)
@@ -362,8 +362,8 @@ func TestTemplateParametersFollowDefinitions(t *testing.T) {
 				t.Errorf("parameter %s: %s = %q, want %q (the definition's)", p.Name, k, got[k], want[k])
 			}
 		}
-		if err := portablePattern(p.Constraint.AllowedPattern); p.Constraint.AllowedPattern != "" && err != nil {
-			t.Errorf("parameter %s: AllowedPattern %q: %v", p.Name, p.Constraint.AllowedPattern, err)
+		if err := portablePattern(p.Constraint.Pattern()); p.Constraint.Pattern() != "" && err != nil {
+			t.Errorf("parameter %s: AllowedPattern %q: %v", p.Name, p.Constraint.Pattern(), err)
 		}
 		if !p.Constraint.Allows(p.Default) {
 			t.Errorf("parameter %s: the default %q is not allowed", p.Name, p.Default)

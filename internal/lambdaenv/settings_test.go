@@ -167,7 +167,7 @@ func TestSpecsAreComplete(t *testing.T) {
 // TestMaxVerdictAgePatternIsParse: the template's pattern accepts exactly what the
 // function does.
 func TestMaxVerdictAgePatternIsParse(t *testing.T) {
-	re := regexp.MustCompile(`^(?:` + MaxVerdictAge.Constraint.AllowedPattern + `)$`)
+	re := regexp.MustCompile(`^(?:` + MaxVerdictAge.Constraint.Pattern() + `)$`)
 	var accepted int
 	for n := range 3000 {
 		for _, unit := range []string{"", "s", "m", "h", "d"} {

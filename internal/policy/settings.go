@@ -60,7 +60,8 @@ type Constraint struct {
 	// AllowedPattern, when not empty, must match the whole value. It uses only syntax that
 	// Go (RE2) and Java (CloudFormation) read alike: literals, classes with ranges and
 	// \p{L} \p{N} \p{Z} \p{Cc}, (?:...) groups, alternation and greedy ?, *, + and {n,m};
-	// no ., \s, \w, lookaround or back-reference.
+	// no ., \s, \w, lookaround or back-reference. A constraint made by
+	// Numbers.Constraint has none: Pattern generates it.
 	AllowedPattern string
 	// MaxLength, when above 0, bounds the value's length in UTF-16 code units, the length
 	// of a Java string, as CloudFormation measures it.
@@ -69,6 +70,18 @@ type Constraint struct {
 	// was generated from: the code checks it directly (Numbers.Parse accepts exactly the
 	// spellings the pattern does, which the tests check on every numeral in every form).
 	numbers Numbers
+}
+
+// Pattern is the AllowedPattern the template carries: the one given, or, for a
+// constraint made by Numbers.Constraint, the pattern generated from its numbers. It is
+// made on demand, because only the template and its tests need it: the code checks
+// numbers directly, and a bootstrap's start-up should not pay for a regular expression
+// it never uses.
+func (c Constraint) Pattern() string {
+	if c.numbers != nil {
+		return c.numbers.pattern()
+	}
+	return c.AllowedPattern
 }
 
 // Allows reports whether v satisfies the constraint. v must be valid UTF-8: a
@@ -160,9 +173,12 @@ func (ns Numbers) Duration(v string) (time.Duration, bool) {
 	return time.Duration(n) * unit, ok
 }
 
-// Constraint is the constraint that accepts exactly Values: for the template, a pattern
-// generated from them; for the code, Parse.
-func (ns Numbers) Constraint() Constraint {
+// Constraint is the constraint that accepts exactly Values: for the code, Parse; for the
+// template, a pattern generated from them (Constraint.Pattern).
+func (ns Numbers) Constraint() Constraint { return Constraint{numbers: ns} }
+
+// pattern is a regular expression that matches exactly Values.
+func (ns Numbers) pattern() string {
 	var forms []string
 	for _, f := range ns {
 		var numerals []string
@@ -175,7 +191,7 @@ func (ns Numbers) Constraint() Constraint {
 		}
 		forms = append(forms, digits+regexp.QuoteMeta(f.Suffix))
 	}
-	return Constraint{AllowedPattern: "^(?:" + strings.Join(forms, "|") + ")$", numbers: ns}
+	return "^(?:" + strings.Join(forms, "|") + ")$"
 }
 
 // digitsPattern returns a regular expression that matches exactly the given numerals
@@ -680,7 +696,9 @@ func LoadSettings(lookupEnv func(string) (string, bool), flags map[string]string
 			value = v
 		}
 		values[spec.Flag] = value
-		if !spec.Constraint.Allows(value) || spec.parse(&s, value) != nil {
+		// A default is valid (a test checks every one), so a start-up with the defaults
+		// compiles none of the patterns, which costs a bootstrap's cold start.
+		if (value != spec.Default && !spec.Constraint.Allows(value)) || spec.parse(&s, value) != nil {
 			return Settings{}, &SettingError{Spec: spec, Value: value}
 		}
 	}

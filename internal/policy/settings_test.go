@@ -155,7 +155,7 @@ func TestSettingSpecsAreComplete(t *testing.T) {
 			t.Errorf("incomplete spec %+v", spec)
 		}
 		c := spec.Constraint
-		if len(c.AllowedValues) == 0 && c.AllowedPattern == "" {
+		if len(c.AllowedValues) == 0 && c.Pattern() == "" {
 			t.Errorf("%s: no constraint", spec.Flag)
 		}
 		if !c.Allows(spec.Default) {
@@ -223,7 +223,7 @@ var allNumbers = map[string]Numbers{
 func TestNumbersPatternIsParse(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	for name, ns := range allNumbers {
-		re := regexp.MustCompile(`^(?:` + ns.Constraint().AllowedPattern + `)$`)
+		re := regexp.MustCompile(`^(?:` + ns.Constraint().Pattern() + `)$`)
 		values := map[string]bool{}
 		for _, v := range ns.Values() {
 			values[v] = true
