@@ -137,17 +137,11 @@ func moduleRoot(b *testing.B) string {
 // buildCLI builds cmd/imdsguard once, as `make build` does, into a temporary directory.
 func buildCLI(b *testing.B, root string) string {
 	b.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		b.Fatalf("the go command is needed to build the CLI: %v", err)
-	}
-	bin := filepath.Join(b.TempDir(), "imdsguard")
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-o", bin, "./cmd/imdsguard")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build ./cmd/imdsguard: %v\n%s", err, out)
+	bin, err := fakeaws.BuildBinary(ctx, "./cmd/imdsguard", filepath.Join(b.TempDir(), "imdsguard"), "-ldflags", "-s -w")
+	if err != nil {
+		b.Fatal(err)
 	}
 	return bin
 }

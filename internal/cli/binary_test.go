@@ -17,47 +17,20 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 )
 
 // buildCLI builds cmd/imdsguard as `make build` does, with extra -ldflags, into a
 // temporary directory, and returns the binary's path.
 func buildCLI(t *testing.T, ldflags string) string {
 	t.Helper()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "imdsguard")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// `go test` puts its own toolchain first on PATH.
-	goTool, err := exec.LookPath("go")
+	bin, err := fakeaws.BuildBinary(ctx, "./cmd/imdsguard", filepath.Join(t.TempDir(), "imdsguard"), "-ldflags", ldflags)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags", ldflags, "-o", bin, "./cmd/imdsguard")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/imdsguard: %v\n%s", err, out)
-	}
 	return bin
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod at or above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // stallingAWS is an AWS endpoint whose every request hangs until the test releases it or

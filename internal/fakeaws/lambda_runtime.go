@@ -884,17 +884,25 @@ func (l *lambdaLog) contains(substr string) (<-chan struct{}, bool) {
 }
 
 // BuildLambda builds the main package pkg as Lambda's provided.al2023 runtime expects it,
-// but for the host platform: `go build -tags lambda.norpc -trimpath -o outDir/bootstrap`
-// with CGO_ENABLED=0, run from the module root (found by walking up from the working
-// directory to go.mod). pkg is an import path or a path relative to the module root
-// ("./functions/detect"). It returns the absolute path of the binary.
+// but for the host platform: BuildBinary into outDir/bootstrap with the tag lambda.norpc.
+// pkg is an import path or a path relative to the module root ("./functions/detect"). It
+// returns the absolute path of the binary.
 func BuildLambda(ctx context.Context, pkg, outDir string) (string, error) {
+	return BuildBinary(ctx, pkg, filepath.Join(outDir, "bootstrap"), "-tags", "lambda.norpc")
+}
+
+// BuildBinary builds the main package pkg for the host into out, from the module root
+// (found by walking up from the working directory to go.mod), with CGO_ENABLED=0 and
+// -trimpath as every imdsguard binary is built, and the extra go build flags given. One
+// build configuration for every binary a test builds means the packages they share are
+// compiled once: a build with cgo would compile the whole SDK again. It returns the
+// absolute path of the binary.
+func BuildBinary(ctx context.Context, pkg, out string, flags ...string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
-	out, err := filepath.Abs(filepath.Join(outDir, "bootstrap"))
-	if err != nil {
+	if out, err = filepath.Abs(out); err != nil {
 		return "", err
 	}
 	// `go test` puts its own toolchain first on PATH.
@@ -902,7 +910,8 @@ func BuildLambda(ctx context.Context, pkg, outDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", pkg, err)
 	}
-	cmd := exec.CommandContext(ctx, goBin, "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=false", "-o", out, pkg)
+	args := append(append([]string{"build", "-trimpath", "-buildvcs=false"}, flags...), "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	cmd.WaitDelay = lambdaWaitDelay
