@@ -36,11 +36,13 @@ func newAuditCommand(env Env) *cobra.Command {
 			if format != "table" && format != "json" {
 				return usagef("invalid format %q: allowed: table, json", format)
 			}
-			if len(account) != 12 || strings.Trim(account, "0123456789") != "" {
+			if !policy.ValidAccountID(account) {
 				return usagef("--account %q: want the 12-digit account the instance is in", account)
 			}
 			ctx := cmd.Context()
-			cfg, err := awsapi.Load(ctx, awsapi.Options{Region: region})
+			load := env.AWS
+			load.Region = region
+			cfg, err := awsapi.Load(ctx, load)
 			if err != nil {
 				return err
 			}
