@@ -30,8 +30,9 @@ help:
 
 ## build: bin/imdsguard (the CLI) and bin/imdsguard-demo (the demo), stripped
 build:
-	$(GOBUILD) -o $(BIN)/imdsguard ./cmd/imdsguard
-	$(GOBUILD) -o $(BIN)/imdsguard-demo ./cmd/imdsguard-demo
+	@echo "building bin/imdsguard and bin/imdsguard-demo (the first build compiles the AWS SDK: a few minutes)"
+	@$(GOBUILD) -o $(BIN)/imdsguard ./cmd/imdsguard
+	@$(GOBUILD) -o $(BIN)/imdsguard-demo ./cmd/imdsguard-demo
 
 ## test: lint, then every test with the race detector (the integration tests start moto themselves)
 test: lint moto
@@ -69,7 +70,7 @@ venv-tool:
 
 ## demo: plan and remediate a sample fleet of 46 instances in local emulators (no AWS account needed)
 demo: build moto
-	$(BIN)/imdsguard-demo
+	@$(BIN)/imdsguard-demo
 
 ## bench: plan fleets of 2,000 and 10,000 instances; prints API calls, time and peak RSS
 bench: build moto
