@@ -5,34 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 	"github.com/imdsguard/imdsguard/internal/ticket/jira"
 )
 
-func secretsClient(t *testing.T) *secretsmanager.Client {
-	t.Helper()
-	m := testsupport.Moto(t)
-	return secretsmanager.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *secretsmanager.Options) {
-		o.BaseEndpoint = aws.String(m.URL)
-	})
-}
-
-func createSecret(t *testing.T, sm *secretsmanager.Client, name, value string) string {
-	t.Helper()
-	out, err := sm.CreateSecret(testCtx(t), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
-	if err != nil {
-		t.Fatalf("CreateSecret %s: %v", name, err)
-	}
-	return aws.ToString(out.ARN)
-}
-
 // TestJiraFromSecret goes from a secret in Secrets Manager to an issue in Jira.
 func TestJiraFromSecret(t *testing.T) {
-	sm := secretsClient(t)
+	sm := testsupport.SecretsManager(t)
 	for _, c := range jiraCases() {
 		srv := fakeaws.NewJira(fakeaws.JiraOptions{Flavor: c.flavor})
 		t.Cleanup(srv.Close)
@@ -46,7 +26,7 @@ func TestJiraFromSecret(t *testing.T) {
 			secret["user"], secret["password"] = c.auth.User, c.auth.Password.Reveal()
 		}
 		raw, _ := json.Marshal(secret)
-		arn := createSecret(t, sm, "imdsguard/jira-"+strings.ReplaceAll(c.name, " ", "-"), string(raw))
+		arn := testsupport.CreateSecret(t, sm, "imdsguard/jira-"+strings.ReplaceAll(c.name, " ", "-"), string(raw))
 		s, err := jira.LoadSecret(testCtx(t), sm, arn)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
@@ -27,25 +26,8 @@ const (
 
 var secretValues = []string{secretToken, secretPassword, secretPAT, "8fJ2kq", "Lm42xz", "Qw93vb"}
 
-func secretsClient(t *testing.T) *secretsmanager.Client {
-	t.Helper()
-	m := testsupport.Moto(t)
-	return secretsmanager.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *secretsmanager.Options) {
-		o.BaseEndpoint = aws.String(m.URL)
-	})
-}
-
-func createSecret(t *testing.T, sm *secretsmanager.Client, name, value string) string {
-	t.Helper()
-	out, err := sm.CreateSecret(testCtx(t), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
-	if err != nil {
-		t.Fatalf("CreateSecret %s: %v", name, err)
-	}
-	return aws.ToString(out.ARN)
-}
-
 func TestLoadSecret(t *testing.T) {
-	sm := secretsClient(t)
+	sm := testsupport.SecretsManager(t)
 	valid := []struct {
 		name, json string
 		flavour    Flavour
@@ -62,7 +44,7 @@ func TestLoadSecret(t *testing.T) {
 			DataCenter, "http://localhost:9", Auth{PAT: secretPAT}},
 	}
 	for _, tc := range valid {
-		arn := createSecret(t, sm, "imdsguard/jira-"+strings.ReplaceAll(tc.name, " ", "-"), tc.json)
+		arn := testsupport.CreateSecret(t, sm, "imdsguard/jira-"+strings.ReplaceAll(tc.name, " ", "-"), tc.json)
 		s, err := LoadSecret(testCtx(t), sm, arn)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
@@ -104,7 +86,7 @@ func TestLoadSecret(t *testing.T) {
 	}
 	for i, tc := range invalid {
 		name := fmt.Sprintf("imdsguard/jira-bad-%d", i)
-		arn := createSecret(t, sm, name, tc.json)
+		arn := testsupport.CreateSecret(t, sm, name, tc.json)
 		_, err := LoadSecret(testCtx(t), sm, arn)
 		if err == nil {
 			t.Errorf("%s: accepted", tc.name)
