@@ -114,7 +114,7 @@ func evaluate(ev Evidence, s Settings, now time.Time) (Verdict, Need) {
 	if age := now.Sub(*m.LastDatapoint); age > s.MaxMetricStaleness {
 		return with(final(ActionDefer, ReasonStaleMetrics,
 			"the last MetadataNoToken datapoint is from %s, %s ago (more than %s)",
-			m.LastDatapoint.UTC().Format(time.RFC3339), shortDuration(age), shortDuration(s.MaxMetricStaleness))), NeedNothing
+			m.LastDatapoint.UTC().Format(time.RFC3339), ShortDuration(age), ShortDuration(s.MaxMetricStaleness))), NeedNothing
 	}
 	unused := fmt.Sprintf("0 IMDSv1 calls in %d observed hours", m.ObservedHours)
 
@@ -221,8 +221,8 @@ func formatCount(f float64) string {
 	return fmt.Sprintf("%.2f", f)
 }
 
-// shortDuration writes a duration to the minute, as people do: "6h39m", "3h", "45m".
-func shortDuration(d time.Duration) string {
+// ShortDuration writes a duration to the minute, as people do: "6h39m", "3h", "45m".
+func ShortDuration(d time.Duration) string {
 	out := d.Round(time.Minute).String()
 	out = strings.TrimSuffix(out, "0s")
 	if strings.HasSuffix(out, "h0m") {

@@ -372,8 +372,8 @@ func TestShortDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		3 * time.Hour: "3h", 6*time.Hour + 39*time.Minute + 10*time.Second: "6h39m", 45 * time.Minute: "45m", 90 * time.Minute: "1h30m",
 	} {
-		if got := shortDuration(d); got != want {
-			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		if got := ShortDuration(d); got != want {
+			t.Errorf("ShortDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -120,7 +120,7 @@ func RecheckQueued(in RecheckInput, s Settings, limits RecheckLimits, now time.T
 		return refuse("the verdict has no creation time")
 	case q.CreatedAt.After(now.Add(limits.MaxClockSkew)):
 		return refuse(fmt.Sprintf("the verdict was created at %s, %s in the future",
-			q.CreatedAt.UTC().Format(time.RFC3339), shortDuration(q.CreatedAt.Sub(now))))
+			q.CreatedAt.UTC().Format(time.RFC3339), ShortDuration(q.CreatedAt.Sub(now))))
 	}
 
 	if in.Live == nil {
@@ -149,7 +149,7 @@ func RecheckQueued(in RecheckInput, s Settings, limits RecheckLimits, now time.T
 	}
 	age := now.Sub(q.CreatedAt)
 	if age > limits.MaxAge {
-		return Recheck{Step: RecheckRejudge, Note: fmt.Sprintf("the verdict is %s old (more than %s)", shortDuration(age), shortDuration(limits.MaxAge))}
+		return Recheck{Step: RecheckRejudge, Note: fmt.Sprintf("the verdict is %s old (more than %s)", ShortDuration(age), ShortDuration(limits.MaxAge))}
 	}
 	if q.Seen == nil || !sameOptions(*q.Seen, inst.Options) {
 		return Recheck{Step: RecheckRejudge, Note: "the metadata options changed since the verdict: " + describeChange(q.Seen, inst.Options)}

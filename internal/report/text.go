@@ -137,7 +137,7 @@ func evidenceText(in Instance, s Settings, now time.Time) string {
 			text = "not found"
 		}
 	case policy.ReasonEndpointDisabled:
-		text = join("endpoint disabled", hopChange(in))
+		text = JoinNonEmpty("endpoint disabled", hopChange(in))
 	case policy.ReasonIMDSv1UsedMetric:
 		text = metricsUsed(e, now)
 	case policy.ReasonInsufficientMetrics:
@@ -153,9 +153,9 @@ func evidenceText(in Instance, s Settings, now time.Time) string {
 	case policy.ReasonIMDSv1UsedCloudTrail:
 		text = cloudTrailV1(e.CloudTrail)
 	case policy.ReasonCloudTrailUnavailable:
-		text = join(metricsUnused(e, now, false), "CloudTrail not read")
+		text = JoinNonEmpty(metricsUnused(e, now, false), "CloudTrail not read")
 	case policy.ReasonIMDSv1Unused:
-		text = join(metricsUnused(e, now, true), hopChange(in))
+		text = JoinNonEmpty(metricsUnused(e, now, true), hopChange(in))
 	case policy.ReasonEvidenceError:
 		text = "gathering failed, see Why"
 	}
@@ -165,7 +165,9 @@ func evidenceText(in Instance, s Settings, now time.Time) string {
 	return truncate(text, maxEvidenceRunes)
 }
 
-func join(parts ...string) string {
+// JoinNonEmpty joins the parts that say something with ", ", so that optional clauses
+// leave no stray commas.
+func JoinNonEmpty(parts ...string) string {
 	var kept []string
 	for _, p := range parts {
 		if p != "" {

@@ -57,16 +57,6 @@ func runes(s string) int { return utf8.RuneCountInString(s) }
 
 func pad(s string, width int) string { return s + strings.Repeat(" ", max(0, width-runes(s))) }
 
-func join(parts ...string) string {
-	var kept []string
-	for _, p := range parts {
-		if p != "" {
-			kept = append(kept, p)
-		}
-	}
-	return strings.Join(kept, ", ")
-}
-
 func number(f float64) string { return strings.TrimSuffix(fmt.Sprintf("%.2f", f), ".00") }
 
 // shortTime drops the date of a time on the same UTC day as now: "09:00Z", else
@@ -77,14 +67,4 @@ func shortTime(t, now time.Time) string {
 		return t.Format("15:04Z")
 	}
 	return t.Format("2006-01-02T15:04Z")
-}
-
-// age writes a duration to the minute: "6h29m", "3h", "45m".
-func age(d time.Duration) string {
-	s := d.Round(time.Minute).String()
-	s = strings.TrimSuffix(s, "0s")
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

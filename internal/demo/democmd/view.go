@@ -197,7 +197,7 @@ func evidence(in report.Instance, s report.Settings, now time.Time) string {
 			return "tag " + tag
 		}
 	case policy.ReasonEndpointDisabled:
-		return join("endpoint disabled (and left so)", hops(in))
+		return report.JoinNonEmpty("endpoint disabled (and left so)", hops(in))
 	case policy.ReasonNotRunning:
 		return in.State + "; usage is judged only while it runs"
 	case policy.ReasonIMDSv1UsedMetric:
@@ -214,7 +214,7 @@ func evidence(in report.Instance, s report.Settings, now time.Time) string {
 		}
 	case policy.ReasonStaleMetrics:
 		if e.LastDatapoint != nil {
-			return fmt.Sprintf("newest datapoint %s old (more than %s)", age(now.Sub(*e.LastDatapoint)), age(s.MaxMetricStaleness))
+			return fmt.Sprintf("newest datapoint %s old (more than %s)", policy.ShortDuration(now.Sub(*e.LastDatapoint)), policy.ShortDuration(s.MaxMetricStaleness))
 		}
 		return fmt.Sprintf("no datapoint in %dh", lookback)
 	case policy.ReasonIMDSv1UsedCloudTrail:
@@ -237,7 +237,7 @@ func evidence(in report.Instance, s report.Settings, now time.Time) string {
 		return "CloudTrail could not be read"
 	case policy.ReasonIMDSv1Unused:
 		if e.MetadataNoTokenSum != nil && e.ObservedHours != nil {
-			return join(fmt.Sprintf("%s IMDSv1 calls in %dh", number(*e.MetadataNoTokenSum), *e.ObservedHours), hops(in))
+			return report.JoinNonEmpty(fmt.Sprintf("%s IMDSv1 calls in %dh", number(*e.MetadataNoTokenSum), *e.ObservedHours), hops(in))
 		}
 	default:
 		return primary.Detail
