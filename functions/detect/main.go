@@ -22,20 +22,21 @@ import (
 
 func main() {
 	log := lambdaenv.Logger()
-	settings, err := lambdaenv.LoadDetect(os.LookupEnv)
-	if err != nil {
+	fail := func(err error) {
 		log.Error("invalid settings", "error", err.Error())
 		os.Exit(1)
+	}
+	settings, err := lambdaenv.LoadDetect(os.LookupEnv)
+	if err != nil {
+		fail(err)
 	}
 	queueURL, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_QUEUE_URL")
 	if err != nil {
-		log.Error("invalid settings", "error", err.Error())
-		os.Exit(1)
+		fail(err)
 	}
 	table, err := lambdaenv.Required(os.LookupEnv, "IMDSGUARD_LEDGER_TABLE")
 	if err != nil {
-		log.Error("invalid settings", "error", err.Error())
-		os.Exit(1)
+		fail(err)
 	}
 	// The AWS configuration is loaded, and the clients built, by the first invocation:
 	// before lambda.Start there is only the parsing of the settings above.

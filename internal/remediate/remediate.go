@@ -152,6 +152,9 @@ func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSM
 	return nil
 }
 
+// enforcedTicketNote closes the ticket of an instance on which IMDSv2 was enforced.
+const enforcedTicketNote = "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used."
+
 // maxRecheckRounds bounds the gather-and-ask loop: the policy asks for the live instance
 // and then, at most, for the recent usage.
 const maxRecheckRounds = 4
@@ -273,7 +276,7 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 	// is made, so a ticket that cannot be closed must not fail the message: its retry would
 	// find the instance compliant and record that instead of the enforcement. The ticket
 	// stays open in the ledger, and the next sweep's close-out resolves it.
-	note, err := h.closeTicket(ctx, v, "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used.", now)
+	note, err := h.closeTicket(ctx, v, enforcedTicketNote, now)
 	if err != nil {
 		h.Log.WarnContext(ctx, "enforced, but closing the instance's open ticket failed; the next sweep's close-out resolves it",
 			"decision_id", v.DecisionID, "instance_id", v.InstanceID, "error", err.Error())
@@ -298,7 +301,7 @@ func (h *Handler) enforcedEarlier(ctx context.Context, v message.Verdict, live *
 	}
 	out.Action, out.Reasons = v.Action, v.Reasons
 	out.Prior, out.Applied = &snap.Options, &live.Options
-	note, err := h.closeTicket(ctx, v, "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used.", now)
+	note, err := h.closeTicket(ctx, v, enforcedTicketNote, now)
 	if err != nil {
 		return out, false, err
 	}
