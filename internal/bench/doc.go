@@ -1,6 +1,6 @@
 // Package bench holds imdsguard's benchmarks (`make bench`; DESIGN.md section 6). It has
 // no code of its own: the benchmarks live in the package's tests, so that `make test`
-// compiles them but never runs them.
+// compiles them but never runs them (it runs the one test that keeps the SDK floors true).
 //
 // BenchmarkPlan plans fleets of 2,000 and 10,000 instances. It builds the CLI, seeds a
 // realistic fleet into moto_server (EC2), the indexed CloudWatch stand-in and the
@@ -15,7 +15,12 @@
 // BenchmarkLambda starts each function's bootstrap 20 times under the Runtime API
 // harness, taking turns with a minimal aws-lambda-go bootstrap (testdata/minimallambda,
 // built the same way), and prints their cold starts with each function's ratio to the
-// minimal one (the budget is 2x) and the size of the bootstrap `sam build` deploys.
+// minimal one (the budget is 2x) and the size of the bootstrap `sam build` deploys. Each
+// function also has its SDK floor (testdata/sdkfloor): the minimal bootstrap linking the
+// AWS SDK packages the function links, so that the table shows how much of a cold start
+// is the SDK's package initialisation and how much imdsguard's own code adds.
+// TestSDKFloorsLinkWhatTheFunctionsLink, which `make test` runs, keeps the floors' SDK
+// packages equal to the functions'.
 //
 // One size: go test -run '^$' -bench 'Plan/instances=2000$' -benchtime 1x ./internal/bench/
 //

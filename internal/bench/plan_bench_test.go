@@ -117,7 +117,7 @@ func reservationSize(b *testing.B) int {
 }
 
 // moduleRoot walks up from the package directory to the directory holding go.mod.
-func moduleRoot(b *testing.B) string {
+func moduleRoot(b testing.TB) string {
 	b.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
