@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,9 +65,56 @@ type MetricBatch struct {
 // batches together cover every instance asked for once. It returns when every batch has
 // been handed over.
 func MetricUsageBatches(ctx context.Context, api CloudWatchAPI, ids []string, lookback time.Duration, now time.Time, each func(MetricBatch)) {
-	// The window is whole hours ending with the current, still filling, hour.
-	end := now.UTC().Truncate(metricPeriod).Add(metricPeriod)
-	readBatches(ctx, api, ids, metricWindow{start: end.Add(-lookback), end: end, period: metricPeriod}, each)
+	start, end := policy.LookbackWindow(now, lookback)
+	readBatches(ctx, api, ids, metricWindow{start: start, end: end, period: metricPeriod}, each)
+}
+
+// Window is a span of whole hours, from Start to End.
+type Window struct{ Start, End time.Time }
+
+// BootUsageBatches reads the MetadataNoToken usage of each instance's own window (its
+// boot hours, policy.BootWindowOf) and hands the batches to each as MetricUsageBatches
+// does. GetMetricData asks one window of all the queries of a call, so the instances go
+// into launch-time cohorts: sorted by window, as many to a call as fit both its 500
+// queries and its 100,800 datapoints over the cohort's span, so that instances launched
+// close together cost one call. Only the buckets inside an instance's own window count
+// for it.
+func BootUsageBatches(ctx context.Context, api CloudWatchAPI, windows map[string]Window, each func(MetricBatch)) {
+	ids := slices.SortedFunc(maps.Keys(windows), func(a, b string) int {
+		if c := windows[a].Start.Compare(windows[b].Start); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var calls []metricCall
+	for len(ids) > 0 {
+		call := metricCall{own: map[string]metricWindow{}}
+		for _, id := range ids {
+			w := windows[id]
+			span := metricWindow{start: w.Start.UTC(), end: w.End.UTC(), period: metricPeriod}
+			if len(call.ids) > 0 {
+				span.start = call.window.start // sorted: the cohort's first start is the earliest
+				span.end = latest(call.window.end, span.end)
+			}
+			buckets := int(span.end.Sub(span.start) / metricPeriod)
+			if len(call.ids) > 0 && (len(call.ids) == maxQueriesPerCall || (len(call.ids)+1)*buckets > maxDatapointsPerCall) {
+				break
+			}
+			call.ids = append(call.ids, id)
+			call.window = span
+			call.own[id] = metricWindow{start: w.Start.UTC(), end: w.End.UTC(), period: metricPeriod}
+		}
+		ids = ids[len(call.ids):]
+		calls = append(calls, call)
+	}
+	readCalls(ctx, api, calls, each)
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // recentPeriod is the finest period the MetadataNoToken metric has with basic monitoring.
@@ -116,17 +164,35 @@ func readBatches(ctx context.Context, api CloudWatchAPI, ids []string, w metricW
 	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { dup := seen[id]; seen[id] = true; return dup })
 	buckets := int(w.end.Sub(w.start) / w.period)
 	perCall := min(maxQueriesPerCall, max(1, maxDatapointsPerCall/max(1, buckets)))
+	var calls []metricCall
+	for batch := range slices.Chunk(ids, perCall) {
+		calls = append(calls, metricCall{ids: batch, window: w})
+	}
+	readCalls(ctx, api, calls, each)
+}
 
+// metricCall is one GetMetricData call (with its pages): the instances it asks about,
+// the window it asks for, and, when the instances' own windows differ, each one's part of
+// it (only the buckets inside an instance's own window count for it).
+type metricCall struct {
+	ids    []string
+	window metricWindow
+	own    map[string]metricWindow
+}
+
+// readCalls makes the calls, up to MetricCallsAtOnce at a time, and hands each call's
+// batch to each as it finishes, never two at a time.
+func readCalls(ctx context.Context, api CloudWatchAPI, calls []metricCall, each func(MetricBatch)) {
 	slots := make(chan struct{}, MetricCallsAtOnce)
 	var handOver sync.Mutex // each is never called concurrently
 	var wg sync.WaitGroup
-	for batch := range slices.Chunk(ids, perCall) {
+	for _, call := range calls {
 		slots <- struct{}{}
 		wg.Go(func() {
-			got, failed, err := metricBatch(ctx, api, batch, w)
+			got, failed, err := metricBatch(ctx, api, call)
 			<-slots // the call is done: the next batch may start while this one is handed over
-			b := MetricBatch{IDs: batch, Usage: make(map[string]policy.MetricUsage, len(batch)), Errs: make(map[string]error)}
-			for _, id := range batch {
+			b := MetricBatch{IDs: call.ids, Usage: make(map[string]policy.MetricUsage, len(call.ids)), Errs: make(map[string]error)}
+			for _, id := range call.ids {
 				switch {
 				case err != nil:
 					b.Errs[id] = err
@@ -150,7 +216,8 @@ const opGetMetricData = "cloudwatch:GetMetricData"
 // batch (the call failed, or the reply cannot be trusted for any query: an unknown query
 // id, timestamps and values that do not pair up); failed names the instances whose own
 // query was not answered in full.
-func metricBatch(ctx context.Context, api CloudWatchAPI, ids []string, w metricWindow) (usage map[string]policy.MetricUsage, failed map[string]error, err error) {
+func metricBatch(ctx context.Context, api CloudWatchAPI, call metricCall) (usage map[string]policy.MetricUsage, failed map[string]error, err error) {
+	ids, w := call.ids, call.window
 	queries := make([]cwtypes.MetricDataQuery, len(ids))
 	byQuery := make(map[string]string, len(ids))
 	for i, id := range ids {
@@ -205,7 +272,11 @@ func metricBatch(ctx context.Context, api CloudWatchAPI, ids []string, w metricW
 					&IncompleteReplyError{Operation: opGetMetricData, Problem: fmt.Sprintf("an answer to the unknown query id %q", aws.ToString(r.Id))})
 			}
 			status[id] = r.StatusCode
-			usage[id] = addBuckets(usage[id], r.Timestamps, r.Values)
+			stamps, values := r.Timestamps, r.Values
+			if own, ok := call.own[id]; ok {
+				stamps, values = within(own, stamps, values)
+			}
+			usage[id] = addBuckets(usage[id], stamps, values)
 			if buckets[id] == nil {
 				buckets[id] = make(map[time.Time]bool, len(r.Timestamps))
 			}
@@ -268,6 +339,19 @@ func incompleteMetricData(page *cloudwatch.GetMetricDataOutput) string {
 		}
 	}
 	return ""
+}
+
+// within keeps the buckets that start inside w.
+func within(w metricWindow, stamps []time.Time, values []float64) ([]time.Time, []float64) {
+	var keptStamps []time.Time
+	var keptValues []float64
+	for i, ts := range stamps {
+		if !ts.Before(w.start) && ts.Before(w.end) {
+			keptStamps = append(keptStamps, ts)
+			keptValues = append(keptValues, values[i])
+		}
+	}
+	return keptStamps, keptValues
 }
 
 // addBuckets folds one page of buckets into the usage so far.

@@ -422,3 +422,51 @@ func TestMetricUsageFailedCall(t *testing.T) {
 		})
 	}
 }
+
+// TestBootUsageCountsOnlyEachInstancesOwnHours reads boot windows through the real client
+// from the CloudWatch stand-in: two instances launched an hour apart share a call (one
+// cohort), and each counts only the buckets of its own window, not its neighbour's nor
+// the hours around it.
+func TestBootUsageCountsOnlyEachInstancesOwnHours(t *testing.T) {
+	t.Parallel()
+	cw := newCloudWatch(t)
+	boot := time.Now().UTC().Truncate(time.Hour).Add(-40 * 24 * time.Hour)
+	early, late := "i-000000000000b0001", "i-000000000000b0002"
+	// Every hour from 2 before the first boot to 6 after has a datapoint; the early
+	// instance made 5 IMDSv1 calls in the hour before it launched (which is not its
+	// boot) and 2 in its second hour; the late one made 7 calls in the early one's
+	// first hour, before it launched itself.
+	hourly := func(values map[int]float64) []fakeaws.Point {
+		var pts []fakeaws.Point
+		for h := -2; h <= 6; h++ {
+			pts = append(pts, fakeaws.Point{Time: boot.Add(time.Duration(h) * time.Hour), Value: values[h]})
+		}
+		return pts
+	}
+	putSeries(cw, early, hourly(map[int]float64{-1: 5, 1: 2}))
+	putSeries(cw, late, hourly(map[int]float64{0: 7}))
+	windows := map[string]evidence.Window{
+		early: {Start: boot, End: boot.Add(3 * time.Hour)},
+		late:  {Start: boot.Add(time.Hour), End: boot.Add(4 * time.Hour)},
+	}
+	counter := awsapi.NewCallCounter()
+	usage := map[string]policy.MetricUsage{}
+	evidence.BootUsageBatches(testContext(t), cloudWatchClient(cw.URL, counter), windows, func(b evidence.MetricBatch) {
+		if len(b.Errs) != 0 {
+			t.Errorf("errs = %v", b.Errs)
+		}
+		maps.Copy(usage, b.Usage)
+	})
+	want := map[string]policy.MetricUsage{
+		early: {Sum: 2, ObservedHours: 3, LastDatapoint: at(boot.Add(2 * time.Hour)), LastNonZero: at(boot.Add(time.Hour))},
+		late:  {Sum: 0, ObservedHours: 3, LastDatapoint: at(boot.Add(3 * time.Hour))},
+	}
+	for id, w := range want {
+		if got, ok := usage[id]; !ok || !sameUsage(got, w) {
+			t.Errorf("%s: usage = %s (present %v), want %s", id, usageString(got), ok, usageString(w))
+		}
+	}
+	if n := counter.Counts()[getMetricDataOp]; n != 1 {
+		t.Errorf("%d GetMetricData calls, want 1 for the one cohort", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +16,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/smithy-go"
 )
 
 // DefaultAMI is an Amazon Linux image that moto ships in every region. (moto does not
@@ -116,10 +118,8 @@ func SeedInstances(ctx context.Context, client *ec2.Client, spec InstanceSpec) (
 			// moto 5.2 attaches IamInstanceProfile to the first instance of a
 			// reservation only; EC2 attaches it to every one.
 			if in.IamInstanceProfile != nil && inst.IamInstanceProfile == nil {
-				if _, err := client.AssociateIamInstanceProfile(ctx, &ec2.AssociateIamInstanceProfileInput{
-					InstanceId: inst.InstanceId, IamInstanceProfile: in.IamInstanceProfile,
-				}); err != nil {
-					return nil, fmt.Errorf("AssociateIamInstanceProfile %s: %w", aws.ToString(inst.InstanceId), err)
+				if err := associateProfile(ctx, client, aws.ToString(inst.InstanceId), spec.InstanceProfileName); err != nil {
+					return nil, err
 				}
 			}
 			out = append(out, seeded(inst))
@@ -277,4 +277,33 @@ func PutMetadataNoToken(ctx context.Context, client *cloudwatch.Client, instance
 		}
 	}
 	return nil
+}
+
+// associateProfile attaches the instance profile to the instance. The SDK sends the call
+// again when a reply is lost (a loaded moto drops connections); if the first attempt did
+// attach it, the second fails with IncorrectState, and the profile is then checked to be
+// the one asked for.
+func associateProfile(ctx context.Context, client *ec2.Client, id, profile string) error {
+	_, err := client.AssociateIamInstanceProfile(ctx, &ec2.AssociateIamInstanceProfileInput{
+		InstanceId: aws.String(id), IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(profile)},
+	})
+	var apiErr smithy.APIError
+	if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode() != "IncorrectState" {
+		if err != nil {
+			return fmt.Errorf("AssociateIamInstanceProfile %s: %w", id, err)
+		}
+		return nil
+	}
+	out, derr := client.DescribeIamInstanceProfileAssociations(ctx, &ec2.DescribeIamInstanceProfileAssociationsInput{
+		Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: []string{id}}},
+	})
+	if derr != nil {
+		return fmt.Errorf("AssociateIamInstanceProfile %s: %w (and reading its association: %v)", id, err, derr)
+	}
+	for _, a := range out.IamInstanceProfileAssociations {
+		if a.IamInstanceProfile != nil && strings.HasSuffix(aws.ToString(a.IamInstanceProfile.Arn), "/"+profile) {
+			return nil
+		}
+	}
+	return fmt.Errorf("AssociateIamInstanceProfile %s: %w", id, err)
 }

@@ -41,3 +41,26 @@ func TestSeedInstancesProfileOnEvery(t *testing.T) {
 		t.Fatalf("%d instances described, want 3", n)
 	}
 }
+
+// TestAssociateProfileTwice: an association the SDK sends again after a lost reply finds
+// the profile already attached; that is success when it is the profile asked for, and
+// an error when it is another.
+func TestAssociateProfileTwice(t *testing.T) {
+	moto := Moto(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client := ec2.NewFromConfig(AWSConfig("us-east-1"), func(o *ec2.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+	seeded, err := SeedInstances(ctx, client, InstanceSpec{Count: 1, InstanceProfileName: "twice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := associateProfile(ctx, client, seeded[0].ID, "twice"); err != nil {
+		t.Errorf("the same profile again: %v", err)
+	}
+	if err := ensureInstanceProfile(ctx, iamFor(client), "other"); err != nil {
+		t.Fatal(err)
+	}
+	if err := associateProfile(ctx, client, seeded[0].ID, "other"); err == nil {
+		t.Error("another profile over the attached one was taken for success")
+	}
+}

@@ -88,11 +88,13 @@ func Judge(ctx context.Context, c Clients, region string, evs []policy.Evidence,
 		progress = func(int, int) {}
 	}
 	j := &judgement{evs: evs, total: len(evs), progress: progress}
-	var needMetrics, needTrail []int
+	var needMetrics, needBoot, needTrail []int
 	for i := range evs {
 		switch policy.Next(evs[i], s, now) {
 		case policy.NeedMetrics:
 			needMetrics = append(needMetrics, i)
+		case policy.NeedBootMetrics:
+			needBoot = append(needBoot, i)
 		case policy.NeedCloudTrail:
 			needTrail = append(needTrail, i)
 		default:
@@ -114,6 +116,30 @@ func Judge(ctx context.Context, c Clients, region string, evs []policy.Evidence,
 		})
 	}
 	j.queueLookups(lookups, needTrail)
+
+	// The boot hours (rule 8b) of the candidates that launched before the lookback are
+	// read as soon as their batch's metrics are in, beside the other batches, and their
+	// lookups queued when they are.
+	var boots sync.WaitGroup
+	readBoots := func(todo []int) {
+		if len(todo) == 0 {
+			return
+		}
+		boots.Go(func() {
+			windows := make(map[string]evidence.Window, len(todo))
+			byID := make(map[string][]int, len(todo))
+			for _, n := range todo {
+				start, end, _ := policy.BootWindowOf(*evs[n].Instance, s, now)
+				id := evs[n].InstanceID
+				windows[id] = evidence.Window{Start: start, End: end}
+				byID[id] = append(byID[id], n)
+			}
+			evidence.BootUsageBatches(ctx, c.CloudWatch, windows, func(b evidence.MetricBatch) {
+				j.queueLookups(lookups, j.addBoot(b, byID, s, now))
+			})
+		})
+	}
+	readBoots(needBoot)
 
 	if len(needMetrics) > 0 {
 		// The instances with an instance profile, which may need a lookup, are read
@@ -138,9 +164,12 @@ func Judge(ctx context.Context, c Clients, region string, evs []policy.Evidence,
 		}
 		ids := append(withProfile, others...)
 		evidence.MetricUsageBatches(ctx, c.CloudWatch, ids, s.Lookback, now, func(b evidence.MetricBatch) {
-			j.queueLookups(lookups, j.addMetrics(b, byID, s, now))
+			boot, trail := j.addMetrics(b, byID, s, now)
+			j.queueLookups(lookups, trail)
+			readBoots(boot)
 		})
 	}
+	boots.Wait()
 	close(lookups)
 	workers.Wait()
 
@@ -175,29 +204,55 @@ type judgement struct {
 
 func (j *judgement) report() { j.progress(j.done, j.total) }
 
-// addMetrics files a batch's metric evidence and returns the instances that now need a
-// CloudTrail lookup; those that need nothing more count as done.
-func (j *judgement) addMetrics(b evidence.MetricBatch, byID map[string][]int, s policy.Settings, now time.Time) []int {
+// addMetrics files a batch's metric evidence and returns the instances that now need
+// their boot hours read and those that need a CloudTrail lookup; those that need nothing
+// more count as done.
+func (j *judgement) addMetrics(b evidence.MetricBatch, byID map[string][]int, s policy.Settings, now time.Time) (needBoot, needTrail []int) {
+	return j.file(b, byID, s, now, func(ev *policy.Evidence, usage *policy.MetricUsage, err error) {
+		ev.Metrics, ev.MetricsErr = usage, err
+	})
+}
+
+// addBoot files a batch's boot-hours evidence and returns the instances that now need a
+// CloudTrail lookup; the others count as done.
+func (j *judgement) addBoot(b evidence.MetricBatch, byID map[string][]int, s policy.Settings, now time.Time) []int {
+	needBoot, needTrail := j.file(b, byID, s, now, func(ev *policy.Evidence, usage *policy.MetricUsage, err error) {
+		ev.Boot, ev.BootErr = usage, err
+	})
+	// Every instance of the batch now has its boot usage or its error, so none asks for it
+	// again. One that did would keep its "not read" defer rather than be read for ever.
+	j.mu.Lock()
+	j.done += len(needBoot)
+	j.mu.Unlock()
+	return needTrail
+}
+
+// file stores each instance's part of a batch with set and sorts the instances by what
+// they need next.
+func (j *judgement) file(b evidence.MetricBatch, byID map[string][]int, s policy.Settings, now time.Time,
+	set func(ev *policy.Evidence, usage *policy.MetricUsage, err error)) (needBoot, needTrail []int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var needTrail []int
 	for _, id := range b.IDs {
 		for _, n := range byID[id] {
 			if err := b.Errs[id]; err != nil {
-				j.evs[n].MetricsErr = err
+				set(&j.evs[n], nil, err)
 			} else {
 				u := b.Usage[id]
-				j.evs[n].Metrics = &u
+				set(&j.evs[n], &u, nil)
 			}
-			if policy.Next(j.evs[n], s, now) == policy.NeedCloudTrail {
+			switch policy.Next(j.evs[n], s, now) {
+			case policy.NeedBootMetrics:
+				needBoot = append(needBoot, n)
+			case policy.NeedCloudTrail:
 				needTrail = append(needTrail, n)
-			} else {
+			default:
 				j.done++
 			}
 		}
 	}
 	j.report()
-	return needTrail
+	return needBoot, needTrail
 }
 
 // queueLookups queues the lookups of the instances, in a random order (see Judge).

@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,7 +103,8 @@ func TestJudgeLooksUpWhileMetricsAreRead(t *testing.T) {
 			kinds[id] = kind
 			evs = append(evs, policy.Evidence{InstanceID: id, Instance: &policy.Instance{
 				AccountID: motoAccount, Region: region, InstanceID: id, State: policy.StateRunning,
-				LaunchTime: now.Add(-30 * 24 * time.Hour), InstanceProfileARN: profile,
+				// Inside the one-day lookback: no boot hours to read (TestJudgeReadsBootHours).
+				LaunchTime: now.Add(-12 * time.Hour), InstanceProfileARN: profile,
 				Options: policy.MetadataOptions{HTTPTokens: tokens, HopLimit: 2, HTTPEndpoint: policy.EndpointEnabled},
 			}})
 		}
@@ -144,6 +146,134 @@ func TestJudgeLooksUpWhileMetricsAreRead(t *testing.T) {
 		}
 		if a.Verdict.Primary() != want {
 			t.Errorf("%s (%s): verdict %s %s, want %s", ev.InstanceID, kind, a.Verdict.Action, a.Verdict.Primary(), want)
+		}
+	}
+	progress.check(t, len(evs))
+}
+
+// bootMetrics is an in-process GetMetricData that answers every query with a zero for
+// each hour of the call's window, except that the instance named user made 3 IMDSv1
+// calls in the hour it launched in, and the instance named silent has no datapoint
+// before the lookback. It keeps the window of every call.
+type bootMetrics struct {
+	lookbackStart  time.Time
+	user, silent   string
+	userLaunchHour time.Time
+
+	mu      sync.Mutex
+	windows [][2]time.Time
+	queries []int
+}
+
+func (m *bootMetrics) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
+	start, end := aws.ToTime(in.StartTime), aws.ToTime(in.EndTime)
+	m.mu.Lock()
+	m.windows = append(m.windows, [2]time.Time{start, end})
+	m.queries = append(m.queries, len(in.MetricDataQueries))
+	m.mu.Unlock()
+	out := &cloudwatch.GetMetricDataOutput{MetricDataResults: []cwtypes.MetricDataResult{}}
+	for _, q := range in.MetricDataQueries {
+		id := aws.ToString(q.MetricStat.Metric.Dimensions[0].Value)
+		r := cwtypes.MetricDataResult{Id: q.Id, StatusCode: cwtypes.StatusCodeComplete, Timestamps: []time.Time{}, Values: []float64{}}
+		for ts := start; ts.Before(end); ts = ts.Add(time.Hour) {
+			if id == m.silent && ts.Before(m.lookbackStart) {
+				continue
+			}
+			value := 0.0
+			if id == m.user && ts.Equal(m.userLaunchHour) {
+				value = 3
+			}
+			r.Timestamps, r.Values = append(r.Timestamps, ts), append(r.Values, value)
+		}
+		out.MetricDataResults = append(out.MetricDataResults, r)
+	}
+	return out, nil
+}
+
+// TestJudgeReadsBootHours: candidates launched before the lookback have their boot hours
+// read (rule 8b) in launch-time cohorts, one GetMetricData call per cohort that fits the
+// call's datapoint limit; IMDSv1 calls at boot make a ticket without a CloudTrail lookup,
+// boot hours without a datapoint add boot-unobserved, and the others go on to CloudTrail.
+func TestJudgeReadsBootHours(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC()
+	s := settings()
+	lookbackStart, _ := policy.LookbackWindow(now, s.Lookback)
+	trail := &countingTrail{started: make(chan struct{}), lookUp: map[string]int{}}
+
+	// 20 instances launched 400 days ago and 20 launched 30 days ago: together they span
+	// 370 days, which 40 queries cannot cover in one call (40 x 8,883 hours is more than
+	// 100,800 datapoints), so they are two cohorts.
+	var evs []policy.Evidence
+	launches := map[string]time.Time{}
+	for i := range 40 {
+		id := fmt.Sprintf("i-%017x", 0xb00700+i)
+		days := 400
+		if i >= 20 {
+			days = 30
+		}
+		launch := now.Add(-time.Duration(days)*24*time.Hour - time.Duration(i)*time.Minute)
+		launches[id] = launch
+		evs = append(evs, policy.Evidence{InstanceID: id, Instance: &policy.Instance{
+			AccountID: motoAccount, Region: region, InstanceID: id, State: policy.StateRunning, LaunchTime: launch,
+			InstanceProfileARN: "arn:aws:iam::123456789012:instance-profile/app",
+			Options:            policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: 2, HTTPEndpoint: policy.EndpointEnabled},
+		}})
+	}
+	user, silent := evs[25].InstanceID, evs[3].InstanceID
+	metrics := &bootMetrics{lookbackStart: lookbackStart, user: user, silent: silent, userLaunchHour: launches[user].Truncate(time.Hour)}
+	c := guard.Clients{CloudWatch: metrics, CloudTrail: trail, LookupLimiter: evidence.NewLookupLimiter(1e6)}
+
+	var progress progressLog
+	got := guard.Judge(testContext(t), c, region, evs, s, now, progress.report)
+
+	metrics.mu.Lock()
+	windows, queries := metrics.windows, metrics.queries
+	metrics.mu.Unlock()
+	if len(windows) != 3 {
+		t.Fatalf("%d GetMetricData calls %v, want the lookback's and two boot cohorts'", len(windows), windows)
+	}
+	bootQueries := 0
+	for i, w := range windows {
+		if !w[0].Before(lookbackStart) {
+			continue
+		}
+		bootQueries += queries[i]
+		if hours := int(w[1].Sub(w[0]) / time.Hour); queries[i]*hours > 100800 {
+			t.Errorf("boot call %v asks %d queries x %d hours, more than a call answers", w, queries[i], hours)
+		}
+	}
+	if bootQueries != 40 {
+		t.Errorf("%d boot queries, want one for each of the 40 candidates", bootQueries)
+	}
+	for _, a := range got {
+		id := a.Evidence.InstanceID
+		if a.Evidence.Boot == nil || a.Evidence.BootErr != nil {
+			t.Fatalf("%s: boot usage %+v, error %v", id, a.Evidence.Boot, a.Evidence.BootErr)
+		}
+		wantAction, wantCodes, wantLookups := policy.ActionRemediate, "imdsv1-unused", 1
+		switch id {
+		case user:
+			wantAction, wantCodes, wantLookups = policy.ActionTicket, "imdsv1-used-at-boot", 0
+			if a.Evidence.Boot.Sum != 3 {
+				t.Errorf("%s: boot sum %g, want 3", id, a.Evidence.Boot.Sum)
+			}
+		case silent:
+			wantCodes = "imdsv1-unused,boot-unobserved"
+		}
+		var codes []string
+		for _, r := range a.Verdict.Reasons {
+			codes = append(codes, string(r.Code))
+		}
+		if a.Verdict.Action != wantAction || strings.Join(codes, ",") != wantCodes {
+			t.Errorf("%s: %s %v, want %s %s", id, a.Verdict.Action, codes, wantAction, wantCodes)
+		}
+		if n := trail.lookUp[id]; n != wantLookups {
+			t.Errorf("%s: looked up %d times, want %d", id, n, wantLookups)
+		}
+		// Only the instance's own boot hours count: 3 of them for a launch in mid-hour.
+		if id != silent && a.Evidence.Boot.ObservedHours != 3 {
+			t.Errorf("%s: %d boot hours observed, want its own 3", id, a.Evidence.Boot.ObservedHours)
 		}
 	}
 	progress.check(t, len(evs))

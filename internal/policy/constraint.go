@@ -93,7 +93,7 @@ func wholeMatch(pattern string) *regexp.Regexp {
 
 // NumberForm is one way of writing a setting's value: a whole number from Min to Max
 // that is a multiple of Step (0 means 1), in plain decimal (no sign, leading zero,
-// space or fraction), followed by Suffix. The number counts Units (0 for a bare number).
+// space or fraction; zero itself is "0"), followed by Suffix. The number counts Units (0 for a bare number).
 type NumberForm struct {
 	Suffix   string
 	Min, Max int
@@ -121,7 +121,7 @@ func (ns Numbers) Values() []string {
 func (ns Numbers) Parse(v string) (n int, unit time.Duration, ok bool) {
 	for _, f := range ns {
 		digits, found := strings.CutSuffix(v, f.Suffix)
-		if !found || digits == "" || len(digits) > 9 || digits[0] == '0' || strings.Trim(digits, "0123456789") != "" {
+		if !found || digits == "" || len(digits) > 9 || (digits[0] == '0' && digits != "0") || strings.Trim(digits, "0123456789") != "" {
 			continue
 		}
 		n, err := strconv.Atoi(digits)

@@ -14,6 +14,9 @@ const (
 	NeedNothing Need = iota
 	// NeedMetrics: the MetadataNoToken usage has not been gathered yet.
 	NeedMetrics
+	// NeedBootMetrics: the instance launched before the lookback window and the
+	// MetadataNoToken usage of its boot hours (BootWindowOf) has not been gathered yet.
+	NeedBootMetrics
 	// NeedCloudTrail: the instance would be remediated, has an instance profile, and its
 	// credential deliveries have not been looked up yet.
 	NeedCloudTrail
@@ -115,6 +118,12 @@ func evaluate(ev Evidence, s Settings, now time.Time) (Verdict, Need) {
 		return with(final(ActionDefer, ReasonStaleMetrics,
 			"the last MetadataNoToken datapoint is from %s, %s ago (more than %s)",
 			m.LastDatapoint.UTC().Format(time.RFC3339), ShortDuration(age), ShortDuration(s.MaxMetricStaleness))), NeedNothing
+	}
+	// Rule 8b.
+	if v, r, need, decided := bootRule(ev, s, now); decided {
+		return with(v), need
+	} else if r.Code != "" {
+		secondary = append(secondary, r)
 	}
 	unused := fmt.Sprintf("0 IMDSv1 calls in %d observed hours", m.ObservedHours)
 

@@ -16,7 +16,7 @@ func ptime(t time.Time) *time.Time { return &t }
 func running(mods ...func(*Instance)) *Instance {
 	inst := &Instance{
 		AccountID: "123456789012", Region: "us-east-1", InstanceID: "i-0123456789abcdef0",
-		Name: "web-1", State: StateRunning,
+		Name: "web-1", State: StateRunning, LaunchTime: now.Add(-72 * time.Hour),
 		Options:            MetadataOptions{HTTPTokens: TokensOptional, HopLimit: 2, HTTPEndpoint: EndpointEnabled, State: "applied"},
 		Tags:               map[string]string{"Name": "web-1"},
 		InstanceProfileARN: "arn:aws:iam::123456789012:instance-profile/web",
@@ -34,6 +34,11 @@ func withEndpoint(e string) func(*Instance)  { return func(i *Instance) { i.Opti
 func withHop(h int32) func(*Instance)        { return func(i *Instance) { i.Options.HopLimit = h } }
 func withTag(k, v string) func(*Instance)    { return func(i *Instance) { i.Tags[k] = v } }
 func noProfile(i *Instance)                  { i.InstanceProfileARN = "" }
+func launched(at time.Time) func(*Instance)  { return func(i *Instance) { i.LaunchTime = at } }
+
+// beforeLookback is a launch 30 days ago, before the default 14-day lookback: rule 8b
+// reads its boot hours.
+var beforeLookback = now.Add(-30 * 24 * time.Hour)
 
 func healthyMetrics() *MetricUsage {
 	return &MetricUsage{Sum: 0, ObservedHours: 336, LastDatapoint: ptime(now.Add(-80 * time.Minute))}
@@ -237,6 +242,69 @@ func TestDecideRules(t *testing.T) {
 			name:   "container host that uses v1 is ticketed with the note",
 			ev:     Evidence{Instance: running(withTag("aws:eks:cluster-name", "prod")), Metrics: &MetricUsage{Sum: 3, ObservedHours: 336, LastDatapoint: ptime(now)}},
 			action: ActionTicket, codes: []ReasonCode{ReasonIMDSv1UsedMetric, ReasonContainerHost},
+		},
+		{
+			name:   "rule 8b: boot hours not read yet defers and asks for them",
+			ev:     Evidence{Instance: running(launched(beforeLookback)), Metrics: healthyMetrics(), CloudTrail: cleanTrail()},
+			action: ActionDefer, codes: []ReasonCode{ReasonEvidenceError}, need: NeedBootMetrics,
+		},
+		{
+			name: "rule 8b: IMDSv1 at boot is a ticket, before CloudTrail is asked",
+			ev: Evidence{Instance: running(launched(beforeLookback)), Metrics: healthyMetrics(),
+				Boot: &MetricUsage{Sum: 4, ObservedHours: 3}},
+			action: ActionTicket, codes: []ReasonCode{ReasonIMDSv1UsedAtBoot},
+		},
+		{
+			name: "rule 8b: IMDSv1 at boot is a ticket without an instance profile too",
+			ev: Evidence{Instance: running(launched(beforeLookback), noProfile), Metrics: healthyMetrics(),
+				Boot: &MetricUsage{Sum: 1, ObservedHours: 1}},
+			action: ActionTicket, codes: []ReasonCode{ReasonIMDSv1UsedAtBoot},
+		},
+		{
+			name: "rule 8b: a clean boot goes on to CloudTrail",
+			ev: Evidence{Instance: running(launched(beforeLookback)), Metrics: healthyMetrics(),
+				Boot: &MetricUsage{Sum: 0, ObservedHours: 3}},
+			action: ActionDefer, codes: []ReasonCode{ReasonCloudTrailUnavailable}, need: NeedCloudTrail,
+		},
+		{
+			name: "rule 8b: a clean boot and clean CloudTrail remediate",
+			ev: Evidence{Instance: running(launched(beforeLookback)), Metrics: healthyMetrics(),
+				Boot: &MetricUsage{Sum: 0, ObservedHours: 3}, CloudTrail: cleanTrail()},
+			action: ActionRemediate, codes: []ReasonCode{ReasonIMDSv1Unused}, targetHop: 1, targetEndp: EndpointEnabled,
+		},
+		{
+			name: "rule 8b: boot hours without a datapoint add boot-unobserved and do not block",
+			ev: Evidence{Instance: running(launched(beforeLookback)), Metrics: healthyMetrics(),
+				Boot: &MetricUsage{}, CloudTrail: cleanTrail()},
+			action: ActionRemediate, codes: []ReasonCode{ReasonIMDSv1Unused, ReasonBootUnobserved}, targetHop: 1, targetEndp: EndpointEnabled,
+		},
+		{
+			name: "rule 8b: a failed boot read defers",
+			ev: Evidence{Instance: running(launched(beforeLookback)), Metrics: healthyMetrics(),
+				BootErr: errors.New("Throttling"), CloudTrail: cleanTrail()},
+			action: ActionDefer, codes: []ReasonCode{ReasonEvidenceError},
+		},
+		{
+			name: "rule 8b: a boot sum that is not a count defers",
+			ev: Evidence{Instance: running(launched(beforeLookback)), Metrics: healthyMetrics(),
+				Boot: &MetricUsage{Sum: math.NaN(), ObservedHours: 2}, CloudTrail: cleanTrail()},
+			action: ActionDefer, codes: []ReasonCode{ReasonEvidenceError},
+		},
+		{
+			name: "rule 8b: a boot older than CloudWatch's retention is unobserved, unread",
+			ev: Evidence{Instance: running(launched(now.Add(-500 * 24 * time.Hour))), Metrics: healthyMetrics(),
+				CloudTrail: cleanTrail()},
+			action: ActionRemediate, codes: []ReasonCode{ReasonIMDSv1Unused, ReasonBootUnobserved}, targetHop: 1, targetEndp: EndpointEnabled,
+		},
+		{
+			name:   "rule 8b: no launch time is unobserved, unread",
+			ev:     Evidence{Instance: running(launched(time.Time{})), Metrics: healthyMetrics(), CloudTrail: cleanTrail()},
+			action: ActionRemediate, codes: []ReasonCode{ReasonIMDSv1Unused, ReasonBootUnobserved}, targetHop: 1, targetEndp: EndpointEnabled,
+		},
+		{
+			name:   "rule 8b: metric use in the lookback is a ticket first (rule 6), the boot is not read",
+			ev:     Evidence{Instance: running(launched(beforeLookback)), Metrics: &MetricUsage{Sum: 2, ObservedHours: 300}},
+			action: ActionTicket, codes: []ReasonCode{ReasonIMDSv1UsedMetric},
 		},
 		{
 			name:   "inventory error defers",

@@ -87,6 +87,11 @@ type Evidence struct {
 	Metrics    *MetricUsage
 	MetricsErr error
 
+	// Boot is the MetadataNoToken usage in the instance's first hours after launch
+	// (BootWindow), read only when rule 8b asks for it (NeedBootMetrics).
+	Boot    *MetricUsage
+	BootErr error
+
 	CloudTrail    *CloudTrailUsage
 	CloudTrailErr error
 }

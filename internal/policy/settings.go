@@ -38,6 +38,9 @@ type Settings struct {
 	// request and reading the whole reply. A stalled endpoint fails after it and the
 	// attempt is retried like throttling.
 	CallTimeout time.Duration
+	// BootWindow is how much of an instance's first hours after launch rule 8b reads, for
+	// candidates that launched before the lookback window; zero turns the rule off.
+	BootWindow time.Duration
 }
 
 // Tag keys: letters, digits, spaces and _ . : / = + - @, Unicode letters and digits
@@ -59,6 +62,7 @@ var (
 	stalenessNumbers   = Numbers{{Suffix: "h", Min: 1, Max: 24, Unit: time.Hour}, {Suffix: "m", Min: 60, Max: 24 * 60, Unit: time.Minute}}
 	hopLimitNumbers    = Numbers{{Min: 1, Max: 64}}
 	callTimeoutNumbers = Numbers{{Suffix: "s", Min: 1, Max: 300, Unit: time.Second}, {Suffix: "m", Min: 1, Max: 5, Unit: time.Minute}}
+	bootWindowNumbers  = Numbers{{Suffix: "h", Min: 0, Max: 24, Unit: time.Hour}}
 )
 
 const (
@@ -204,6 +208,19 @@ var SettingSpecs = []SettingSpec{
 		parse: func(s *Settings, v string) error {
 			d, ok := callTimeoutNumbers.Duration(v)
 			s.CallTimeout = d
+			return okOrInvalid(ok)
+		},
+	},
+	{
+		Flag: "boot-window", Env: "IMDSGUARD_BOOT_WINDOW", Param: "BootWindow", Default: "2h",
+		Kind: KindDuration,
+		Usage: "hours after launch read for IMDSv1 use at boot, for candidates launched before the lookback " +
+			"(a reboot does it again); 0h turns it off",
+		Allowed:    "whole hours from 0h (off) to 24h, " + plainNumber,
+		Constraint: bootWindowNumbers.Constraint(),
+		parse: func(s *Settings, v string) error {
+			d, ok := bootWindowNumbers.Duration(v)
+			s.BootWindow = d
 			return okOrInvalid(ok)
 		},
 	},

@@ -26,6 +26,7 @@ func TestDefaultSettings(t *testing.T) {
 		HopLimit: 1, ContainerHopLimit: 2, ExemptTag: "imdsguard:exempt", Mode: ModeDryRun,
 		ContainerTags: []string{"eks:cluster-name", "aws:eks:cluster-name", "kubernetes.io/cluster/*", "aws:ecs:clusterName"},
 		CallTimeout:   30 * time.Second,
+		BootWindow:    2 * time.Hour,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults = %+v, want %+v", s, want)

@@ -28,6 +28,7 @@ const (
 	ReasonIMDSv1UsedMetric      ReasonCode = "imdsv1-used-metric"
 	ReasonInsufficientMetrics   ReasonCode = "insufficient-metrics"
 	ReasonStaleMetrics          ReasonCode = "stale-metrics"
+	ReasonIMDSv1UsedAtBoot      ReasonCode = "imdsv1-used-at-boot"
 	ReasonIMDSv1UsedCloudTrail  ReasonCode = "imdsv1-used-cloudtrail"
 	ReasonCloudTrailUnavailable ReasonCode = "cloudtrail-unavailable"
 	ReasonIMDSv1Unused          ReasonCode = "imdsv1-unused"
@@ -40,6 +41,7 @@ const (
 	ReasonNoInstanceProfile       ReasonCode = "no-instance-profile"
 	ReasonExemptionExpired        ReasonCode = "exemption-expired"
 	ReasonPossibleCredentialTheft ReasonCode = "possible-credential-theft"
+	ReasonBootUnobserved          ReasonCode = "boot-unobserved"
 )
 
 // Reason is one reason code with a human-readable detail.

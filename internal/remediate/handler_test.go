@@ -110,10 +110,11 @@ func newWorld(t *testing.T, mode policy.Mode) *world {
 	return w
 }
 
-// add puts a running instance (hop limit 2, IMDSv1 allowed, launched a month ago) with
-// 200 hours of MetadataNoToken zeros up to this hour: detect judges it "imdsv1-unused".
+// add puts a running instance (hop limit 2, IMDSv1 allowed, launched ten days ago, inside
+// the lookback, so that its boot hours are not read again) with 200 hours of
+// MetadataNoToken zeros up to this hour: detect judges it "imdsv1-unused".
 func (w *world) add(id string, change func(*ec2types.Instance)) {
-	inst := fakeapi.NewInstance(id, now.AddDate(0, -1, 0))
+	inst := fakeapi.NewInstance(id, now.AddDate(0, 0, -10))
 	inst.MetadataOptions.HttpPutResponseHopLimit = aws.Int32(2)
 	if change != nil {
 		change(&inst)

@@ -169,7 +169,7 @@ func TestNewPlan(t *testing.T) {
 		"settings": {"lookback_hours": 336, "min_observed_hours": 168, "max_metric_staleness": "3h", "hop_limit": 1,
 			"container_hop_limit": 2, "exempt_tag": "imdsguard:exempt", "mode": "dry-run",
 			"container_tags": ["eks:cluster-name", "aws:eks:cluster-name", "kubernetes.io/cluster/*", "aws:ecs:clusterName"],
-			"call_timeout": "30s"},
+			"call_timeout": "30s", "boot_window": "2h"},
 		"scopes": [], "instances": [], "summary": {"remediate": 0, "ticket": 0, "defer": 0, "skip": 0}, "api_calls": {}}`)
 }
 

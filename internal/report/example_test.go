@@ -15,7 +15,7 @@ func ExampleWrite() {
 	s.Mode = policy.ModeReport
 	inst := func(id, name string, hop int32) *policy.Instance {
 		return &policy.Instance{AccountID: "123456789012", Region: "us-east-1", InstanceID: id, Name: name,
-			State:              policy.StateRunning,
+			State: policy.StateRunning, LaunchTime: now.Add(-72 * time.Hour),
 			Options:            policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: hop, HTTPEndpoint: policy.EndpointEnabled},
 			Tags:               map[string]string{},
 			InstanceProfileARN: "arn:aws:iam::123456789012:instance-profile/app",

@@ -22,9 +22,11 @@ func at(s string) *time.Time {
 func running(id, name string) *policy.Instance {
 	return &policy.Instance{
 		AccountID: "123456789012", Region: "us-east-1", InstanceID: id, Name: name,
-		State:   policy.StateRunning,
-		Options: policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: 1, HTTPEndpoint: policy.EndpointEnabled, State: "applied"},
-		Tags:    map[string]string{"Name": name},
+		State: policy.StateRunning,
+		// Inside the lookback, so that rule 8b has nothing to add.
+		LaunchTime: *at("2026-11-20T08:00:00Z"),
+		Options:    policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: 1, HTTPEndpoint: policy.EndpointEnabled, State: "applied"},
+		Tags:       map[string]string{"Name": name},
 		// A role, so CloudTrail is read.
 		InstanceProfileARN: "arn:aws:iam::123456789012:instance-profile/app",
 		Addresses:          []string{"10.0.0.5"},

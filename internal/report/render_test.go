@@ -61,7 +61,7 @@ func TestJSONDocument(t *testing.T) {
 	}
 	sameKeys(t, "plan", doc, "schema", "version", "generated_at", "settings", "scopes", "instances", "summary", "api_calls")
 	sameKeys(t, "settings", doc["settings"], "lookback_hours", "min_observed_hours", "max_metric_staleness", "hop_limit",
-		"container_hop_limit", "exempt_tag", "mode", "container_tags", "call_timeout")
+		"container_hop_limit", "exempt_tag", "mode", "container_tags", "call_timeout", "boot_window")
 	if scopes := doc["scopes"].([]any); len(scopes) != 1 {
 		t.Errorf("scopes = %v, want the fixture's one", scopes)
 	} else {

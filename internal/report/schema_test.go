@@ -33,7 +33,7 @@ func TestPlanSchemaRejects(t *testing.T) {
 		{"no scopes", func(d map[string]any) { delete(d, "scopes") }},
 		{"an undocumented key", func(d map[string]any) { d["extra"] = 1 }},
 		{"a setting missing", func(d map[string]any) { delete(d["settings"].(map[string]any), "container_tags") }},
-		{"an undocumented setting", func(d map[string]any) { d["settings"].(map[string]any)["boot_window"] = "2h" }},
+		{"an undocumented setting", func(d map[string]any) { d["settings"].(map[string]any)["retries"] = 3 }},
 		{"lookback as a string", func(d map[string]any) { d["settings"].(map[string]any)["lookback_hours"] = "336h" }},
 		{"staleness as a number", func(d map[string]any) { d["settings"].(map[string]any)["max_metric_staleness"] = 3 }},
 		{"failed scope without error", func(d map[string]any) { delete(d["scopes"].([]any)[1].(map[string]any), "error") }},

@@ -139,8 +139,11 @@ func parseDurationSetting(flag string, msg json.RawMessage) (time.Duration, erro
 }
 
 // formatDuration writes a duration as the flags take it, without zero units: "3h",
-// "1h30m", "90s".
+// "1h30m", "90s", and zero as "0h" (a boot window that is off).
 func formatDuration(d time.Duration) string {
+	if d == 0 {
+		return "0h"
+	}
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

@@ -57,12 +57,14 @@ func TestSettingsJSON(t *testing.T) {
 	s, err := policy.LoadSettings(func(string) (string, bool) { return "", false }, map[string]string{
 		"lookback": "2d", "min-observed-hours": "24", "max-metric-staleness": "90m", "hop-limit": "3",
 		"container-hop-limit": "4", "exempt-tag": "team:exempt@now", "mode": "enforce", "container-tags": "a,b/*", "call-timeout": "2m",
+		"boot-window": "0h",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameJSON(t, Settings(s), `{"lookback_hours": 48, "min_observed_hours": 24, "max_metric_staleness": "1h30m",
-		"hop_limit": 3, "container_hop_limit": 4, "exempt_tag": "team:exempt@now", "mode": "enforce", "container_tags": ["a", "b/*"], "call_timeout": "2m"}`)
+		"hop_limit": 3, "container_hop_limit": 4, "exempt_tag": "team:exempt@now", "mode": "enforce", "container_tags": ["a", "b/*"], "call_timeout": "2m",
+		"boot_window": "0h"}`)
 
 	b, err := json.Marshal(Settings(s))
 	if err != nil {
@@ -85,7 +87,7 @@ func TestSettingsJSON(t *testing.T) {
 }
 
 func TestFormatDuration(t *testing.T) {
-	for in, want := range map[string]string{"3h": "3h", "90m": "1h30m", "2h0m30s": "2h0m30s", "45s": "45s", "336h": "336h"} {
+	for in, want := range map[string]string{"3h": "3h", "90m": "1h30m", "2h0m30s": "2h0m30s", "45s": "45s", "336h": "336h", "0h": "0h", "0s": "0h"} {
 		d, err := time.ParseDuration(in)
 		if err != nil {
 			t.Fatal(err)
@@ -102,10 +104,10 @@ func TestSettingWithoutField(t *testing.T) {
 	s := policy.DefaultSettings()
 	saved := policy.SettingSpecs
 	t.Cleanup(func() { policy.SettingSpecs = saved })
-	policy.SettingSpecs = append(append([]policy.SettingSpec{}, saved...), policy.SettingSpec{Flag: "boot-window"})
+	policy.SettingSpecs = append(append([]policy.SettingSpec{}, saved...), policy.SettingSpec{Flag: "no-such-setting"})
 	_, err := json.Marshal(Settings(s))
-	if err == nil || !strings.Contains(err.Error(), "boot-window") {
-		t.Errorf("err = %v, want one naming boot-window", err)
+	if err == nil || !strings.Contains(err.Error(), "no-such-setting") {
+		t.Errorf("err = %v, want one naming no-such-setting", err)
 	}
 	if err := Write(io.Discard, New("test", now, s), FormatJSON); err == nil {
 		t.Error("a plan with a setting it cannot echo was written")
