@@ -86,6 +86,16 @@ func evaluate(ev Evidence, s Settings, now time.Time) (Verdict, Need) {
 		return with(final(ActionDefer, ReasonNotRunning, "instance is %s: usage can only be judged while it runs", inst.State)), NeedNothing
 	}
 
+	// Rule 5b: an enforcement that broke something is not tried again until a whole
+	// lookback of evidence has been gathered since it was undone. The rollback is itself
+	// proof that IMDSv1 is used, which the metric may not show (rejected calls are not in
+	// MetadataNoToken), so it is a ticket.
+	if rb := ev.RolledBack; rb != nil && now.Before(rb.At.Add(s.Lookback)) {
+		return with(final(ActionTicket, ReasonRolledBack,
+			"imdsguard rolled back its enforcement at %s (%s); it is not enforced again before %s, a full lookback later",
+			rb.At.UTC().Format(time.RFC3339), rb.Why, rb.At.Add(s.Lookback).UTC().Format(time.RFC3339))), NeedNothing
+	}
+
 	// Rules 6 to 8 read the MetadataNoToken metric.
 	lookbackHours := int(s.Lookback / time.Hour)
 	if ev.MetricsErr != nil {

@@ -307,6 +307,24 @@ func TestDecideRules(t *testing.T) {
 			action: ActionTicket, codes: []ReasonCode{ReasonIMDSv1UsedMetric},
 		},
 		{
+			name: "rule 5b: rolled back within the lookback is a ticket, whatever the metric says",
+			ev: Evidence{Instance: running(), Metrics: healthyMetrics(), CloudTrail: cleanTrail(),
+				RolledBack: &Rollback{At: now.Add(-48 * time.Hour), Why: "EC2 rejected 3 IMDSv1 calls"}},
+			action: ActionTicket, codes: []ReasonCode{ReasonRolledBack},
+		},
+		{
+			name: "rule 5b: a rollback a lookback ago no longer holds the instance back",
+			ev: Evidence{Instance: running(), Metrics: healthyMetrics(), CloudTrail: cleanTrail(),
+				RolledBack: &Rollback{At: now.Add(-337 * time.Hour), Why: "EC2 rejected 3 IMDSv1 calls"}},
+			action: ActionRemediate, codes: []ReasonCode{ReasonIMDSv1Unused}, targetHop: 1, targetEndp: EndpointEnabled,
+		},
+		{
+			name: "rule 5b comes after the exemption and the stop",
+			ev: Evidence{Instance: running(withState(StateStopped)),
+				RolledBack: &Rollback{At: now.Add(-time.Hour), Why: "x"}},
+			action: ActionDefer, codes: []ReasonCode{ReasonNotRunning},
+		},
+		{
 			name:   "inventory error defers",
 			ev:     Evidence{InstanceID: "i-0123456789abcdef0", InventoryErr: errors.New("UnauthorizedOperation")},
 			action: ActionDefer, codes: []ReasonCode{ReasonEvidenceError},

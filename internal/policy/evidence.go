@@ -94,4 +94,16 @@ type Evidence struct {
 
 	CloudTrail    *CloudTrailUsage
 	CloudTrailErr error
+
+	// RolledBack is the ledger's latest rollback of the instance, nil when there was
+	// none: rule 5b keeps it from being enforced again for a lookback.
+	RolledBack *Rollback
+}
+
+// Rollback is a rollback of an enforcement, as the ledger keeps it.
+type Rollback struct {
+	// At is when the options were restored.
+	At time.Time
+	// Why is what broke (the verification's reason), for the verdict's detail.
+	Why string
 }

@@ -25,6 +25,7 @@ const (
 	ReasonExempt                ReasonCode = "exempt"
 	ReasonEndpointDisabled      ReasonCode = "endpoint-disabled"
 	ReasonNotRunning            ReasonCode = "not-running"
+	ReasonRolledBack            ReasonCode = "rolled-back"
 	ReasonIMDSv1UsedMetric      ReasonCode = "imdsv1-used-metric"
 	ReasonInsufficientMetrics   ReasonCode = "insufficient-metrics"
 	ReasonStaleMetrics          ReasonCode = "stale-metrics"
