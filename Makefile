@@ -20,7 +20,7 @@ PKGS        := ./...
 # the tests, or the tests after a build, compiles nothing again.
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w"
 
-.PHONY: all help build test unit lint demo bench moto clean
+.PHONY: all help build test unit lint demo bench moto dynalite clean
 
 all: build
 
@@ -34,8 +34,8 @@ build:
 	@$(GOBUILD) -o $(BIN)/imdsguard ./cmd/imdsguard
 	@$(GOBUILD) -o $(BIN)/imdsguard-demo ./cmd/imdsguard-demo
 
-## test: lint, then every test with the race detector (the integration tests start moto themselves)
-test: lint moto
+## test: lint, then every test with the race detector (the integration tests start moto and dynalite themselves)
+test: lint moto dynalite
 	$(GO) test -race -count=1 $(PKGS)
 
 ## unit: the tests that need no emulator, fast
@@ -58,6 +58,15 @@ $(STATICCHECK):
 ## moto: make sure moto_server (5.2) is installed (into .venv when it is not on the PATH)
 moto:
 	@command -v moto_server >/dev/null 2>&1 || $(MAKE) --no-print-directory venv-tool TOOL='moto[server]==$(MOTO_VERSION)'
+
+## dynalite: install dynalite (a DynamoDB emulator with atomic conditional writes) into tools/dynalite, from its lockfile
+# Only the ledger's concurrency tests use it. npm runs no install script: dynalite keeps
+# its tables in memory, which needs none.
+dynalite:
+	@test -x tools/dynalite/node_modules/.bin/dynalite || command -v dynalite >/dev/null 2>&1 || \
+	  { command -v npm >/dev/null 2>&1 || { echo "dynalite needs Node.js and npm (Debian: apt install nodejs npm)"; exit 1; }; \
+	    echo "installing dynalite into tools/dynalite ..."; \
+	    npm ci --prefix tools/dynalite --no-audit --no-fund --ignore-scripts --loglevel=error; }
 
 # venv-tool installs the Python package TOOL into the project's virtual environment.
 .PHONY: venv-tool
@@ -92,4 +101,4 @@ build-RemediateFunction:
 
 ## clean: remove bin/ and .venv/
 clean:
-	rm -rf $(BIN) $(VENV)
+	rm -rf $(BIN) $(VENV) tools/dynalite/node_modules

@@ -84,6 +84,15 @@
 // ascending, strongly consistent and paginated; the snapshot in the same partition is not
 // part of it.
 //
+// Budget counter items, one per account-region and clock hour and one per account-region
+// and sweep, each taken with one conditional UpdateItem (see budget.go and TakeBudget):
+//
+//	pk          S  BUDGET#<account id>#<region>
+//	sk          S  HOUR#<hour, 2006-01-02T15Z> | SWEEP#<sweep id>
+//	type        S  budget
+//	used        N  enforcement slots taken
+//	expires_at  N  TTL: Unix seconds, 48 hours ([BudgetRetention]) after the hour
+//
 // # Times
 //
 // Times are stored as strings in RFC 3339 form, in UTC, always with nine fractional
