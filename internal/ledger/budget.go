@@ -186,9 +186,10 @@ func (l *Ledger) giveSlot(ctx context.Context, key map[string]types.AttributeVal
 // valid checks the parts of the budget's keys: a sort key made of a bad sweep id could
 // count against another budget.
 func (b Budget) valid() error {
+	if err := validScope(b.AccountID, b.Region); err != nil {
+		return fmt.Errorf("budget: %w", err)
+	}
 	switch {
-	case !policy.ValidAccountID(b.AccountID) || !policy.ValidRegion(b.Region):
-		return fmt.Errorf("ledger: budget of %q/%q: not an account id and region", b.AccountID, b.Region)
 	case b.Hour.IsZero() || !b.Hour.Equal(b.Hour.Truncate(time.Hour)):
 		return fmt.Errorf("ledger: budget of %s/%s: %s is not the start of a clock hour", b.AccountID, b.Region, b.Hour)
 	case strings.ContainsAny(b.SweepID, "#\x00") || len(b.SweepID) > 128:

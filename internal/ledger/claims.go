@@ -143,14 +143,7 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 	if err := o.valid(); err != nil {
 		return fmt.Errorf("ledger: record: %w", err)
 	}
-	hist := outcomeItem{
-		instanceItem: newInstanceItem(o.Ref, outcomeSK(o.At, o.DecisionID), typeOutcome), DecisionID: o.DecisionID,
-		At: formatTime(o.At), Action: string(o.Action), Result: o.Result, Mode: o.Mode,
-		Prior: toOptionsItem(o.Prior), Applied: toOptionsItem(o.Applied), Detail: o.Detail,
-	}
-	for _, r := range o.Reasons {
-		hist.Reasons = append(hist.Reasons, reasonItem{Code: string(r.Code), Detail: r.Detail})
-	}
+	hist := newOutcomeItem(o)
 	item, err := attributevalue.MarshalMap(hist)
 	if err != nil {
 		return fmt.Errorf("ledger: record decision %s: encoding the outcome: %w", o.DecisionID, err)
@@ -200,12 +193,20 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 			}},
 		},
 	}
+	if o.Result == ResultEnforced && o.Applied != nil {
+		// An enforcement is verified from now on (verify watches it).
+		watch, err := watchPut(l.Table, o)
+		if err != nil {
+			return err
+		}
+		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: watch})
+	}
 	_, err = l.API.TransactWriteItems(ctx, in)
 	if err == nil {
 		return nil
 	}
 	var tce *types.TransactionCanceledException
-	if errors.As(err, &tce) && len(tce.CancellationReasons) == 2 {
+	if errors.As(err, &tce) && len(tce.CancellationReasons) >= 2 {
 		if aws.ToString(tce.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
 			if len(tce.CancellationReasons[1].Item) == 0 {
 				return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: %w", o.Result, o.DecisionID, o.Ref.Name(), l.Table, ErrNotRecorded)

@@ -55,6 +55,7 @@ var Results = []string{
 	ResultEnforced, ResultDryRun, ResultReported, ResultTicketed,
 	ResultDeferred, ResultAlreadyCompliant, ResultSuperseded, ResultFailed,
 	ResultTicketUpdated, ResultTicketUnchanged, ResultTicketResolved,
+	ResultVerified, ResultRolledBack,
 }
 
 var (
@@ -105,6 +106,9 @@ type Outcome struct {
 	// known or not relevant.
 	Prior, Applied *policy.MetadataOptions
 	Detail         string
+	// Wave is the rollout wave of an enforced instance (policy.WaveOf), which its watch
+	// keeps for the waves after it.
+	Wave int
 }
 
 // Item layout constants; see the package documentation.
@@ -330,6 +334,19 @@ func (o *optionsItem) options() *policy.MetadataOptions {
 		return nil
 	}
 	return &policy.MetadataOptions{HTTPTokens: o.HTTPTokens, HopLimit: o.HopLimit, HTTPEndpoint: o.HTTPEndpoint, State: o.State}
+}
+
+// newOutcomeItem is the history item of an outcome.
+func newOutcomeItem(o Outcome) outcomeItem {
+	hist := outcomeItem{
+		instanceItem: newInstanceItem(o.Ref, outcomeSK(o.At, o.DecisionID), typeOutcome), DecisionID: o.DecisionID,
+		At: formatTime(o.At), Action: string(o.Action), Result: o.Result, Mode: o.Mode,
+		Prior: toOptionsItem(o.Prior), Applied: toOptionsItem(o.Applied), Detail: o.Detail,
+	}
+	for _, r := range o.Reasons {
+		hist.Reasons = append(hist.Reasons, reasonItem{Code: string(r.Code), Detail: r.Detail})
+	}
+	return hist
 }
 
 func (it outcomeItem) outcome() (Outcome, error) {

@@ -1,0 +1,415 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// Verification and rollout state (DESIGN.md sections 8 and 9).
+//
+// Watch items, one per enforced instance being verified, written with the enforcement's
+// outcome (Record) and deleted when it settles (Settle):
+//
+//	pk          S  WATCH#<account id>#<region>
+//	sk          S  <instance id>
+//	type        S  watch
+//	account_id, region, instance_id, decision_id  S  (the enforcement's decision)
+//	enforced_at S  when the options were applied
+//	applied     M  the options imdsguard set
+//	wave        N  the rollout wave the instance was enforced in
+//
+// Rollout items of an account-region, under one partition that one Query reads:
+//
+//	pk ROLLOUT#<account id>#<region>, sk BREAKER: opened_at S, why S (absent while closed),
+//	   reset_at S (when a person last closed it)
+//	pk ROLLOUT#..., sk WAVE#<index>: last_settled S, when one of the wave's enforced
+//	   instances was last verified or rolled back
+//	pk ROLLOUT#..., sk ROLLBACK#<instance id>: the instance's latest rollback: at S,
+//	   why S, decision_id S, expires_at N (TTL, RollbackRetention after it). Rule 5b
+//	   reads them, and the breaker counts those of the last 24 hours.
+
+const (
+	watchPrefix    = "WATCH#"
+	rolloutPrefix  = "ROLLOUT#"
+	breakerSK      = "BREAKER"
+	wavePrefix     = "WAVE#"
+	rollbackPrefix = "ROLLBACK#"
+	typeWatch      = "watch"
+	typeRollback   = "rollback"
+	typeBreaker    = "breaker"
+	typeWave       = "wave"
+)
+
+// Results of a verification, recorded in the instance's history under the enforcement's
+// decision.
+const (
+	ResultVerified   = "verified"    // a full window passed with no IMDSv1 call rejected
+	ResultRolledBack = "rolled-back" // rejected calls: the snapshot's options were restored
+)
+
+// RollbackRetention is how long a rollback is kept: the longest lookback (90 days), after
+// which rule 5b no longer holds the instance back.
+const RollbackRetention = 90 * 24 * time.Hour
+
+// Watch is an enforced instance being verified.
+type Watch struct {
+	Ref
+	DecisionID string
+	EnforcedAt time.Time
+	Applied    policy.MetadataOptions
+	Wave       int
+}
+
+type watchItem struct {
+	PK         string      `dynamodbav:"pk"`
+	SK         string      `dynamodbav:"sk"`
+	Type       string      `dynamodbav:"type"`
+	AccountID  string      `dynamodbav:"account_id"`
+	Region     string      `dynamodbav:"region"`
+	InstanceID string      `dynamodbav:"instance_id"`
+	DecisionID string      `dynamodbav:"decision_id"`
+	EnforcedAt string      `dynamodbav:"enforced_at"`
+	Applied    optionsItem `dynamodbav:"applied"`
+	Wave       int         `dynamodbav:"wave"`
+}
+
+type rolloutItem struct {
+	SK          string `dynamodbav:"sk"`
+	Type        string `dynamodbav:"type"`
+	OpenedAt    string `dynamodbav:"opened_at"`
+	Why         string `dynamodbav:"why"`
+	ResetAt     string `dynamodbav:"reset_at"`
+	LastSettled string `dynamodbav:"last_settled"`
+	At          string `dynamodbav:"at"`
+	InstanceID  string `dynamodbav:"instance_id"`
+}
+
+func watchPK(account, region string) string   { return watchPrefix + account + "#" + region }
+func rolloutPK(account, region string) string { return rolloutPrefix + account + "#" + region }
+
+// watchPut is the Put of the watch item of an enforced outcome, for Record's transaction.
+func watchPut(table string, o Outcome) (*types.Put, error) {
+	item, err := attributevalue.MarshalMap(watchItem{
+		PK: watchPK(o.AccountID, o.Region), SK: o.InstanceID, Type: typeWatch,
+		AccountID: o.AccountID, Region: o.Region, InstanceID: o.InstanceID, DecisionID: o.DecisionID,
+		EnforcedAt: formatTime(o.At), Applied: *toOptionsItem(o.Applied), Wave: o.Wave,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: record decision %s: encoding the watch: %w", o.DecisionID, err)
+	}
+	return &types.Put{TableName: aws.String(table), Item: item}, nil
+}
+
+// Watching returns the enforced instances of the account-region that are being verified.
+func (l *Ledger) Watching(ctx context.Context, account, region string) ([]Watch, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	if err := validScope(account, region); err != nil {
+		return nil, err
+	}
+	var out []Watch
+	err := l.queryAll(ctx, watchPK(account, region), func(item map[string]types.AttributeValue) error {
+		var w watchItem
+		if err := attributevalue.UnmarshalMap(item, &w); err != nil {
+			return err
+		}
+		at, err := parseTime(w.EnforcedAt)
+		if err != nil {
+			return fmt.Errorf("watch of %s: enforced_at %q: %w", w.InstanceID, w.EnforcedAt, err)
+		}
+		out = append(out, Watch{Ref: Ref{AccountID: w.AccountID, Region: w.Region, InstanceID: w.InstanceID},
+			DecisionID: w.DecisionID, EnforcedAt: at, Applied: *w.Applied.options(), Wave: w.Wave})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: watches of %s/%s in table %s: %w", account, region, l.Table, err)
+	}
+	return out, nil
+}
+
+// Settlement is how a verification ended.
+type Settlement struct {
+	Watch Watch
+	// Result is ResultVerified, ResultRolledBack, or ResultSuperseded (the instance is gone
+	// or was changed outside imdsguard).
+	Result  string
+	At      time.Time
+	Reasons []policy.Reason
+	// Restored are the options a rollback set, nil otherwise; Why is what broke.
+	Restored *policy.MetadataOptions
+	Detail   string
+	// Mode is the mode the verification ran in, for the history.
+	Mode string
+}
+
+// Settle ends a verification in one transaction: the watch is removed (only the watch
+// of this very enforcement), the outcome is added to the instance's history under the
+// enforcement's decision, the wave's last settlement is moved to At, and a rollback is
+// kept for rule 5b and the breaker. It returns ErrDone when the watch is gone already
+// (another run settled it).
+func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	w := s.Watch
+	switch s.Result {
+	case ResultVerified, ResultRolledBack, ResultSuperseded:
+	default:
+		return fmt.Errorf("ledger: settle %s: result %q is not verified, rolled-back or superseded", w.Name(), s.Result)
+	}
+	o := Outcome{Ref: w.Ref, DecisionID: w.DecisionID, At: s.At, Action: policy.ActionRemediate, Result: s.Result,
+		Mode: s.Mode, Reasons: s.Reasons, Prior: &w.Applied, Applied: s.Restored, Detail: s.Detail}
+	if err := o.valid(); err != nil {
+		return fmt.Errorf("ledger: settle: %w", err)
+	}
+	hist := newOutcomeItem(o)
+	histItem, err := attributevalue.MarshalMap(hist)
+	if err != nil {
+		return fmt.Errorf("ledger: settle %s: encoding the outcome: %w", w.Name(), err)
+	}
+	rollout := rolloutPK(w.AccountID, w.Region)
+	items := []types.TransactWriteItem{
+		{Delete: &types.Delete{
+			TableName:                 aws.String(l.Table),
+			Key:                       map[string]types.AttributeValue{attrPK: str(watchPK(w.AccountID, w.Region)), attrSK: str(w.InstanceID)},
+			ConditionExpression:       aws.String("#did = :did"),
+			ExpressionAttributeNames:  map[string]string{"#did": "decision_id"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":did": str(w.DecisionID)},
+		}},
+		{Put: &types.Put{
+			TableName: aws.String(l.Table), Item: histItem,
+			ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+		}},
+	}
+	if s.Result != ResultSuperseded {
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
+			TableName:                 aws.String(l.Table),
+			Key:                       map[string]types.AttributeValue{attrPK: str(rollout), attrSK: str(wavePrefix + strconv.Itoa(w.Wave))},
+			UpdateExpression:          aws.String("SET #type = :type, #last = :at"),
+			ExpressionAttributeNames:  map[string]string{"#type": "type", "#last": "last_settled"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":type": str(typeWave), ":at": str(formatTime(s.At))},
+		}})
+	}
+	if s.Result == ResultRolledBack {
+		why := s.Detail
+		if len(s.Reasons) > 0 {
+			why = s.Reasons[0].Detail
+		}
+		items = append(items, types.TransactWriteItem{Put: &types.Put{
+			TableName: aws.String(l.Table),
+			Item: map[string]types.AttributeValue{
+				attrPK: str(rollout), attrSK: str(rollbackPrefix + w.InstanceID), "type": str(typeRollback),
+				"instance_id": str(w.InstanceID), "decision_id": str(w.DecisionID), "at": str(formatTime(s.At)),
+				"why": str(why), TTLAttribute: num(s.At.Add(RollbackRetention).Unix()),
+			},
+		}})
+	}
+	_, err = l.API.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		ClientRequestToken: aws.String(requestToken(l.Table, "settle", w.DecisionID, s.Result, formatTime(s.At))),
+		TransactItems:      items,
+	})
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+		return fmt.Errorf("ledger: settle %s as %s in table %s: the watch of decision %s is gone: %w", w.Name(), s.Result, l.Table, w.DecisionID, ErrDone)
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: settle %s as %s in table %s: %w", w.Name(), s.Result, l.Table, err)
+	}
+	return nil
+}
+
+// Rollout is the ledger's state of an account-region's rollout.
+type Rollout struct {
+	// BreakerOpenedAt is zero while the breaker is closed; BreakerResetAt is when a person
+	// last closed it (zero if never).
+	BreakerOpenedAt, BreakerResetAt time.Time
+	BreakerWhy                      string
+	// LastSettled and Verifying are by wave index.
+	LastSettled map[int]time.Time
+	Verifying   map[int]int
+	// Rollbacks are the latest rollback of each instance, by instance id.
+	Rollbacks map[string]policy.Rollback
+}
+
+// State is the rollout state the policy decides on, for waves wave indexes (the
+// settings' waves and the last one).
+func (r Rollout) State(waves int) policy.RolloutState {
+	st := policy.RolloutState{BreakerOpenedAt: r.BreakerOpenedAt, BreakerWhy: r.BreakerWhy, Waves: make([]policy.WaveState, waves)}
+	for i := range st.Waves {
+		st.Waves[i] = policy.WaveState{Verifying: r.Verifying[i], LastSettled: r.LastSettled[i]}
+	}
+	return st
+}
+
+// RollbacksSinceReset are the times of the rollbacks since the breaker was last closed,
+// which the breaker counts.
+func (r Rollout) RollbacksSinceReset() []time.Time {
+	var out []time.Time
+	for _, rb := range r.Rollbacks {
+		if rb.At.After(r.BreakerResetAt) {
+			out = append(out, rb.At)
+		}
+	}
+	return out
+}
+
+// ReadRollout reads the rollout state of an account-region: two Queries, the rollout
+// partition and the watches.
+func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (Rollout, error) {
+	if err := l.check(); err != nil {
+		return Rollout{}, err
+	}
+	if err := validScope(account, region); err != nil {
+		return Rollout{}, err
+	}
+	r := Rollout{LastSettled: map[int]time.Time{}, Verifying: map[int]int{}, Rollbacks: map[string]policy.Rollback{}}
+	err := l.queryAll(ctx, rolloutPK(account, region), func(item map[string]types.AttributeValue) error {
+		var it rolloutItem
+		if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+			return err
+		}
+		optionalTime := func(name, s string) (time.Time, error) {
+			if s == "" {
+				return time.Time{}, nil
+			}
+			t, err := parseTime(s)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("%s: %s %q: %w", it.SK, name, s, err)
+			}
+			return t, nil
+		}
+		var err error
+		switch {
+		case it.SK == breakerSK:
+			if r.BreakerOpenedAt, err = optionalTime("opened_at", it.OpenedAt); err != nil {
+				return err
+			}
+			if r.BreakerResetAt, err = optionalTime("reset_at", it.ResetAt); err != nil {
+				return err
+			}
+			r.BreakerWhy = it.Why
+		case strings.HasPrefix(it.SK, wavePrefix):
+			wave, convErr := strconv.Atoi(strings.TrimPrefix(it.SK, wavePrefix))
+			if convErr != nil {
+				return fmt.Errorf("%s: not a wave index", it.SK)
+			}
+			if r.LastSettled[wave], err = optionalTime("last_settled", it.LastSettled); err != nil {
+				return err
+			}
+		case strings.HasPrefix(it.SK, rollbackPrefix):
+			at, err := optionalTime("at", it.At)
+			if err != nil {
+				return err
+			}
+			r.Rollbacks[strings.TrimPrefix(it.SK, rollbackPrefix)] = policy.Rollback{At: at, Why: it.Why}
+		}
+		return nil
+	})
+	if err != nil {
+		return Rollout{}, fmt.Errorf("ledger: rollout of %s/%s in table %s: %w", account, region, l.Table, err)
+	}
+	watches, err := l.Watching(ctx, account, region)
+	if err != nil {
+		return Rollout{}, err
+	}
+	for _, w := range watches {
+		r.Verifying[w.Wave]++
+	}
+	return r, nil
+}
+
+// OpenBreaker opens the account-region's breaker, unless it is open already (then the
+// first opening stands, and opened is false).
+func (l *Ledger) OpenBreaker(ctx context.Context, account, region string, at time.Time, why string) (opened bool, err error) {
+	if err := l.check(); err != nil {
+		return false, err
+	}
+	if err := validScope(account, region); err != nil {
+		return false, err
+	}
+	_, err = l.API.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.Table),
+		Key:                       map[string]types.AttributeValue{attrPK: str(rolloutPK(account, region)), attrSK: str(breakerSK)},
+		UpdateExpression:          aws.String("SET #type = :type, #opened = :at, #why = :why"),
+		ConditionExpression:       aws.String("attribute_not_exists(#opened)"),
+		ExpressionAttributeNames:  map[string]string{"#type": "type", "#opened": "opened_at", "#why": "why"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":type": str(typeBreaker), ":at": str(formatTime(at)), ":why": str(why)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ccf):
+		return false, nil
+	}
+	return false, fmt.Errorf("ledger: opening the breaker of %s/%s in table %s: %w", account, region, l.Table, err)
+}
+
+// ResetBreaker closes the account-region's breaker; the rollbacks before at no longer
+// count towards opening it again.
+func (l *Ledger) ResetBreaker(ctx context.Context, account, region string, at time.Time) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	if err := validScope(account, region); err != nil {
+		return err
+	}
+	_, err := l.API.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.Table),
+		Key:                       map[string]types.AttributeValue{attrPK: str(rolloutPK(account, region)), attrSK: str(breakerSK)},
+		UpdateExpression:          aws.String("SET #type = :type, #reset = :at REMOVE #opened, #why"),
+		ExpressionAttributeNames:  map[string]string{"#type": "type", "#reset": "reset_at", "#opened": "opened_at", "#why": "why"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":type": str(typeBreaker), ":at": str(formatTime(at))},
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: closing the breaker of %s/%s in table %s: %w", account, region, l.Table, err)
+	}
+	return nil
+}
+
+// queryAll reads every item of a partition, strongly consistent, page by page.
+func (l *Ledger) queryAll(ctx context.Context, pk string, each func(map[string]types.AttributeValue) error) error {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(l.Table),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	if l.PageSize > 0 {
+		in.Limit = aws.Int32(l.PageSize)
+	}
+	p := dynamodb.NewQueryPaginator(l.API, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, item := range page.Items {
+			if err := each(item); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validScope checks an account-region that names a partition.
+func validScope(account, region string) error {
+	if !policy.ValidAccountID(account) || !policy.ValidRegion(region) {
+		return fmt.Errorf("ledger: %q/%q is not an account id and region", account, region)
+	}
+	return nil
+}
