@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -80,6 +81,29 @@ type Window struct{ Start, End time.Time }
 // close together cost one call. Only the buckets inside an instance's own window count
 // for it.
 func BootUsageBatches(ctx context.Context, api CloudWatchAPI, windows map[string]Window, each func(MetricBatch)) {
+	readCalls(ctx, api, cohorts(MetadataNoToken, windows), each)
+}
+
+// The EC2 metrics of the instance metadata service the guard reads.
+const (
+	// MetadataNoToken counts the IMDSv1 calls EC2 answered.
+	MetadataNoToken = "MetadataNoToken"
+	// MetadataNoTokenRejected counts the IMDSv1 calls EC2 refused because HttpTokens is
+	// required: what an enforcement broke.
+	MetadataNoTokenRejected = "MetadataNoTokenRejected"
+)
+
+// RejectedUsage reads MetadataNoTokenRejected, in hourly buckets, over each enforced
+// instance's own window (policy.RejectedWindow), in cohorts as BootUsageBatches reads boot
+// hours: the instances enforced close together share a call. Every instance asked for is
+// in usage or in errs, never both.
+func RejectedUsage(ctx context.Context, api CloudWatchAPI, windows map[string]Window) (usage map[string]policy.MetricUsage, errs map[string]error) {
+	return collectUsage(func(each func(MetricBatch)) { readCalls(ctx, api, cohorts(MetadataNoTokenRejected, windows), each) })
+}
+
+// cohorts packs the instances' windows into calls of metric: sorted by window, as many
+// to a call as fit its 500 queries and 100,800 datapoints over the cohort's span.
+func cohorts(metric string, windows map[string]Window) []metricCall {
 	ids := slices.SortedFunc(maps.Keys(windows), func(a, b string) int {
 		if c := windows[a].Start.Compare(windows[b].Start); c != 0 {
 			return c
@@ -88,7 +112,7 @@ func BootUsageBatches(ctx context.Context, api CloudWatchAPI, windows map[string
 	})
 	var calls []metricCall
 	for len(ids) > 0 {
-		call := metricCall{own: map[string]metricWindow{}}
+		call := metricCall{metric: metric, own: map[string]metricWindow{}}
 		for _, id := range ids {
 			w := windows[id]
 			span := metricWindow{start: w.Start.UTC(), end: w.End.UTC(), period: metricPeriod}
@@ -107,7 +131,7 @@ func BootUsageBatches(ctx context.Context, api CloudWatchAPI, windows map[string
 		ids = ids[len(call.ids):]
 		calls = append(calls, call)
 	}
-	readCalls(ctx, api, calls, each)
+	return calls
 }
 
 func latest(a, b time.Time) time.Time {
@@ -175,6 +199,8 @@ func readBatches(ctx context.Context, api CloudWatchAPI, ids []string, w metricW
 // the window it asks for, and, when the instances' own windows differ, each one's part of
 // it (only the buckets inside an instance's own window count for it).
 type metricCall struct {
+	// metric is the AWS/EC2 metric asked for; empty means MetadataNoToken.
+	metric string
 	ids    []string
 	window metricWindow
 	own    map[string]metricWindow
@@ -228,7 +254,7 @@ func metricBatch(ctx context.Context, api CloudWatchAPI, call metricCall) (usage
 			MetricStat: &cwtypes.MetricStat{
 				Metric: &cwtypes.Metric{
 					Namespace:  aws.String("AWS/EC2"),
-					MetricName: aws.String("MetadataNoToken"),
+					MetricName: aws.String(cmp.Or(call.metric, MetadataNoToken)),
 					Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(id)}},
 				},
 				Period: aws.Int32(int32(w.period / time.Second)),

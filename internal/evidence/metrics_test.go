@@ -470,3 +470,37 @@ func TestBootUsageCountsOnlyEachInstancesOwnHours(t *testing.T) {
 		t.Errorf("%d GetMetricData calls, want 1 for the one cohort", n)
 	}
 }
+
+// TestRejectedUsageReadsTheRejectedMetric: verify's read, through the real client, asks
+// MetadataNoTokenRejected over each instance's own window, and not the MetadataNoToken
+// series (here full of calls made before the enforcement).
+func TestRejectedUsageReadsTheRejectedMetric(t *testing.T) {
+	t.Parallel()
+	cw := newCloudWatch(t)
+	now := time.Now().UTC()
+	enforced := now.Add(-10 * time.Hour)
+	broke, clean := "i-000000000000c0001", "i-000000000000c0002"
+	for _, id := range []string{broke, clean} {
+		putSeries(cw, id, fakeaws.HourlyPoints(now, 24, func(int) (float64, bool) { return 50, true }))
+		rejected := fakeaws.HourlyPoints(now, 10, func(i int) (float64, bool) {
+			if id == broke && i == 3 {
+				return 4, true
+			}
+			return 0, true
+		})
+		cw.PutPoints(fakeaws.MetadataNoTokenNamespace, evidence.MetadataNoTokenRejected,
+			map[string]string{fakeaws.MetadataNoTokenDimension: id}, rejected)
+	}
+	start, end := policy.RejectedWindow(enforced, now)
+	windows := map[string]evidence.Window{broke: {Start: start, End: end}, clean: {Start: start, End: end}}
+	usage, errs := evidence.RejectedUsage(testContext(t), cloudWatchClient(cw.URL, nil), windows)
+	if len(errs) != 0 {
+		t.Fatalf("errs = %v", errs)
+	}
+	if u := usage[broke]; u.Sum != 4 || u.LastNonZero == nil {
+		t.Errorf("%s: %s, want the 4 rejected calls", broke, usageString(u))
+	}
+	if u := usage[clean]; u.Sum != 0 || u.ObservedHours == 0 {
+		t.Errorf("%s: %s, want observed hours and no rejected call", clean, usageString(u))
+	}
+}
