@@ -6,35 +6,23 @@ package detect
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/guard"
-	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
-	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/trigger"
+	"github.com/imdsguard/imdsguard/internal/verdictqueue"
 )
 
 // QueueAPI is the part of the SQS client detect uses.
-type QueueAPI interface {
-	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
-}
+type QueueAPI = verdictqueue.QueueAPI
 
 // DecisionLog records decisions before their messages are queued, so that remediate can
 // tell a message detect sent from any other (decisionlog.Log implements it).
-type DecisionLog interface {
-	RecordDecisions(ctx context.Context, decisions []decisionlog.Decision) error
-}
+type DecisionLog = verdictqueue.DecisionLog
 
 // OpenTickets lists the instances of an account-region whose ticket is still open
 // (openticket.Index implements it).
@@ -74,15 +62,8 @@ type Summary struct {
 	Foreign   []string       `json:"foreign,omitempty"`
 }
 
-// maxBatch is SendMessageBatch's limit; sendAttempts bounds the retries of entries
-// SQS reports as failed in an otherwise successful call.
-const (
-	maxBatch     = 10
-	sendAttempts = 3
-
-	// defaultQueueingReserve covers queueing 10,000 verdicts in batches of 10.
-	defaultQueueingReserve = 90 * time.Second
-)
+// defaultQueueingReserve covers queueing 10,000 verdicts in batches of 10.
+const defaultQueueingReserve = 90 * time.Second
 
 // Handle judges the instances the event names. A malformed or unknown event is an error
 // naming it, and nothing is judged; so is a failure to queue a verdict, so that Lambda
@@ -127,7 +108,7 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		h.count("Errors", 1, map[string]string{"Stage": "tickets"})
 		return sum, err
 	}
-	var messages []outgoing
+	var messages []verdictqueue.Outgoing
 	for _, a := range assessments {
 		sum.Verdicts[string(a.Verdict.Action)]++
 		h.logVerdict(ctx, req.Source, a)
@@ -139,7 +120,7 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 			// instances are the function's own account's.
 			a.AccountID = accountID
 		}
-		m, err := newOutgoing(a, now)
+		m, err := verdictqueue.NewOutgoing(a.Evidence, a.Verdict, a.AccountID, a.Region, now)
 		if err != nil {
 			return sum, err
 		}
@@ -148,66 +129,14 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 	for action, n := range sum.Verdicts {
 		h.count("Verdicts", n, map[string]string{"Action": action})
 	}
-	sent, err := h.recordAndSend(ctx, messages)
+	q := verdictqueue.Sender{Queue: h.Queue, QueueURL: h.QueueURL, Decisions: h.Decisions}
+	sent, err := q.RecordAndSend(ctx, messages)
 	sum.Sent = sent
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "queue"})
 		return sum, err
 	}
 	return sum, nil
-}
-
-// outgoing is one verdict message, encoded exactly as it is recorded and sent.
-type outgoing struct {
-	decision decisionlog.Decision
-	body     string
-}
-
-func newOutgoing(a guard.Assessment, now time.Time) (outgoing, error) {
-	m, err := message.New(a.Evidence, a.Verdict, a.AccountID, a.Region, now)
-	if err != nil {
-		return outgoing{}, err
-	}
-	body, err := m.Encode()
-	if err != nil {
-		return outgoing{}, err
-	}
-	return outgoing{
-		decision: decisionlog.Decision{
-			AccountID: m.AccountID, Region: m.Region, InstanceID: m.InstanceID,
-			DecisionID: m.DecisionID, Action: m.Action, CreatedAt: m.CreatedAt, Digest: decisionlog.Digest(body),
-		},
-		body: string(body),
-	}, nil
-}
-
-// recordsPerRound is how many decisions are recorded before their messages are sent.
-const recordsPerRound = 100
-
-// recordAndSend records the decisions in the ledger and then queues their messages, a
-// round at a time: a message is never on the queue before its decision is recorded, and
-// a failure leaves at most one round recorded but not sent (remediate never sees those;
-// the ledger forgets them after their retention).
-func (h *Handler) recordAndSend(ctx context.Context, messages []outgoing) (int, error) {
-	if len(messages) > 0 && h.Decisions == nil {
-		return 0, errors.New("detect has no ledger to record its decisions in: set IMDSGUARD_LEDGER_TABLE")
-	}
-	sent := 0
-	for round := range slices.Chunk(messages, recordsPerRound) {
-		decisions := make([]decisionlog.Decision, len(round))
-		for i, m := range round {
-			decisions[i] = m.decision
-		}
-		if err := h.Decisions.RecordDecisions(ctx, decisions); err != nil {
-			return sent, fmt.Errorf("recording %d decisions before queueing them: %w", len(decisions), err)
-		}
-		n, err := h.send(ctx, round)
-		sent += n
-		if err != nil {
-			return sent, err
-		}
-	}
-	return sent, nil
 }
 
 // judgingTime leaves the end of the invocation for queueing the verdicts. A large sweep
@@ -264,49 +193,6 @@ func (h *Handler) logVerdict(ctx context.Context, source string, a guard.Assessm
 		attrs = append(attrs, "target", *a.Verdict.Target)
 	}
 	h.Log.InfoContext(ctx, "verdict", attrs...)
-}
-
-// send queues the messages in batches, retrying the entries SQS reports as failed.
-func (h *Handler) send(ctx context.Context, messages []outgoing) (int, error) {
-	sent := 0
-	for batch := range slices.Chunk(messages, maxBatch) {
-		pending := make(map[string]sqstypes.SendMessageBatchRequestEntry, len(batch))
-		for i, m := range batch {
-			id := strconv.Itoa(i)
-			pending[id] = sqstypes.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(m.body)}
-		}
-		for attempt := 1; len(pending) > 0; attempt++ {
-			entries := make([]sqstypes.SendMessageBatchRequestEntry, 0, len(pending))
-			for _, e := range pending {
-				entries = append(entries, e)
-			}
-			out, err := h.Queue.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(h.QueueURL), Entries: entries})
-			if err != nil {
-				return sent, fmt.Errorf("sqs:SendMessageBatch to %s: %w", h.QueueURL, err)
-			}
-			for _, ok := range out.Successful {
-				if _, known := pending[aws.ToString(ok.Id)]; known {
-					delete(pending, aws.ToString(ok.Id))
-					sent++
-				}
-			}
-			if len(out.Failed) == 0 {
-				continue
-			}
-			var failures []error
-			for _, f := range out.Failed {
-				failures = append(failures, fmt.Errorf("entry %s: %s: %s", aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message)))
-				if f.SenderFault {
-					// The message itself is wrong: retrying cannot help.
-					return sent, fmt.Errorf("sqs:SendMessageBatch to %s refused a verdict: %w", h.QueueURL, errors.Join(failures...))
-				}
-			}
-			if attempt == sendAttempts {
-				return sent, fmt.Errorf("sqs:SendMessageBatch to %s failed %d times: %w", h.QueueURL, attempt, errors.Join(failures...))
-			}
-		}
-	}
-	return sent, nil
 }
 
 func (h *Handler) count(metric string, n int, dims map[string]string) {
