@@ -71,6 +71,28 @@ func (e *Enforcer) Apply(ctx context.Context, instanceID string, current, target
 	return e.waitApplied(ctx, instanceID, target)
 }
 
+// Restore puts an instance back to the options a rollback restores
+// (policy.RollbackTarget: the snapshot's HttpTokens and hop limit), waits until EC2
+// reports them applied, and returns the options as EC2 reports them. Like Apply it never
+// sends the endpoint, and it sends the hop limit only when it changes.
+func (e *Enforcer) Restore(ctx context.Context, instanceID string, current, target policy.MetadataOptions) (policy.MetadataOptions, error) {
+	if (target.HTTPTokens != policy.TokensOptional && target.HTTPTokens != policy.TokensRequired) || target.HopLimit < 1 || target.HopLimit > 64 {
+		return policy.MetadataOptions{}, fmt.Errorf("refusing to restore %+v on %s: a snapshot has HttpTokens optional or required and a hop limit from 1 to 64", target, instanceID)
+	}
+	in := modifyInput(instanceID, current, target, false)
+	in.HttpTokens = ec2types.HttpTokensState(target.HTTPTokens)
+	out, err := e.EC2.ModifyInstanceMetadataOptions(ctx, in)
+	if err != nil {
+		return policy.MetadataOptions{}, fmt.Errorf("ec2:ModifyInstanceMetadataOptions (rollback) on %s: %w", instanceID, err)
+	}
+	if out != nil {
+		if got := evidence.MetadataOptions(out.InstanceMetadataOptions); reached(got, target) {
+			return got, nil
+		}
+	}
+	return e.waitApplied(ctx, instanceID, target)
+}
+
 func checkTarget(instanceID string, target policy.MetadataOptions) error {
 	if target.HTTPTokens != policy.TokensRequired || target.HopLimit < 1 || target.HopLimit > 64 {
 		return fmt.Errorf("refusing to apply %+v to %s: a target needs HttpTokens required and a hop limit from 1 to 64", target, instanceID)
@@ -82,7 +104,7 @@ func checkTarget(instanceID string, target policy.MetadataOptions) error {
 // not enough, since someone else's change may have been applied instead.
 func reached(got, target policy.MetadataOptions) bool {
 	return got.State == string(ec2types.InstanceMetadataOptionsStateApplied) &&
-		got.HTTPTokens == policy.TokensRequired && got.HopLimit == target.HopLimit
+		got.HTTPTokens == target.HTTPTokens && got.HopLimit == target.HopLimit
 }
 
 func (e *Enforcer) waitApplied(ctx context.Context, instanceID string, target policy.MetadataOptions) (policy.MetadataOptions, error) {

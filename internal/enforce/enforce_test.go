@@ -423,3 +423,42 @@ func ptrString(p *int32) string {
 	}
 	return strconv.Itoa(int(*p))
 }
+
+// TestRestorePutsTheSnapshotBack: a rollback sends the snapshot's tokens, and its hop
+// limit only when it differs, never the endpoint; it waits for EC2 to report them
+// applied; a snapshot that is not one (no tokens, a hop limit out of range) is refused
+// before any call.
+func TestRestorePutsTheSnapshotBack(t *testing.T) {
+	f := newFixture(t, 2, "disabled")
+	enforced, err := f.e.Apply(context.Background(), id, f.current, target(1, "disabled"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := policy.RollbackTarget(f.current, enforced)
+	got, err := f.e.Restore(context.Background(), id, enforced, snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HTTPTokens != policy.TokensOptional || got.HopLimit != 2 || got.State != "applied" {
+		t.Errorf("restored options %+v, want tokens optional, hop limit 2, applied", got)
+	}
+	ins := f.ec2.Modify.Inputs()
+	if len(ins) != 2 {
+		t.Fatalf("%d ModifyInstanceMetadataOptions calls, want the enforcement's and the rollback's", len(ins))
+	}
+	in := ins[1]
+	if in.HttpTokens != ec2types.HttpTokensStateOptional || aws.ToInt32(in.HttpPutResponseHopLimit) != 2 || in.HttpEndpoint != "" || aws.ToBool(in.DryRun) {
+		t.Errorf("rollback input: tokens %q, hop %v, endpoint %q, dry run %v", in.HttpTokens, ptrString(in.HttpPutResponseHopLimit), in.HttpEndpoint, aws.ToBool(in.DryRun))
+	}
+	if mo := f.options(t); mo.HttpEndpoint != ec2types.InstanceMetadataEndpointStateDisabled {
+		t.Errorf("the rollback touched the endpoint: %s", mo.HttpEndpoint)
+	}
+	for _, bad := range []policy.MetadataOptions{{HopLimit: 2}, {HTTPTokens: "sometimes", HopLimit: 2}, {HTTPTokens: policy.TokensOptional}} {
+		if _, err := f.e.Restore(context.Background(), id, got, bad); err == nil {
+			t.Errorf("Restore(%+v) was sent", bad)
+		}
+	}
+	if n := len(f.ec2.Modify.Inputs()); n != 2 {
+		t.Errorf("%d ModifyInstanceMetadataOptions calls after the refused ones, want still 2", n)
+	}
+}

@@ -91,9 +91,7 @@ func evaluate(ev Evidence, s Settings, now time.Time) (Verdict, Need) {
 	// proof that IMDSv1 is used, which the metric may not show (rejected calls are not in
 	// MetadataNoToken), so it is a ticket.
 	if rb := ev.RolledBack; rb != nil && now.Before(rb.At.Add(s.Lookback)) {
-		return with(final(ActionTicket, ReasonRolledBack,
-			"imdsguard rolled back its enforcement at %s (%s); it is not enforced again before %s, a full lookback later",
-			rb.At.UTC().Format(time.RFC3339), rb.Why, rb.At.Add(s.Lookback).UTC().Format(time.RFC3339))), NeedNothing
+		return with(RolledBackVerdict(*rb, s)), NeedNothing
 	}
 
 	// Rules 6 to 8 read the MetadataNoToken metric.
@@ -167,6 +165,14 @@ func evaluate(ev Evidence, s Settings, now time.Time) (Verdict, Need) {
 		unused, ct.V2Deliveries)
 	v.Target = &target
 	return with(v), NeedNothing
+}
+
+// RolledBackVerdict is the ticket of an instance whose enforcement imdsguard rolled
+// back (rule 5b): what broke, when it was undone, and until when it is not enforced again.
+func RolledBackVerdict(rb Rollback, s Settings) Verdict {
+	return final(ActionTicket, ReasonRolledBack,
+		"imdsguard rolled back its enforcement at %s (%s); it is not enforced again before %s, a full lookback later",
+		rb.At.UTC().Format(time.RFC3339), rb.Why, rb.At.Add(s.Lookback).UTC().Format(time.RFC3339))
 }
 
 func final(action Action, code ReasonCode, format string, args ...any) Verdict {
