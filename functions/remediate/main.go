@@ -20,6 +20,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/enforce"
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/pause"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/ticket"
@@ -74,6 +75,8 @@ func main() {
 			Enforcer: &enforce.Enforcer{EC2: clients.EC2(), MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
 			Ledger:   &ledger.Ledger{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table},
 			Tickets:  tickets(clients),
+			Rollout:  settings.Rollout,
+			Pause:    &pause.Switch{API: wiring.Client(clients, ssm.ServiceID, ssm.NewFromConfig), Name: settings.PauseParameter},
 			Now:      time.Now,
 			Log:      log,
 			Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},

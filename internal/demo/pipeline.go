@@ -19,6 +19,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/enforce"
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
+	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
@@ -76,6 +77,7 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipe
 		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 30 * time.Second, FirstDelay: 50 * time.Millisecond, MaxDelay: time.Second},
 		Ledger:   book,
 		Tickets:  &ticket.SNS{API: snsClient, TopicARN: res.TopicARN},
+		Rollout:  lambdaenv.DefaultRollout(),
 		Now:      clock, Log: quiet, Metrics: metrics,
 	}
 	for {

@@ -368,8 +368,9 @@ func TestPipelineRejectsBadInput(t *testing.T) {
 	if tokens, _ := p.options(web.ID); tokens != "required" {
 		t.Errorf("the good verdict beside the poisoned one was not enforced: %s", tokens)
 	}
-	if !strings.Contains(p.remediate.proc.Logs(), "imdsguard.verdict/v0") {
-		t.Errorf("the remediate logs do not name the poisoned message's schema")
+	// Logged before the batch's answer, but the harness may not have read it off the pipe.
+	if err := p.remediate.proc.WaitForLog(p.ctx, "imdsguard.verdict/v0"); err != nil {
+		t.Errorf("the remediate logs do not name the poisoned message's schema: %v", err)
 	}
 }
 

@@ -93,14 +93,65 @@ var (
 	}
 )
 
+var (
+	maxPerHourNumbers  = policy.Numbers{{Min: 1, Max: 1000}}
+	maxPerSweepNumbers = policy.Numbers{{Min: 0, Max: 10000}}
+	waveSoakNumbers    = policy.Numbers{{Suffix: "h", Min: 0, Max: 720, Unit: time.Hour}}
+)
+
+// waveSelector is one wave as the Waves setting writes it: TagKey=value|value, without
+// spaces, control characters or the separators ; = | inside a key or value.
+const waveSelector = `[^;=|\p{Z}\p{Cc}]+=[^;=|\p{Z}\p{Cc}]+(?:\|[^;=|\p{Z}\p{Cc}]+)*`
+
+// The rollout's settings (DESIGN.md section 9), read by remediate.
+var (
+	MaxEnforcePerHour = Spec{
+		Env: "IMDSGUARD_MAX_ENFORCE_PER_HOUR", Param: "MaxEnforcePerHour", Default: "25",
+		Usage: "(remediate): at most this many enforcements per account-region and clock hour, however many " +
+			"invocations run at once; the rest wait as deferred, rollout-budget.",
+		Allowed:    "a whole number from 1 to 1000, in plain decimal (no sign, leading zero or space)",
+		Constraint: maxPerHourNumbers.Constraint(),
+	}
+	MaxEnforcePerSweep = Spec{
+		Env: "IMDSGUARD_MAX_ENFORCE_PER_SWEEP", Param: "MaxEnforcePerSweep", Default: "0",
+		Usage:      "(remediate): at most this many enforcements per account-region from one sweep; 0: no limit beyond the hourly one.",
+		Allowed:    "a whole number from 0 to 10000, in plain decimal (no sign, leading zero or space)",
+		Constraint: maxPerSweepNumbers.Constraint(),
+	}
+	Waves = Spec{
+		Env: "IMDSGUARD_WAVES", Param: "Waves", Default: policy.DefaultWaves,
+		Usage: "(remediate): the rollout's waves before the last, in order, as TagKey=value|value;TagKey=value " +
+			"(values compared without regard to case); every other instance is in the last wave. A wave enforces " +
+			"only once every earlier wave's enforced instances are verified and have soaked for WaveSoak.",
+		Allowed: "waves separated by ;, each a tag key, = and values separated by |, with no spaces or control " +
+			"characters, at most 1024 characters in all, or empty for one wave of everything",
+		Constraint: policy.Constraint{AllowedPattern: `^$|^` + waveSelector + `(?:;` + waveSelector + `)*$`, MaxLength: 1024},
+	}
+	WaveSoak = Spec{
+		Env: "IMDSGUARD_WAVE_SOAK", Param: "WaveSoak", Default: "24h",
+		Usage:      "(remediate): how long an earlier wave's last enforced instance must have been settled before the next wave starts.",
+		Allowed:    "whole hours from 0h to 720h, in plain decimal (no sign, leading zero or space)",
+		Constraint: waveSoakNumbers.Constraint(),
+	}
+	PauseParameter = Spec{
+		Env: "IMDSGUARD_PAUSE_PARAMETER", Param: "PauseParameter", Default: "/imdsguard/paused",
+		Usage: "(remediate): the SSM parameter read on every invocation: the value true pauses every enforcement " +
+			"(deferred, paused) without a deploy; a missing parameter is not a pause.",
+		Allowed:    "an SSM parameter name: / and 1 to 1000 letters, digits, _ . - or /",
+		Constraint: policy.Constraint{AllowedPattern: `^/[A-Za-z0-9_./-]{1,1000}$`},
+	}
+)
+
 // Specs are the function-only settings, in template order.
-var Specs = []Spec{MaxVerdictAge, ConfigRuleMatch, TicketBackend, JiraSecretArn, JiraProject, JiraIssueType, JiraLabels}
+var Specs = []Spec{MaxVerdictAge, ConfigRuleMatch, TicketBackend, JiraSecretArn, JiraProject, JiraIssueType, JiraLabels,
+	MaxEnforcePerHour, MaxEnforcePerSweep, Waves, WaveSoak, PauseParameter}
 
 // DetectSpecs and RemediateSpecs are the function-only settings each function reads;
 // template.yaml passes each to its function only.
 var (
 	DetectSpecs    = []Spec{ConfigRuleMatch}
-	RemediateSpecs = []Spec{MaxVerdictAge, TicketBackend, JiraSecretArn, JiraProject, JiraIssueType, JiraLabels}
+	RemediateSpecs = []Spec{MaxVerdictAge, TicketBackend, JiraSecretArn, JiraProject, JiraIssueType, JiraLabels,
+		MaxEnforcePerHour, MaxEnforcePerSweep, Waves, WaveSoak, PauseParameter}
 )
 
 // Rules are the limits across the function-only settings, checked at start-up and
@@ -205,6 +256,9 @@ type Remediate struct {
 	Guard         policy.Settings
 	MaxVerdictAge time.Duration
 	Tickets       Tickets
+	Rollout       policy.RolloutSettings
+	// PauseParameter is the SSM parameter whose value true pauses enforcement.
+	PauseParameter string
 }
 
 // LoadRemediate reads and checks remediate's settings: the guard's (policy.LoadSettings)
@@ -223,11 +277,29 @@ func LoadRemediate(lookup func(string) (string, bool)) (Remediate, error) {
 	if v := values[JiraLabels.Param]; v != "" {
 		labels = strings.Split(v, ",")
 	}
+	perHour, _, _ := maxPerHourNumbers.Parse(values[MaxEnforcePerHour.Param])
+	perSweep, _, _ := maxPerSweepNumbers.Parse(values[MaxEnforcePerSweep.Param])
+	soak, _ := waveSoakNumbers.Duration(values[WaveSoak.Param])
+	waves, err := policy.ParseWaves(values[Waves.Param])
+	if err != nil {
+		return Remediate{}, &SettingError{Spec: Waves, Value: values[Waves.Param], Reason: err.Error()}
+	}
 	return Remediate{Guard: guard, MaxVerdictAge: age, Tickets: Tickets{
 		Backend:       values[TicketBackend.Param],
 		JiraSecretARN: values[JiraSecretArn.Param],
 		JiraProject:   values[JiraProject.Param],
 		JiraIssueType: values[JiraIssueType.Param],
 		JiraLabels:    labels,
-	}}, nil
+	}, Rollout: policy.RolloutSettings{MaxPerHour: perHour, MaxPerSweep: perSweep, Waves: waves, WaveSoak: soak},
+		PauseParameter: values[PauseParameter.Param]}, nil
+}
+
+// DefaultRollout is the rollout of a stack deployed with the template's defaults, for
+// the demo.
+func DefaultRollout() policy.RolloutSettings {
+	r, err := LoadRemediate(func(string) (string, bool) { return "", false })
+	if err != nil {
+		panic("lambdaenv: the default settings are invalid: " + err.Error())
+	}
+	return r.Rollout
 }

@@ -33,7 +33,10 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Remediate{Guard: policy.DefaultSettings(), MaxVerdictAge: time.Hour, Tickets: Tickets{Backend: "sns", JiraIssueType: "Task"}}
+	waves, _ := policy.ParseWaves(policy.DefaultWaves)
+	want := Remediate{Guard: policy.DefaultSettings(), MaxVerdictAge: time.Hour, Tickets: Tickets{Backend: "sns", JiraIssueType: "Task"},
+		Rollout:        policy.RolloutSettings{MaxPerHour: 25, Waves: waves, WaveSoak: 24 * time.Hour},
+		PauseParameter: "/imdsguard/paused"}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("remediate defaults = %+v, want %+v", r, want)
 	}
@@ -52,6 +55,22 @@ func TestLoadRemediate(t *testing.T) {
 			Remediate{MaxVerdictAge: 24 * time.Hour, Tickets: Tickets{Backend: "opscenter", JiraIssueType: "Task"}}},
 		{map[string]string{"IMDSGUARD_MAX_VERDICT_AGE": "5m", "IMDSGUARD_JIRA_LABELS": "a"},
 			Remediate{MaxVerdictAge: 5 * time.Minute, Tickets: Tickets{Backend: "sns", JiraIssueType: "Task", JiraLabels: []string{"a"}}}},
+		{map[string]string{"IMDSGUARD_MAX_ENFORCE_PER_HOUR": "3", "IMDSGUARD_MAX_ENFORCE_PER_SWEEP": "2", "IMDSGUARD_WAVES": "team=red|blue",
+			"IMDSGUARD_WAVE_SOAK": "0h", "IMDSGUARD_PAUSE_PARAMETER": "/ops/imdsguard-pause"},
+			Remediate{MaxVerdictAge: time.Hour, Tickets: Tickets{Backend: "sns", JiraIssueType: "Task"},
+				Rollout:        policy.RolloutSettings{MaxPerHour: 3, MaxPerSweep: 2, Waves: []policy.Wave{{Key: "team", Values: []string{"red", "blue"}}}},
+				PauseParameter: "/ops/imdsguard-pause"}},
+		{map[string]string{"IMDSGUARD_WAVES": ""},
+			Remediate{MaxVerdictAge: time.Hour, Tickets: Tickets{Backend: "sns", JiraIssueType: "Task"},
+				Rollout: policy.RolloutSettings{MaxPerHour: 25, WaveSoak: 24 * time.Hour}, PauseParameter: "/imdsguard/paused"}},
+	}
+	defaults := func(r Remediate) Remediate {
+		if r.Rollout.MaxPerHour == 0 {
+			waves, _ := policy.ParseWaves(policy.DefaultWaves)
+			r.Rollout = policy.RolloutSettings{MaxPerHour: 25, Waves: waves, WaveSoak: 24 * time.Hour}
+			r.PauseParameter = "/imdsguard/paused"
+		}
+		return r
 	}
 	for _, tc := range tests {
 		got, err := LoadRemediate(env(tc.env))
@@ -60,6 +79,7 @@ func TestLoadRemediate(t *testing.T) {
 			continue
 		}
 		tc.want.Guard = policy.DefaultSettings()
+		tc.want = defaults(tc.want)
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%v:\n got %+v\nwant %+v", tc.env, got, tc.want)
 		}

@@ -413,3 +413,32 @@ func validScope(account, region string) error {
 	}
 	return nil
 }
+
+// GetRollback returns the instance's latest rollback, or nil (and no error) when it was
+// never rolled back (or the rollback has expired).
+func (l *Ledger) GetRollback(ctx context.Context, ref Ref) (*policy.Rollback, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	if err := validRef(ref); err != nil {
+		return nil, fmt.Errorf("ledger: get rollback: %w", err)
+	}
+	item, err := l.get(ctx, map[string]types.AttributeValue{
+		attrPK: str(rolloutPK(ref.AccountID, ref.Region)), attrSK: str(rollbackPrefix + ref.InstanceID),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: get rollback of %s from table %s: %w", ref.Name(), l.Table, err)
+	}
+	if item == nil {
+		return nil, nil
+	}
+	var it rolloutItem
+	if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+		return nil, fmt.Errorf("ledger: get rollback of %s from table %s: %w", ref.Name(), l.Table, err)
+	}
+	at, err := parseTime(it.At)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: get rollback of %s from table %s: at %q: %w", ref.Name(), l.Table, it.At, err)
+	}
+	return &policy.Rollback{At: at, Why: it.Why}, nil
+}

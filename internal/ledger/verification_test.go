@@ -94,6 +94,12 @@ func TestVerificationLifecycle(t *testing.T) {
 	if !ok || !rb.At.Equal(rolledAt) || rb.Why != "EC2 rejected 4 IMDSv1 calls" || len(r.Rollbacks) != 1 {
 		t.Errorf("rollbacks = %+v, want the api instance's", r.Rollbacks)
 	}
+	if got, err := f.ledger.GetRollback(ctx, api.Ref); err != nil || got == nil || !got.At.Equal(rolledAt) || got.Why != rb.Why {
+		t.Errorf("GetRollback of the rolled back instance = %+v, %v", got, err)
+	}
+	if got, err := f.ledger.GetRollback(ctx, web.Ref); err != nil || got != nil {
+		t.Errorf("GetRollback of a verified instance = %+v, %v; want none", got, err)
+	}
 	hist, err := f.ledger.History(ctx, ledger.Ref{AccountID: ref.AccountID, Region: ref.Region, InstanceID: api.InstanceID})
 	if err != nil {
 		t.Fatal(err)

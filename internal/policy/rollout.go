@@ -192,3 +192,32 @@ func BreakerTrips(rollbacks []time.Time, s RolloutSettings, now time.Time) (trip
 func blocked(code ReasonCode, format string, args ...any) Gate {
 	return Gate{Reason: Reason{Code: code, Detail: fmt.Sprintf(format, args...)}}
 }
+
+// DefaultWaves are the waves before the last unless configured: development, then test,
+// then staging environments by their Environment tag, then everything else.
+const DefaultWaves = "Environment=dev|development;Environment=test|testing|qa;Environment=staging|stage"
+
+// ParseWaves reads waves written as DefaultWaves is: wave selectors separated by ";",
+// each a tag key, "=", and the values separated by "|". The empty string is no waves:
+// every instance is in the one last wave.
+func ParseWaves(s string) ([]Wave, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var waves []Wave
+	for i, part := range strings.Split(s, ";") {
+		key, values, ok := strings.Cut(part, "=")
+		if !ok || key == "" || values == "" || strings.TrimSpace(key) != key {
+			return nil, fmt.Errorf("wave %d %q: want TagKey=value|value", i+1, part)
+		}
+		w := Wave{Key: key}
+		for _, v := range strings.Split(values, "|") {
+			if v == "" || strings.TrimSpace(v) != v {
+				return nil, fmt.Errorf("wave %d %q: an empty value, or one with spaces around it", i+1, part)
+			}
+			w.Values = append(w.Values, v)
+		}
+		waves = append(waves, w)
+	}
+	return waves, nil
+}

@@ -133,3 +133,21 @@ func TestBreakerTrips(t *testing.T) {
 		t.Error("a breaker set to 0 rollbacks tripped")
 	}
 }
+
+func TestParseWaves(t *testing.T) {
+	waves, err := ParseWaves(DefaultWaves)
+	if err != nil || len(waves) != 3 || waves[0].Name() != "Environment=dev|development" || waves[2].Values[1] != "stage" {
+		t.Fatalf("ParseWaves(DefaultWaves) = %+v, %v", waves, err)
+	}
+	if waves, err := ParseWaves(""); err != nil || waves != nil {
+		t.Errorf("no waves: %+v, %v", waves, err)
+	}
+	if waves, err := ParseWaves("team=red|blue"); err != nil || len(waves) != 1 || WaveOf(Instance{Tags: map[string]string{"team": "BLUE"}}, waves) != 0 {
+		t.Errorf("one wave: %+v, %v", waves, err)
+	}
+	for _, bad := range []string{"Environment", "=dev", "Environment=", "Environment=dev|", "Environment=dev;", " Environment=dev", "Environment= dev", "a=b;;c=d"} {
+		if _, err := ParseWaves(bad); err == nil {
+			t.Errorf("ParseWaves(%q) was accepted", bad)
+		}
+	}
+}

@@ -57,6 +57,9 @@ const (
 	opSnapshot  = "ledger:Snapshot"
 	opGetSnap   = "ledger:GetSnapshot"
 	opGetTicket = "ledger:GetTicket"
+	opGetRB     = "ledger:GetRollback"
+	opRollout   = "ledger:ReadRollout"
+	opBudget    = "ledger:TakeBudget"
 	opPutTicket = "ledger:PutTicket"
 	opDescribe  = "ec2:DescribeInstances"
 	opModify    = "ec2:ModifyInstanceMetadataOptions"
@@ -103,6 +106,7 @@ func newWorld(t *testing.T, mode policy.Mode) *world {
 		Enforcer: &enforce.Enforcer{EC2: w.ec2, MaxWait: time.Second, FirstDelay: time.Millisecond, MaxDelay: 4 * time.Millisecond},
 		Ledger:   w.book,
 		Tickets:  w.tickets,
+		Rollout:  policy.RolloutSettings{MaxPerHour: 25, WaveSoak: 24 * time.Hour},
 		Now:      func() time.Time { return now },
 		Log:      slog.New(slog.NewJSONHandler(w.logs, nil)),
 		Metrics:  &emf.Emitter{W: w.logs, Now: func() time.Time { return now }},
@@ -246,7 +250,7 @@ type handlerCase struct {
 }
 
 var (
-	enforced = []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opGetTicket, opRecord}
+	enforced = []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opSnapshot, opModify, opGetTicket, opRecord}
 	errBoom  = errors.New("boom")
 )
 
@@ -295,17 +299,116 @@ func hop(n int32) func(*ec2types.Instance) {
 
 func TestHandler(t *testing.T) {
 	tests := []handlerCase{
+		// The safety net: a rollback holds the instance back, and every enforcement passes
+		// the rollout's limits first.
+		{
+			name: "rolled back a day ago: a ticket that says so, never enforced again", arrange: func(w *world) queued {
+				q := web(w)
+				w.book.SetRollback(refOf(q.v), policy.Rollback{At: now.Add(-24 * time.Hour), Why: "EC2 rejected 3 IMDSv1 calls"})
+				return q
+			},
+			delivery: delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonRolledBack, "ticket", "EC2 rejected 3 IMDSv1 calls"},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opPutTicket, opRecord}},
+			check: func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
+		},
+		{
+			name: "the rollbacks cannot be read: deferred, never enforced", arrange: func(w *world) queued {
+				q := web(w)
+				w.book.FailNext("GetRollback", errBoom)
+				return q
+			},
+			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonEvidenceError, "waiting for evidence", "rollbacks"},
+				calls: []string{opClaim, opDescribe, opGetRB, opRecord}},
+			check: func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
+		},
+		{
+			name: "paused: deferred, nothing changed, no budget taken", arrange: func(w *world) queued {
+				w.h.Pause = fixedPause{paused: true, by: "SSM parameter /imdsguard/paused = true"}
+				return web(w)
+			},
+			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonPaused, "enforcement held back", "/imdsguard/paused"},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opRecord}},
+			check: func(t *testing.T, w *world, q queued) {
+				wantOptions(t, w, webID, "optional", 2, "enabled")
+				if n := w.book.BudgetUsed(policy.BudgetHourOf(now)); n != 0 {
+					t.Errorf("%d budget slots taken by a paused enforcement", n)
+				}
+			},
+		},
+		{
+			name: "a pause switch that cannot be read counts as set", arrange: func(w *world) queued {
+				w.h.Pause = fixedPause{err: errBoom}
+				return web(w)
+			},
+			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonPaused, "enforcement held back", "boom"},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opRecord}},
+		},
+		{
+			name: "the breaker is open: deferred", arrange: func(w *world) queued {
+				w.book.SetRollout(ledger.Rollout{BreakerOpenedAt: now.Add(-time.Hour), BreakerWhy: "3 rollbacks within 24h"})
+				return web(w)
+			},
+			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonBreakerOpen, "enforcement held back", "--reset-breaker"},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opRecord}},
+			check: func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
+		},
+		{
+			name: "an earlier wave is still being verified: deferred", arrange: func(w *world) queued {
+				w.h.Rollout.Waves = []policy.Wave{{Key: "Environment", Values: []string{"dev"}}}
+				w.book.SetRollout(ledger.Rollout{Verifying: map[int]int{0: 2}})
+				return web(w)
+			},
+			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonWaitingForWave, "enforcement held back", "still being verified"},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opRecord}},
+		},
+		{
+			name: "an instance of the first wave goes while later ones wait", arrange: func(w *world) queued {
+				w.h.Rollout.Waves = []policy.Wave{{Key: "Environment", Values: []string{"dev"}}}
+				w.book.SetRollout(ledger.Rollout{Verifying: map[int]int{0: 2}})
+				w.add(webID, tagged("Environment", "dev"))
+				return w.detect(webID, detectedAt)
+			},
+			delivery: delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "IMDSv2 enforced", ""}, calls: enforced},
+			check: func(t *testing.T, w *world, q queued) {
+				if o := w.book.Outcomes()[0]; o.Wave != 0 {
+					t.Errorf("enforced in wave %d, want 0", o.Wave)
+				}
+			},
+		},
+		{
+			name: "the hour's budget is spent: deferred", arrange: func(w *world) queued {
+				w.h.Rollout.MaxPerHour = 1
+				if err := w.book.TakeBudget(w.ctx, ledger.Budget{AccountID: account, Region: region, Hour: policy.BudgetHourOf(now), MaxPerHour: 1}, now); err != nil {
+					w.t.Fatal(err)
+				}
+				w.book.ForgetCalls()
+				w.journal.Reset()
+				return web(w)
+			},
+			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonRolloutBudget, "enforcement held back", "IMDSGUARD_MAX_ENFORCE_PER_HOUR"},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opRecord}},
+			check: func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
+		},
+		{
+			name: "no hourly budget set: the message fails, nothing changed", arrange: func(w *world) queued {
+				w.h.Rollout.MaxPerHour = 0
+				return web(w)
+			},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRelease}},
+			check:    func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
+		},
+
 		// A fresh verdict detect recorded, in each mode.
 		{
 			name: "report: a fresh remediate verdict is only recorded", mode: policy.ModeReport, arrange: web,
 			delivery: delivery{want: &outcome{ledger.ResultReported, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "report mode: nothing changed", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRecord}},
 			check: func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
 		},
 		{
 			name: "dry-run: EC2 is asked with DryRun and nothing changes", mode: policy.ModeDryRun, arrange: web,
 			delivery: delivery{want: &outcome{ledger.ResultDryRun, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "dry run allowed by EC2", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opDryRun, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opDryRun, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				wantModify(t, w, true, aws.Int32(1))
 				wantOptions(t, w, webID, "optional", 2, "enabled")
@@ -344,7 +447,7 @@ func TestHandler(t *testing.T) {
 				return web(w)
 			},
 			delivery: delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "IMDSv2 enforced", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opDescribe, opDescribe, opDescribe, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opSnapshot, opModify, opDescribe, opDescribe, opDescribe, opGetTicket, opRecord}},
 		},
 
 		// Messages remediate refuses: nothing is done, nothing recorded, the item fails.
@@ -486,7 +589,7 @@ func TestHandler(t *testing.T) {
 		{
 			name: "gone since the verdict", arrange: webThen(func(w *world) { w.ec2.Remove(webID) }),
 			delivery: delivery{want: &outcome{ledger.ResultSuperseded, policy.ActionSkip, policy.ReasonTerminated, "no longer exists", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				if o := w.book.Outcomes()[0]; o.Prior != nil {
 					t.Errorf("prior options %+v for an instance that is gone", o.Prior)
@@ -501,7 +604,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketResolved, policy.ActionSkip, policy.ReasonTerminated, "ticket FAKE-1 resolved: The instance no longer exists.", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opResolve, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opResolve, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) { wantTicket(t, w, q, ledger.TicketResolved, "FAKE-1", false) },
 		},
 		{
@@ -509,12 +612,12 @@ func TestHandler(t *testing.T) {
 				w.ec2.Update(webID, func(i *ec2types.Instance) { i.MetadataOptions.HttpTokens = ec2types.HttpTokensStateRequired })
 			}),
 			delivery: delivery{want: &outcome{ledger.ResultAlreadyCompliant, policy.ActionSkip, policy.ReasonCompliant, "already required", ""},
-				calls: []string{opClaim, opDescribe, opGetSnap, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetSnap, opGetTicket, opRecord}},
 		},
 		{
 			name: "exempted since the verdict", arrange: webThen(func(w *world) { w.ec2.Update(webID, tagged("imdsguard:exempt", "true")) }),
 			delivery: delivery{want: &outcome{ledger.ResultSuperseded, policy.ActionSkip, policy.ReasonExempt, "nothing to do", ""},
-				calls: []string{opClaim, opDescribe, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opRecord}},
 			check: func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
 		},
 		{
@@ -522,7 +625,7 @@ func TestHandler(t *testing.T) {
 				w.ec2.Update(webID, func(i *ec2types.Instance) { i.State.Name = ec2types.InstanceStateNameStopped })
 			}),
 			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonNotRunning, "waiting for evidence", ""},
-				calls: []string{opClaim, opDescribe, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opRecord}},
 		},
 		{
 			name: "endpoint disabled since the verdict: enforced with no usage read, the endpoint never sent", arrange: webThen(func(w *world) {
@@ -531,7 +634,7 @@ func TestHandler(t *testing.T) {
 				})
 			}),
 			delivery: delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonEndpointDisabled, "the live instance changed the verdict", ""},
-				calls: []string{opClaim, opDescribe, opSnapshot, opModify, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opRollout, opBudget, opSnapshot, opModify, opGetTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				wantModify(t, w, false, aws.Int32(1))
 				wantOptions(t, w, webID, "required", 1, "disabled")
@@ -571,7 +674,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedCloudTrail, "judged again (the verdict is 2h old", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opLookup, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opLookup, opGetTicket, opOpen, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				filed := w.tickets.Filed()
 				if len(filed) != 1 {
@@ -589,7 +692,7 @@ func TestHandler(t *testing.T) {
 				w.cw.Put(webID, fakeapi.Point{Time: now.Truncate(time.Hour).Add(5 * time.Minute), Value: 2})
 			}),
 			delivery: delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "judged again", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opGetTicket, opOpen, opPutTicket, opRecord}},
 		},
 
 		// The last look at the metric before enforcing.
@@ -600,7 +703,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "IMDSv1 was used after the verdict", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opGetTicket, opOpen, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
 		},
 		{
@@ -610,7 +713,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultReported, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "report mode: no ticket opened", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRecord}},
 		},
 		{
 			name: "the recent read fails: deferred, not enforced", arrange: func(w *world) queued {
@@ -619,7 +722,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonEvidenceError, "waiting for evidence", "reading the MetadataNoToken calls since"},
-				calls: []string{opClaim, opDescribe, opMetrics, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRecord}},
 		},
 		{
 			name: "the recent read is partial: deferred, not enforced", arrange: func(w *world) queued {
@@ -628,7 +731,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonEvidenceError, "waiting for evidence", "still partial"},
-				calls: []string{opClaim, opDescribe, opMetrics, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRecord}},
 		},
 		{
 			name: "the recent read leaves the query unanswered: deferred, not enforced", arrange: func(w *world) queued {
@@ -639,7 +742,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonEvidenceError, "waiting for evidence", "no answer to the query for " + webID},
-				calls: []string{opClaim, opDescribe, opMetrics, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRecord}},
 		},
 		{
 			name: "describing the instance fails: deferred", arrange: func(w *world) queued {
@@ -699,7 +802,7 @@ func TestHandler(t *testing.T) {
 				w.ec2.Modify.FailNext(fakeapi.APIError("UnauthorizedOperation", "You are not authorized to perform this operation."))
 				return q
 			},
-			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opRelease}, logs: []string{"UnauthorizedOperation"}},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opSnapshot, opModify, opRelease}, logs: []string{"UnauthorizedOperation"}},
 			again:    &delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "IMDSv2 enforced", ""}, calls: enforced},
 			check: func(t *testing.T, w *world, q queued) {
 				if s := w.book.SnapshotOf(refOf(q.v)); s == nil || s.Options.HTTPTokens != "optional" || s.Options.HopLimit != 2 {
@@ -722,9 +825,9 @@ func TestHandler(t *testing.T) {
 				})
 				return q
 			},
-			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opRelease}, logs: []string{"boom"}},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opSnapshot, opModify, opRelease}, logs: []string{"boom"}},
 			again: &delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "earlier attempt of this decision", ""},
-				calls: []string{opClaim, opDescribe, opGetSnap, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetSnap, opGetTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				o := w.book.Outcomes()
 				if len(o) != 1 || o[0].Prior == nil || o[0].Prior.HTTPTokens != "optional" || o[0].Applied == nil || o[0].Applied.HTTPTokens != "required" {
@@ -738,9 +841,9 @@ func TestHandler(t *testing.T) {
 				w.book.FailNext("Record", errBoom)
 				return q
 			},
-			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opGetTicket, opRecord, opRelease}, logs: []string{"boom"}},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opSnapshot, opModify, opGetTicket, opRecord, opRelease}, logs: []string{"boom"}},
 			again: &delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "earlier attempt of this decision", ""},
-				calls: []string{opClaim, opDescribe, opGetSnap, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetSnap, opGetTicket, opRecord}},
 		},
 		{
 			name: "the snapshot cannot be written: nothing is changed", arrange: func(w *world) queued {
@@ -748,7 +851,7 @@ func TestHandler(t *testing.T) {
 				w.book.FailNext("Snapshot", errBoom)
 				return q
 			},
-			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opRelease}, logs: []string{"boom"}},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opSnapshot, opRelease}, logs: []string{"boom"}},
 			check:    func(t *testing.T, w *world, q queued) { wantOptions(t, w, webID, "optional", 2, "enabled") },
 		},
 		{
@@ -757,14 +860,14 @@ func TestHandler(t *testing.T) {
 				w.ec2.Modify.FailNext(fakeapi.APIError("UnauthorizedOperation", "You are not authorized to perform this operation."))
 				return q
 			},
-			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opMetrics, opDryRun, opRelease}, logs: []string{"dry run"}},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opDryRun, opRelease}, logs: []string{"dry run"}},
 		},
 
 		// Tickets: one open ticket per instance.
 		{
 			name: "a ticket verdict opens a ticket", arrange: legacy,
 			delivery: delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "ticket FAKE-1 opened in fake", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				tk := wantTicket(t, w, q, ledger.TicketOpen, "FAKE-1", true)
 				if tk != nil && tk.Digest != ticket.NewTicket(q.v, ticket.ComposeOptions{}).Content.EvidenceDigest() {
@@ -776,12 +879,12 @@ func TestHandler(t *testing.T) {
 		{
 			name: "a ticket verdict in report mode opens none", mode: policy.ModeReport, arrange: legacy,
 			delivery: delivery{want: &outcome{ledger.ResultReported, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "no ticket opened", ""},
-				calls: []string{opClaim, opDescribe, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opRecord}},
 		},
 		{
 			name: "a ticket verdict in dry-run mode opens a ticket marked dry-run", mode: policy.ModeDryRun, arrange: legacy,
 			delivery: delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "opened", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				if f := w.tickets.Filed(); len(f) != 1 || !strings.HasPrefix(f[0].Versions[0].Content.Title, "[dry-run] ") {
 					t.Errorf("filed %+v, want one dry-run ticket", f)
@@ -795,7 +898,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketUpdated, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "new evidence added to ticket FAKE-1", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opUpdate, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opUpdate, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				tk := wantTicket(t, w, q, ledger.TicketOpen, "FAKE-1", true)
 				if tk != nil && (tk.Digest == "older evidence" || !tk.UpdatedAt.Equal(now)) {
@@ -813,7 +916,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketUnchanged, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "already has this evidence", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opRecord}},
 		},
 		{
 			name: "a resolved ticket: a new one is opened", arrange: func(w *world) queued {
@@ -823,7 +926,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "ticket FAKE-1 opened", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) { wantTicket(t, w, q, ledger.TicketOpen, "FAKE-1", true) },
 		},
 		{
@@ -833,7 +936,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "ticket FAKE-1 opened in fake", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opPutTicket, opRecord}},
 		},
 		{
 			name: "the ticket backend fails: released, nothing recorded; the retry opens the ticket", arrange: func(w *world) queued {
@@ -841,9 +944,9 @@ func TestHandler(t *testing.T) {
 				w.tickets.FailNext("Open", errBoom)
 				return q
 			},
-			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetTicket, opOpen, opRelease}, logs: []string{"boom"}},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opRelease}, logs: []string{"boom"}},
 			again: &delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "ticket FAKE-1 opened", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) { wantTicket(t, w, q, ledger.TicketOpen, "FAKE-1", true) },
 		},
 		{
@@ -852,9 +955,9 @@ func TestHandler(t *testing.T) {
 				w.book.FailNext("PutTicket", errBoom)
 				return q
 			},
-			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetTicket, opOpen, opPutTicket, opRelease}},
+			delivery: delivery{failed: true, calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opPutTicket, opRelease}},
 			again: &delivery{want: &outcome{ledger.ResultTicketed, policy.ActionTicket, policy.ReasonIMDSv1UsedMetric, "ticket FAKE-1 opened", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opOpen, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opOpen, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				if f := w.tickets.Filed(); len(f) != 1 {
 					t.Errorf("%d tickets filed, want 1", len(f))
@@ -868,7 +971,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "IMDSv2 enforced; ticket FAKE-1 resolved", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opGetTicket, opResolve, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opSnapshot, opModify, opGetTicket, opResolve, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) { wantTicket(t, w, q, ledger.TicketResolved, "FAKE-1", false) },
 		},
 		{
@@ -879,7 +982,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultEnforced, policy.ActionRemediate, policy.ReasonIMDSv1Unused, "IMDSv2 enforced; closing the instance's open ticket failed (the next sweep's close-out resolves it): boom", ""},
-				calls: []string{opClaim, opDescribe, opMetrics, opSnapshot, opModify, opGetTicket, opResolve, opRecord},
+				calls: []string{opClaim, opDescribe, opGetRB, opMetrics, opRollout, opBudget, opSnapshot, opModify, opGetTicket, opResolve, opRecord},
 				logs:  []string{"the next sweep's close-out resolves it"}},
 			check: func(t *testing.T, w *world, q queued) {
 				wantTicket(t, w, q, ledger.TicketOpen, "FAKE-1", true)
@@ -897,7 +1000,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketResolved, policy.ActionSkip, policy.ReasonCompliant, "ticket FAKE-1 resolved: HttpTokens is now required", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opResolve, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opResolve, opPutTicket, opRecord}},
 			check: func(t *testing.T, w *world, q queued) {
 				wantTicket(t, w, q, ledger.TicketResolved, "FAKE-1", false)
 				if c := w.tickets.Filed()[0].Closing; c == nil || c.DecisionID != q.v.DecisionID || c.InstanceID != v2ID || !c.At.Equal(now) {
@@ -908,7 +1011,7 @@ func TestHandler(t *testing.T) {
 		{
 			name: "close-out with no open ticket: already compliant", arrange: v2CloseOut,
 			delivery: delivery{want: &outcome{ledger.ResultAlreadyCompliant, policy.ActionSkip, policy.ReasonCompliant, "already required", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opRecord}},
 		},
 		{
 			name: "close-out of a ticket in another backend: resolved in the ledger, closed by hand", arrange: func(w *world) queued {
@@ -917,7 +1020,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultTicketResolved, policy.ActionSkip, policy.ReasonCompliant, "close it there by hand", ""},
-				calls: []string{opClaim, opDescribe, opGetTicket, opPutTicket, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opGetTicket, opPutTicket, opRecord}},
 		},
 		{
 			name: "close-out in report mode: the ticket is left alone", mode: policy.ModeReport, arrange: func(w *world) queued {
@@ -926,7 +1029,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultAlreadyCompliant, policy.ActionSkip, policy.ReasonCompliant, "already required", ""},
-				calls: []string{opClaim, opDescribe, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opRecord}},
 		},
 		{
 			name: "close-out, but HttpTokens is optional again: nothing is done", arrange: func(w *world) queued {
@@ -936,7 +1039,7 @@ func TestHandler(t *testing.T) {
 				return q
 			},
 			delivery: delivery{want: &outcome{ledger.ResultSuperseded, policy.ActionSkip, policy.ReasonCompliant, "asked to close the ticket", ""},
-				calls: []string{opClaim, opDescribe, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opRecord}},
 			check: func(t *testing.T, w *world, q queued) { wantTicket(t, w, q, ledger.TicketOpen, "FAKE-1", true) },
 		},
 
@@ -948,7 +1051,7 @@ func TestHandler(t *testing.T) {
 				return w.detect(thinID, detectedAt)
 			},
 			delivery: delivery{want: &outcome{ledger.ResultDeferred, policy.ActionDefer, policy.ReasonInsufficientMetrics, "waiting for evidence", ""},
-				calls: []string{opClaim, opDescribe, opRecord}},
+				calls: []string{opClaim, opDescribe, opGetRB, opRecord}},
 		},
 	}
 	for _, tc := range tests {
@@ -1092,3 +1195,12 @@ func TestHandlerBatch(t *testing.T) {
 	wantOptions(t, w, legacyID, "optional", 2, "enabled")
 	wantOptions(t, w, webID, "required", 1, "enabled")
 }
+
+// fixedPause is a pause switch with a set answer.
+type fixedPause struct {
+	paused bool
+	by     string
+	err    error
+}
+
+func (p fixedPause) Paused(context.Context) (bool, string, error) { return p.paused, p.by, p.err }

@@ -39,6 +39,14 @@ type Ledger interface {
 	GetSnapshot(ctx context.Context, ref ledger.Ref) (*ledger.Snapshot, error)
 	GetTicket(ctx context.Context, ref ledger.Ref) (*ledger.Ticket, error)
 	PutTicket(ctx context.Context, t ledger.Ticket) error
+	GetRollback(ctx context.Context, ref ledger.Ref) (*policy.Rollback, error)
+	ReadRollout(ctx context.Context, account, region string) (ledger.Rollout, error)
+	TakeBudget(ctx context.Context, b ledger.Budget, now time.Time) error
+}
+
+// PauseSwitch is the operators' kill switch (pause.Switch implements it).
+type PauseSwitch interface {
+	Paused(ctx context.Context) (paused bool, by string, err error)
 }
 
 // Handler handles one batch of verdict messages.
@@ -54,9 +62,13 @@ type Handler struct {
 	Enforcer Enforcer
 	Ledger   Ledger
 	Tickets  ticket.Backend
-	Now      func() time.Time
-	Log      *slog.Logger
-	Metrics  *emf.Emitter
+	// Rollout are the limits every enforcement passes (DESIGN.md section 9); Pause is the
+	// kill switch, read before each enforcement (nil: there is none).
+	Rollout policy.RolloutSettings
+	Pause   PauseSwitch
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics *emf.Emitter
 }
 
 // RefusedError is a message remediate will not act on: forged, altered, foreign or
@@ -168,7 +180,7 @@ func (h *Handler) recheckAndAct(ctx context.Context, v message.Verdict, in polic
 		case policy.RecheckRefuse:
 			return ledger.Outcome{}, &RefusedError{DecisionID: v.DecisionID, InstanceID: v.InstanceID, Why: r.Note}
 		case policy.RecheckDescribe:
-			live := h.describe(ctx, v.InstanceID)
+			live := h.describe(ctx, refOf(v))
 			in.Live = &live
 		case policy.RecheckReadRecentUsage:
 			usage, err := evidence.UsageSince(ctx, h.Clients.CloudWatch, v.InstanceID, r.Since, now)
@@ -198,12 +210,21 @@ func (h *Handler) recheckAndAct(ctx context.Context, v message.Verdict, in polic
 	return ledger.Outcome{}, fmt.Errorf("decision %s: the recheck did not settle in %d rounds", v.DecisionID, maxRecheckRounds)
 }
 
-// describe reads the instance as it is now; an id EC2 does not know is Instance nil.
-func (h *Handler) describe(ctx context.Context, id string) policy.Evidence {
-	instances, _, err := evidence.Inventory(ctx, h.Clients.EC2, h.Region, []string{id})
-	live := policy.Evidence{InstanceID: id, InventoryErr: err}
+// describe reads the instance as it is now (an id EC2 does not know is Instance nil),
+// with its latest rollback from the ledger, which rule 5b holds it back for.
+func (h *Handler) describe(ctx context.Context, ref ledger.Ref) policy.Evidence {
+	instances, _, err := evidence.Inventory(ctx, h.Clients.EC2, h.Region, []string{ref.InstanceID})
+	live := policy.Evidence{InstanceID: ref.InstanceID, InventoryErr: err}
 	if err == nil && len(instances) == 1 {
 		live.Instance = &instances[0]
+	}
+	if live.InventoryErr == nil {
+		rb, err := h.Ledger.GetRollback(ctx, ref)
+		if err != nil {
+			// Without it, rule 5b could not hold a rolled back instance back: fail safe.
+			live.InventoryErr = fmt.Errorf("reading the instance's rollbacks: %w", err)
+		}
+		live.RolledBack = rb
 	}
 	return live
 }
@@ -263,6 +284,18 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 		out.Result, out.Detail = ledger.ResultDryRun, detail+"dry run allowed by EC2; nothing changed"
 		return out, nil
 	}
+	gate, err := h.gate(ctx, v, live, now)
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	if !gate.Allowed {
+		h.count("Deferrals", map[string]string{"Reason": string(gate.Reason.Code)})
+		out.Action, out.Result = policy.ActionDefer, ledger.ResultDeferred
+		out.Reasons = append([]policy.Reason{gate.Reason}, out.Reasons...)
+		out.Detail = detail + "enforcement held back: " + gate.Reason.Detail
+		return out, nil
+	}
+	out.Wave = policy.WaveOf(live, h.Rollout.Waves)
 	// The snapshot is written before the change, so a rollback always has the original.
 	if _, err := h.Ledger.Snapshot(ctx, refOf(v), live.Options, v.DecisionID, now); err != nil {
 		return ledger.Outcome{}, err
@@ -284,6 +317,40 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 	}
 	out.Result, out.Applied, out.Detail = ledger.ResultEnforced, &applied, detail+"IMDSv2 enforced"+note
 	return out, nil
+}
+
+// gate asks the rollout whether the instance may be enforced now (the pause switch, the
+// breaker, the waves) and then takes a slot of the account-region's budget. A switch that
+// cannot be read counts as set.
+func (h *Handler) gate(ctx context.Context, v message.Verdict, live policy.Instance, now time.Time) (policy.Gate, error) {
+	if h.Rollout.MaxPerHour <= 0 {
+		return policy.Gate{}, fmt.Errorf("decision %s: no hourly enforcement budget is set (IMDSGUARD_MAX_ENFORCE_PER_HOUR)", v.DecisionID)
+	}
+	r, err := h.Ledger.ReadRollout(ctx, v.AccountID, v.Region)
+	if err != nil {
+		return policy.Gate{}, err
+	}
+	st := r.State(len(h.Rollout.Waves) + 1)
+	if h.Pause != nil {
+		paused, by, err := h.Pause.Paused(ctx)
+		if err != nil {
+			paused, by = true, err.Error()
+		}
+		st.Paused, st.PausedBy = paused, by
+	}
+	if g := policy.RolloutGate(live, st, h.Rollout, now); !g.Allowed {
+		return g, nil
+	}
+	err = h.Ledger.TakeBudget(ctx, ledger.Budget{AccountID: v.AccountID, Region: v.Region, Hour: policy.BudgetHourOf(now),
+		MaxPerHour: h.Rollout.MaxPerHour, MaxPerSweep: h.Rollout.MaxPerSweep}, now)
+	var spent *ledger.BudgetSpentError
+	if errors.As(err, &spent) {
+		return policy.BudgetSpent(spent.Kind, h.Rollout, now), nil
+	}
+	if err != nil {
+		return policy.Gate{}, err
+	}
+	return policy.Gate{Allowed: true}, nil
 }
 
 // enforcedEarlier tells whether an earlier attempt of this very decision made the change

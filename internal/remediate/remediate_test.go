@@ -105,6 +105,7 @@ func newRig(t *testing.T, mode policy.Mode, kinds ...string) *rig {
 		},
 		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 10 * time.Second, FirstDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
 		Ledger:   book,
+		Rollout:  policy.RolloutSettings{MaxPerHour: 25, WaveSoak: 24 * time.Hour},
 		Tickets:  &ticket.SNS{API: notifications, TopicARN: res.TopicARN},
 		Now:      func() time.Time { return now },
 		Log:      slog.New(slog.NewJSONHandler(&logs, nil)),

@@ -83,7 +83,7 @@ func newRig(t *testing.T) *rig {
 		saved: map[string]policy.MetadataOptions{}}
 	r.h = &verify.Handler{
 		Settings: settings, Window: 72 * time.Hour, Rollout: policy.RolloutSettings{BreakerRollbacks: 2}, Region: demo.Region,
-		EC2: ec2Client,
+		EC2:        ec2Client,
 		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(cw.URL) }),
 		Ledger:     book, Restorer: enf,
 		Verdicts: &verdictqueue.Sender{Queue: queue, QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table}},
@@ -283,4 +283,6 @@ func TestVerifyWithoutSnapshotFails(t *testing.T) {
 // snapshotless is the ledger with every snapshot lost.
 type snapshotless struct{ *ledger.Ledger }
 
-func (snapshotless) GetSnapshot(context.Context, ledger.Ref) (*ledger.Snapshot, error) { return nil, nil }
+func (snapshotless) GetSnapshot(context.Context, ledger.Ref) (*ledger.Snapshot, error) {
+	return nil, nil
+}

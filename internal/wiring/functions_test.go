@@ -142,7 +142,13 @@ func TestFunctionsLoadTheConfigurationOnFirstInvocation(t *testing.T) {
 				}
 				f.answered(t, inv.Response)
 			}
-			if n := strings.Count(proc.Logs(), `"msg":"setting up the function failed"`); n != 1 {
+			// The line was written before the first invocation's error was posted, but the
+			// harness may not have read it off the pipe yet.
+			const failedSetUp = `"msg":"setting up the function failed"`
+			if err := proc.WaitForLog(ctx, failedSetUp); err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(proc.Logs(), failedSetUp); n != 1 {
 				t.Errorf("the function logged %d failed set-ups, want 1 (the first invocation's)", n)
 			}
 		})

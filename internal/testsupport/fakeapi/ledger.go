@@ -59,6 +59,9 @@ type Ledger struct {
 	outcomes  []ledger.Outcome
 	calls     []LedgerCall
 	fail      failures
+	rollbacks map[ledger.Ref]policy.Rollback
+	rollout   ledger.Rollout
+	budget    map[time.Time]int // slots taken by clock hour
 }
 
 // NewLedger returns an empty ledger.
@@ -68,8 +71,80 @@ func NewLedger(journal *Journal) *Ledger {
 		decisions: map[string]*Decision{},
 		snapshots: map[ledger.Ref]ledger.Snapshot{},
 		tickets:   map[ledger.Ref]ledger.Ticket{},
-		fail:      failures{known: []string{"Claim", "Release", "Record", "Snapshot", "GetTicket", "PutTicket"}},
+		rollbacks: map[ledger.Ref]policy.Rollback{},
+		budget:    map[time.Time]int{},
+		fail: failures{known: []string{"Claim", "Release", "Record", "Snapshot", "GetTicket", "PutTicket",
+			"GetRollback", "ReadRollout", "TakeBudget"}},
 	}
+}
+
+// SetRollback keeps a rollback of the instance, as verify would have.
+func (l *Ledger) SetRollback(ref ledger.Ref, rb policy.Rollback) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rollbacks[ref] = rb
+}
+
+// SetRollout sets what ReadRollout returns (its rollbacks aside, which are SetRollback's).
+func (l *Ledger) SetRollout(r ledger.Rollout) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rollout = r
+}
+
+// BudgetUsed is how many enforcement slots were taken in the hour.
+func (l *Ledger) BudgetUsed(hour time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.budget[hour]
+}
+
+// GetRollback implements remediate.Ledger.
+func (l *Ledger) GetRollback(ctx context.Context, ref ledger.Ref) (*policy.Rollback, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.begin(LedgerCall{Op: "GetRollback", Ref: ref})
+	if err != nil {
+		return nil, l.end(n, err)
+	}
+	rb, ok := l.rollbacks[ref]
+	if !ok {
+		return nil, l.end(n, ctx.Err())
+	}
+	return &rb, l.end(n, ctx.Err())
+}
+
+// ReadRollout implements remediate.Ledger.
+func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (ledger.Rollout, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.begin(LedgerCall{Op: "ReadRollout", Ref: ledger.Ref{AccountID: account, Region: region}})
+	if err != nil {
+		return ledger.Rollout{}, l.end(n, err)
+	}
+	r := l.rollout
+	r.Rollbacks = map[string]policy.Rollback{}
+	for ref, rb := range l.rollbacks {
+		if ref.AccountID == account && ref.Region == region {
+			r.Rollbacks[ref.InstanceID] = rb
+		}
+	}
+	return r, l.end(n, ctx.Err())
+}
+
+// TakeBudget implements remediate.Ledger: the hourly limit only, one counter per hour.
+func (l *Ledger) TakeBudget(ctx context.Context, b ledger.Budget, now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.begin(LedgerCall{Op: "TakeBudget", Ref: ledger.Ref{AccountID: b.AccountID, Region: b.Region}})
+	if err != nil {
+		return l.end(n, err)
+	}
+	if l.budget[b.Hour] >= b.MaxPerHour {
+		return l.end(n, &ledger.BudgetSpentError{Kind: policy.BudgetHour})
+	}
+	l.budget[b.Hour]++
+	return l.end(n, ctx.Err())
 }
 
 // RecordDecision records a decision as detect does (decisionlog.Log): never twice under
