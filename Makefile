@@ -85,11 +85,11 @@ demo: build moto
 bench: build moto
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
 
-# build-DetectFunction, build-RemediateFunction: called by `sam build` (Metadata BuildMethod
+# build-DetectFunction, build-RemediateFunction, build-VerifyFunction: called by `sam build` (Metadata BuildMethod
 # makefile in template.yaml) with ARTIFACTS_DIR set; each writes the function's bootstrap.
 LAMBDA_BUILD := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: build-DetectFunction build-RemediateFunction
+.PHONY: build-DetectFunction build-RemediateFunction build-VerifyFunction
 
 build-DetectFunction:
 	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: sam build sets it))
@@ -98,6 +98,10 @@ build-DetectFunction:
 build-RemediateFunction:
 	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: sam build sets it))
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/remediate
+
+build-VerifyFunction:
+	$(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: sam build sets it))
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/verify
 
 ## clean: remove bin/ and .venv/
 clean:

@@ -60,6 +60,7 @@ func BenchmarkLambda(b *testing.B) {
 	for _, f := range []struct{ name, pkg string }{
 		{"DetectFunction", "./functions/detect"},
 		{"RemediateFunction", "./functions/remediate"},
+		{"VerifyFunction", "./functions/verify"},
 	} {
 		floor := &lambdaBootstrap{name: f.name + " SDK floor", pkg: sdkFloors[f.pkg]}
 		boots = append(boots, &lambdaBootstrap{name: f.name, pkg: f.pkg, deployed: true, floor: floor}, floor)

@@ -66,6 +66,10 @@ var functionLoaders = map[string]func(lookup func(string) (string, bool)) error{
 		_, err := lambdaenv.LoadRemediate(lookup)
 		return err
 	},
+	"VerifyFunction": func(lookup func(string) (string, bool)) error {
+		_, err := lambdaenv.LoadVerify(lookup)
+		return err
+	},
 }
 
 // ------------------------------------------------------------------ generated blocks

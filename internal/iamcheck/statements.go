@@ -354,9 +354,14 @@ const ModifyMetadataAction = "ec2:ModifyInstanceMetadataOptions"
 // other than towards IMDSv2: each such statement must carry the condition
 // StringEquals ec2:MetadataHttpTokens = required, and name instance ARNs rather than "*".
 func TokenConditionProblems(stmts []Statement) []string {
+	// The rollback's statement (RollbackSid) is held to its own conditions instead.
 	var problems []string
 	for _, s := range stmts {
 		if !s.Allows(ModifyMetadataAction) {
+			continue
+		}
+		if s.Sid == RollbackSid {
+			problems = append(problems, RollbackConditionProblems(s)...)
 			continue
 		}
 		if !s.ConditionRequires("StringEquals", "ec2:MetadataHttpTokens", "required") {
@@ -372,6 +377,27 @@ func TokenConditionProblems(stmts []Statement) []string {
 		if !s.ConditionRequires("Null", "ec2:MetadataHttpEndpoint", "true") {
 			problems = append(problems, fmt.Sprintf("%s allows %s to set the endpoint: add the condition Null ec2:MetadataHttpEndpoint = true", s, ModifyMetadataAction))
 		}
+	}
+	return problems
+}
+
+// RollbackSid is the one statement that may grant ec2:ModifyInstanceMetadataOptions
+// towards IMDSv1: verify's rollback to the snapshot (DESIGN.md section 8).
+const RollbackSid = "RollBackToSnapshot"
+
+// RollbackConditionProblems says what is wrong with the rollback's grant: it may only
+// set HttpTokens=optional (imdsguard enforces only instances that had it optional), never
+// the endpoint, and only on this account-region's instances.
+func RollbackConditionProblems(s Statement) []string {
+	var problems []string
+	if !s.ConditionRequires("StringEquals", "ec2:MetadataHttpTokens", "optional") {
+		problems = append(problems, fmt.Sprintf("%s allows %s without the condition StringEquals ec2:MetadataHttpTokens = optional", s, ModifyMetadataAction))
+	}
+	if !s.ConditionRequires("Null", "ec2:MetadataHttpEndpoint", "true") {
+		problems = append(problems, fmt.Sprintf("%s allows %s to set the endpoint: add the condition Null ec2:MetadataHttpEndpoint = true", s, ModifyMetadataAction))
+	}
+	if resources, ok := Scalars(s.Resource); ok && slices.Contains(resources, "*") {
+		problems = append(problems, fmt.Sprintf("%s allows %s on every resource: name the instances (arn:...:ec2:...:instance/*)", s, ModifyMetadataAction))
 	}
 	return problems
 }

@@ -142,14 +142,38 @@ var (
 	}
 )
 
+var (
+	verifyWindowNumbers     = policy.Numbers{{Suffix: "h", Min: 1, Max: 720, Unit: time.Hour}}
+	breakerRollbacksNumbers = policy.Numbers{{Min: 0, Max: 100}}
+)
+
+// verify's settings (DESIGN.md sections 8 and 9).
+var (
+	VerifyWindow = Spec{
+		Env: "IMDSGUARD_VERIFY_WINDOW", Param: "VerifyWindow", Default: "72h",
+		Usage: "(verify): how long an enforced instance is watched for IMDSv1 calls EC2 rejects; it is verified " +
+			"only once this many hours were observed without one.",
+		Allowed:    "whole hours from 1h to 720h, in plain decimal (no sign, leading zero or space)",
+		Constraint: verifyWindowNumbers.Constraint(),
+	}
+	BreakerRollbacks = Spec{
+		Env: "IMDSGUARD_BREAKER_ROLLBACKS", Param: "BreakerRollbacks", Default: "3",
+		Usage: "(verify): this many rollbacks in an account-region within 24 hours open its circuit breaker, which " +
+			"stops enforcement there until a person closes it; 0: no breaker.",
+		Allowed:    "a whole number from 0 to 100, in plain decimal (no sign, leading zero or space)",
+		Constraint: breakerRollbacksNumbers.Constraint(),
+	}
+)
+
 // Specs are the function-only settings, in template order.
 var Specs = []Spec{MaxVerdictAge, ConfigRuleMatch, TicketBackend, JiraSecretArn, JiraProject, JiraIssueType, JiraLabels,
-	MaxEnforcePerHour, MaxEnforcePerSweep, Waves, WaveSoak, PauseParameter}
+	MaxEnforcePerHour, MaxEnforcePerSweep, Waves, WaveSoak, PauseParameter, VerifyWindow, BreakerRollbacks}
 
-// DetectSpecs and RemediateSpecs are the function-only settings each function reads;
-// template.yaml passes each to its function only.
+// DetectSpecs, RemediateSpecs and VerifySpecs are the function-only settings each
+// function reads; template.yaml passes each to its function only.
 var (
 	DetectSpecs    = []Spec{ConfigRuleMatch}
+	VerifySpecs    = []Spec{VerifyWindow, BreakerRollbacks}
 	RemediateSpecs = []Spec{MaxVerdictAge, TicketBackend, JiraSecretArn, JiraProject, JiraIssueType, JiraLabels,
 		MaxEnforcePerHour, MaxEnforcePerSweep, Waves, WaveSoak, PauseParameter}
 )
@@ -302,4 +326,27 @@ func DefaultRollout() policy.RolloutSettings {
 		panic("lambdaenv: the default settings are invalid: " + err.Error())
 	}
 	return r.Rollout
+}
+
+// Verify is what the verify function reads from its environment at start-up.
+type Verify struct {
+	Guard            policy.Settings
+	Window           time.Duration
+	BreakerRollbacks int
+}
+
+// LoadVerify reads and checks verify's settings: the guard's (policy.LoadSettings: the
+// mode, and the lookback a rollback holds an instance back for) and its own.
+func LoadVerify(lookup func(string) (string, bool)) (Verify, error) {
+	guard, err := policy.LoadSettings(lookup, nil)
+	if err != nil {
+		return Verify{}, err
+	}
+	values, err := read(lookup, VerifySpecs)
+	if err != nil {
+		return Verify{}, err
+	}
+	window, _ := verifyWindowNumbers.Duration(values[VerifyWindow.Param])
+	rollbacks, _, _ := breakerRollbacksNumbers.Parse(values[BreakerRollbacks.Param])
+	return Verify{Guard: guard, Window: window, BreakerRollbacks: rollbacks}, nil
 }

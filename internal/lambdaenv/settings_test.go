@@ -165,7 +165,7 @@ func TestSpecsAreComplete(t *testing.T) {
 		seen[s.Env], seen[s.Param] = true, true
 	}
 	read := map[string]int{}
-	for _, list := range [][]Spec{DetectSpecs, RemediateSpecs} {
+	for _, list := range [][]Spec{DetectSpecs, RemediateSpecs, VerifySpecs} {
 		for _, s := range list {
 			read[s.Param]++
 		}
@@ -204,5 +204,21 @@ func TestMaxVerdictAgePatternIsParse(t *testing.T) {
 	}
 	if accepted != 1436+24 {
 		t.Errorf("%d spellings accepted, want 1460 (5m to 1440m, 1h to 24h)", accepted)
+	}
+}
+
+func TestLoadVerify(t *testing.T) {
+	v, err := LoadVerify(env(nil))
+	if err != nil || v.Window != 72*time.Hour || v.BreakerRollbacks != 3 || !reflect.DeepEqual(v.Guard, policy.DefaultSettings()) {
+		t.Errorf("verify defaults = %+v, %v", v, err)
+	}
+	v, err = LoadVerify(env(map[string]string{"IMDSGUARD_VERIFY_WINDOW": "1h", "IMDSGUARD_BREAKER_ROLLBACKS": "0"}))
+	if err != nil || v.Window != time.Hour || v.BreakerRollbacks != 0 {
+		t.Errorf("verify = %+v, %v", v, err)
+	}
+	for name, value := range map[string]string{"IMDSGUARD_VERIFY_WINDOW": "0h", "IMDSGUARD_BREAKER_ROLLBACKS": "101"} {
+		if _, err := LoadVerify(env(map[string]string{name: value})); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: %v, want an error naming it", name, value, err)
+		}
 	}
 }

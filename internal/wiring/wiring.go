@@ -91,6 +91,9 @@ func (c *Clients) EC2() *ec2.Client {
 	})
 }
 
+// CloudWatch is the CloudWatch client: the one Guard's clients use, and verify's.
+func (c *Clients) CloudWatch() *cloudwatch.Client { return c.cloudWatch() }
+
 func (c *Clients) cloudWatch() *cloudwatch.Client {
 	return Client(c, cloudwatch.ServiceID, func(cfg aws.Config, opts ...func(*cloudwatch.Options)) *cloudwatch.Client {
 		return cloudwatch.NewFromConfig(cfg, append(opts, func(o *cloudwatch.Options) { endpoint(&o.BaseEndpoint, c.opts.Endpoints.CloudWatch) })...)

@@ -1,8 +1,8 @@
-// Command detect is the detect function's SDK floor for BenchmarkLambda: the minimal
-// bootstrap, linking exactly the AWS SDK packages functions/detect links
-// (TestSDKFloorsLinkWhatTheFunctionsLink keeps the two sets equal) and doing nothing with
-// them. Its cold start is what those packages' initialisation costs before any of
-// imdsguard's code runs.
+// Command detect is the SDK floor of the detect and verify functions for BenchmarkLambda:
+// the minimal bootstrap, linking exactly the AWS SDK packages functions/detect and
+// functions/verify link (TestSDKFloorsLinkWhatTheFunctionsLink keeps the sets equal) and
+// doing nothing with them. Its cold start is what those packages' initialisation costs
+// before any of imdsguard's code runs.
 package main
 
 import (
