@@ -32,7 +32,7 @@ import (
 const account = "123456789012"
 
 var bootstraps struct {
-	detect, remediate string
+	detect, remediate, verify string
 }
 
 func TestMain(m *testing.M) {
@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	for name, dst := range map[string]*string{"detect": &bootstraps.detect, "remediate": &bootstraps.remediate} {
+	for name, dst := range map[string]*string{"detect": &bootstraps.detect, "remediate": &bootstraps.remediate, "verify": &bootstraps.verify} {
 		*dst, err = fakeaws.BuildLambda(ctx, "./functions/"+name, filepath.Join(dir, name))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building the %s bootstrap: %v\n", name, err)
@@ -72,6 +72,9 @@ type pipeline struct {
 	remediate  *function
 	motoURL    string
 	cfg        aws.Config
+	// env is the functions' environment, for a function a test starts itself.
+	env map[string]string
+	ct  *fakeaws.CloudTrail
 }
 
 type function struct {
@@ -143,6 +146,7 @@ func newPipelineWith(t *testing.T, mode string, extra func(p *pipeline, env map[
 	if extra != nil {
 		extra(p, env)
 	}
+	p.env, p.ct = env, ct
 	p.detect = p.start("detect", bootstraps.detect, env)
 	p.remediate = p.start("remediate", bootstraps.remediate, env)
 	return p

@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/message"
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// verifySummary is the verify function's answer.
+type verifySummary struct {
+	Watched       int  `json:"watched"`
+	Verified      int  `json:"verified"`
+	RolledBack    int  `json:"rolled_back"`
+	Verifying     int  `json:"verifying"`
+	Failed        int  `json:"failed"`
+	BreakerOpened bool `json:"breaker_opened"`
+}
+
+// sweepAndRemediate runs a sweep through detect and every queued verdict through
+// remediate, as the event source would, until the queue is empty.
+func (p *pipeline) sweepAndRemediate() {
+	p.t.Helper()
+	decodeResponse[detectSummary](p.t, p.detect.invoke(p.t, p.ctx, json.RawMessage(`{"sweep": {}}`)))
+	p.remediateQueued()
+}
+
+func (p *pipeline) remediateQueued() {
+	p.t.Helper()
+	for {
+		batch := p.receive(p.queueURL)
+		if len(batch.Records) == 0 {
+			return
+		}
+		resp := decodeResponse[events.SQSEventResponse](p.t, p.remediate.invoke(p.t, p.ctx, batch))
+		if len(resp.BatchItemFailures) != 0 {
+			p.t.Fatalf("batch item failures %+v", resp.BatchItemFailures)
+		}
+	}
+}
+
+// TestVerifyRollsBackWhatBrokeEndToEnd runs the built bootstraps: a sweep enforces five
+// instances; three of them then have IMDSv1 calls rejected. verify puts exactly those
+// three back to their snapshots, records them rolled back and sends their tickets through
+// remediate; the two others end verified. The breaker, at 3, opens with the third
+// rollback, and the next sweep enforces nothing in the account-region: a new candidate is
+// deferred (breaker-open) and the rolled back instances are ticketed, not enforced again.
+func TestVerifyRollsBackWhatBrokeEndToEnd(t *testing.T) {
+	p := newPipelineWith(t, "enforce", func(p *pipeline, env map[string]string) {
+		// A one-hour window, so that the test can let it pass by moving the enforcements
+		// two hours back in the ledger.
+		env["IMDSGUARD_VERIFY_WINDOW"] = "1h"
+		env["IMDSGUARD_BREAKER_ROLLBACKS"] = "3"
+	})
+	now := time.Now().UTC()
+	cw := cloudwatch.NewFromConfig(p.cfg)
+	seeded, err := demo.Seed(p.ctx, demo.Clients{EC2: p.ec2, CloudWatch: cw, CloudTrail: p.ct}, demo.KindsNamed(now, "static-site"), 5, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyFn := p.start("verify", bootstraps.verify, p.env)
+
+	p.sweepAndRemediate()
+	for _, s := range seeded {
+		if tokens, _ := p.options(s.ID); tokens != "required" {
+			t.Fatalf("%s after the sweep: HttpTokens %s, want required", s.ID, tokens)
+		}
+	}
+
+	// Two hours pass: the enforcements move back, and the hours since are observed, with
+	// rejected IMDSv1 calls on three of the instances.
+	db := dynamodb.NewFromConfig(p.cfg)
+	broke := map[string]bool{seeded[0].ID: true, seeded[2].ID: true, seeded[4].ID: true}
+	for _, s := range seeded {
+		if _, err := db.UpdateItem(p.ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(p.ledger.Table),
+			Key: map[string]ddbtypes.AttributeValue{
+				"pk": &ddbtypes.AttributeValueMemberS{Value: "WATCH#" + account + "#" + demo.Region},
+				"sk": &ddbtypes.AttributeValueMemberS{Value: s.ID},
+			},
+			UpdateExpression:          aws.String("SET enforced_at = :at"),
+			ConditionExpression:       aws.String("attribute_exists(pk)"),
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": &ddbtypes.AttributeValueMemberS{Value: now.Add(-2 * time.Hour).Format("2006-01-02T15:04:05.000000000Z")}},
+		}); err != nil {
+			t.Fatalf("moving the watch of %s back: %v", s.ID, err)
+		}
+		rejected := 0.0
+		if broke[s.ID] {
+			rejected = 2
+		}
+		var data []cwtypes.MetricDatum
+		for _, ago := range []time.Duration{90 * time.Minute, 30 * time.Minute} {
+			data = append(data, cwtypes.MetricDatum{
+				MetricName: aws.String(evidence.MetadataNoTokenRejected), Timestamp: aws.Time(now.Add(-ago)), Value: aws.Float64(rejected),
+				Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(s.ID)}},
+			})
+		}
+		if _, err := cw.PutMetricData(p.ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("AWS/EC2"), MetricData: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sum := decodeResponse[verifySummary](t, verifyFn.invoke(t, p.ctx, json.RawMessage(`{}`)))
+	if want := (verifySummary{Watched: 5, Verified: 2, RolledBack: 3, BreakerOpened: true}); sum != want {
+		t.Fatalf("verify summary %+v, want %+v\nverify logs:\n%s", sum, want, verifyFn.proc.Logs())
+	}
+	for _, s := range seeded {
+		tokens, hop := p.options(s.ID)
+		h := p.history(s.ID)
+		last := h[len(h)-1]
+		if broke[s.ID] {
+			if tokens != "optional" || hop != 1 || last.Result != ledger.ResultRolledBack {
+				t.Errorf("%s broke: HttpTokens %s, hop %d, last outcome %s; want its snapshot back, rolled-back", s.ID, tokens, hop, last.Result)
+			}
+		} else if tokens != "required" || last.Result != ledger.ResultVerified {
+			t.Errorf("%s was clean: HttpTokens %s, last outcome %s; want required, verified", s.ID, tokens, last.Result)
+		}
+	}
+
+	// The three tickets go through remediate, saying what broke.
+	batch := p.receive(p.queueURL)
+	if len(batch.Records) != 3 {
+		t.Fatalf("%d verdicts queued by verify, want the 3 rollbacks' tickets", len(batch.Records))
+	}
+	for _, r := range batch.Records {
+		v, err := message.Parse(r.Body)
+		if err != nil || !broke[v.InstanceID] || v.Action != policy.ActionTicket || v.Reasons[0].Code != policy.ReasonRolledBack {
+			t.Errorf("queued verdict %+v (%v), want a rolled-back ticket of a broken instance", v, err)
+		}
+	}
+	resp := decodeResponse[events.SQSEventResponse](t, p.remediate.invoke(t, p.ctx, batch))
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch item failures %+v", resp.BatchItemFailures)
+	}
+	for id := range broke {
+		h := p.history(id)
+		if last := h[len(h)-1]; last.Result != ledger.ResultTicketed || last.Reasons[0].Code != policy.ReasonRolledBack {
+			t.Errorf("%s after its ticket verdict: %+v, want ticketed, rolled-back", id, last)
+		}
+	}
+
+	// The breaker is open: the next sweep enforces nothing here, not even a new candidate,
+	// and the rolled back instances stay as they are.
+	fresh, err := demo.Seed(p.ctx, demo.Clients{EC2: p.ec2, CloudWatch: cw, CloudTrail: p.ct}, demo.KindsNamed(now, "static-site"), 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.sweepAndRemediate()
+	if tokens, _ := p.options(fresh[0].ID); tokens != "optional" {
+		t.Errorf("a new candidate was enforced with the breaker open: %s", tokens)
+	}
+	h := p.history(fresh[0].ID)
+	if len(h) != 1 || h[0].Result != ledger.ResultDeferred || h[0].Reasons[0].Code != policy.ReasonBreakerOpen {
+		t.Errorf("the new candidate's history %+v, want deferred, breaker-open", h)
+	}
+	for id := range broke {
+		if tokens, _ := p.options(id); tokens != "optional" {
+			t.Errorf("%s was enforced again after its rollback: %s", id, tokens)
+		}
+	}
+}
