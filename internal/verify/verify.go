@@ -122,6 +122,10 @@ func (h *Handler) Handle(ctx context.Context, accountID string) (Summary, error)
 			failures = append(failures, err)
 		}
 	}
+	// A gauge for the dashboard: how many enforcements are still being watched.
+	if err := h.Metrics.Count("Verifying", sum.Verifying+sum.Failed, nil); err != nil {
+		h.Log.Error("writing a metric failed", "metric", "Verifying", "error", err)
+	}
 	if len(failures) > 0 {
 		return sum, fmt.Errorf("verify in %s/%s: %d of %d watched instances failed: %w", accountID, h.Region, sum.Failed, sum.Watched, errors.Join(failures...))
 	}
