@@ -34,7 +34,8 @@ import (
 //	pk ROLLOUT#<account id>#<region>, sk BREAKER: opened_at S, why S (absent while closed),
 //	   reset_at S (when a person last closed it)
 //	pk ROLLOUT#..., sk WAVE#<index>: last_settled S, when one of the wave's enforced
-//	   instances was last verified or rolled back
+//	   instances was last verified or rolled back; verified N and rolled_back N, how many
+//	   were
 //	pk ROLLOUT#..., sk ROLLBACK#<instance id>: the instance's latest rollback: at S,
 //	   why S, decision_id S, expires_at N (TTL, RollbackRetention after it). Rule 5b
 //	   reads them, and the breaker counts those of the last 24 hours.
@@ -91,6 +92,8 @@ type rolloutItem struct {
 	Why         string `dynamodbav:"why"`
 	ResetAt     string `dynamodbav:"reset_at"`
 	LastSettled string `dynamodbav:"last_settled"`
+	Verified    int    `dynamodbav:"verified"`
+	RolledBack  int    `dynamodbav:"rolled_back"`
 	At          string `dynamodbav:"at"`
 	InstanceID  string `dynamodbav:"instance_id"`
 }
@@ -194,12 +197,16 @@ func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
 		}},
 	}
 	if s.Result != ResultSuperseded {
+		count := "verified"
+		if s.Result == ResultRolledBack {
+			count = "rolled_back"
+		}
 		items = append(items, types.TransactWriteItem{Update: &types.Update{
 			TableName:                 aws.String(l.Table),
 			Key:                       map[string]types.AttributeValue{attrPK: str(rollout), attrSK: str(wavePrefix + strconv.Itoa(w.Wave))},
-			UpdateExpression:          aws.String("SET #type = :type, #last = :at"),
-			ExpressionAttributeNames:  map[string]string{"#type": "type", "#last": "last_settled"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":type": str(typeWave), ":at": str(formatTime(s.At))},
+			UpdateExpression:          aws.String("SET #type = :type, #last = :at ADD #count :one"),
+			ExpressionAttributeNames:  map[string]string{"#type": "type", "#last": "last_settled", "#count": count},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":type": str(typeWave), ":at": str(formatTime(s.At)), ":one": num(1)},
 		}})
 	}
 	if s.Result == ResultRolledBack {
@@ -236,9 +243,13 @@ type Rollout struct {
 	// last closed it (zero if never).
 	BreakerOpenedAt, BreakerResetAt time.Time
 	BreakerWhy                      string
-	// LastSettled and Verifying are by wave index.
+	// LastSettled, Verifying, Verified and RolledBack are by wave index: the last
+	// settlement, the enforcements being watched, and how many ended verified or rolled
+	// back.
 	LastSettled map[int]time.Time
 	Verifying   map[int]int
+	Verified    map[int]int
+	RolledBack  map[int]int
 	// Rollbacks are the latest rollback of each instance, by instance id.
 	Rollbacks map[string]policy.Rollback
 }
@@ -274,7 +285,8 @@ func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (Rollo
 	if err := validScope(account, region); err != nil {
 		return Rollout{}, err
 	}
-	r := Rollout{LastSettled: map[int]time.Time{}, Verifying: map[int]int{}, Rollbacks: map[string]policy.Rollback{}}
+	r := Rollout{LastSettled: map[int]time.Time{}, Verifying: map[int]int{}, Verified: map[int]int{}, RolledBack: map[int]int{},
+		Rollbacks: map[string]policy.Rollback{}}
 	err := l.queryAll(ctx, rolloutPK(account, region), func(item map[string]types.AttributeValue) error {
 		var it rolloutItem
 		if err := attributevalue.UnmarshalMap(item, &it); err != nil {
@@ -308,6 +320,7 @@ func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (Rollo
 			if r.LastSettled[wave], err = optionalTime("last_settled", it.LastSettled); err != nil {
 				return err
 			}
+			r.Verified[wave], r.RolledBack[wave] = it.Verified, it.RolledBack
 		case strings.HasPrefix(it.SK, rollbackPrefix):
 			at, err := optionalTime("at", it.At)
 			if err != nil {

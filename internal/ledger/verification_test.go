@@ -87,7 +87,8 @@ func TestVerificationLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.LastSettled[0].Equal(verifiedAt) || !r.LastSettled[1].Equal(rolledAt) || r.Verifying[0]+r.Verifying[1] != 0 {
+	if !r.LastSettled[0].Equal(verifiedAt) || !r.LastSettled[1].Equal(rolledAt) || r.Verifying[0]+r.Verifying[1] != 0 ||
+		r.Verified[0] != 1 || r.RolledBack[1] != 1 || r.Verified[1]+r.RolledBack[0] != 0 {
 		t.Errorf("rollout after settling = %+v", r)
 	}
 	rb, ok := r.Rollbacks[api.InstanceID]
