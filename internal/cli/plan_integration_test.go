@@ -39,6 +39,8 @@ type world struct {
 	fleet      []demo.Seeded
 	cloudTrail *fakeaws.CloudTrail
 	moto       *fakeaws.MotoServer
+	// stdin is what the command reads from its standard input (an answer to confirm).
+	stdin string
 }
 
 // newWorld seeds one instance of each named kind of the sample fleet, or of every kind.
@@ -71,7 +73,7 @@ func (w *world) run(t *testing.T, args ...string) (code int, stdout, stderr stri
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code = Main(context.Background(), args, Env{
-		Stdout: &out, Stderr: &errOut, LookupEnv: os.LookupEnv,
+		Stdin: strings.NewReader(w.stdin), Stdout: &out, Stderr: &errOut, LookupEnv: os.LookupEnv,
 		Now: func() time.Time { return w.now },
 	})
 	return code, out.String(), errOut.String()

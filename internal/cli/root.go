@@ -65,6 +65,8 @@ func noArgs(cmd *cobra.Command, args []string) error {
 
 // Env is what the commands read from the outside world, injectable for tests.
 type Env struct {
+	// Stdin answers the commands that ask before they change anything (rollback).
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	LookupEnv      func(string) (string, bool)
 	Now            func() time.Time
@@ -133,11 +135,11 @@ func newRoot(env Env) *cobra.Command {
 	root := NewRoot("imdsguard", "Move EC2 instances to IMDSv2-only without breaking them",
 		"imdsguard enforces IMDSv2 (HttpTokens=required) only where IMDSv1 is provably unused,\n"+
 			"judged from the MetadataNoToken metric and CloudTrail's credential deliveries.", env)
-	root.AddCommand(newPlanCommand(env), newAuditCommand(env), newStatusCommand(env), newDemoCommand(env), newVersionCommand(env))
+	root.AddCommand(newPlanCommand(env), newAuditCommand(env), newStatusCommand(env), newRollbackCommand(env), newDemoCommand(env), newVersionCommand(env))
 	return root
 }
 
 // OSEnv is the real environment.
 func OSEnv(stderrIsTerminal bool) Env {
-	return Env{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Now: time.Now, StderrIsTerminal: stderrIsTerminal}
+	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Now: time.Now, StderrIsTerminal: stderrIsTerminal}
 }

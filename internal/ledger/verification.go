@@ -37,8 +37,9 @@ import (
 //	   instances was last verified or rolled back; verified N and rolled_back N, how many
 //	   were
 //	pk ROLLOUT#..., sk ROLLBACK#<instance id>: the instance's latest rollback: at S,
-//	   why S, decision_id S, expires_at N (TTL, RollbackRetention after it). Rule 5b
-//	   reads them, and the breaker counts those of the last 24 hours.
+//	   why S, decision_id S, by S (verify or manual), expires_at N (TTL,
+//	   RollbackRetention after it). Rule 5b reads them, and the breaker counts verify's of
+//	   the last 24 hours.
 
 const (
 	watchPrefix    = "WATCH#"
@@ -96,6 +97,7 @@ type rolloutItem struct {
 	RolledBack  int    `dynamodbav:"rolled_back"`
 	At          string `dynamodbav:"at"`
 	InstanceID  string `dynamodbav:"instance_id"`
+	By          string `dynamodbav:"by"`
 }
 
 func watchPK(account, region string) string   { return watchPrefix + account + "#" + region }
@@ -214,14 +216,7 @@ func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
 		if len(s.Reasons) > 0 {
 			why = s.Reasons[0].Detail
 		}
-		items = append(items, types.TransactWriteItem{Put: &types.Put{
-			TableName: aws.String(l.Table),
-			Item: map[string]types.AttributeValue{
-				attrPK: str(rollout), attrSK: str(rollbackPrefix + w.InstanceID), "type": str(typeRollback),
-				"instance_id": str(w.InstanceID), "decision_id": str(w.DecisionID), "at": str(formatTime(s.At)),
-				"why": str(why), TTLAttribute: num(s.At.Add(RollbackRetention).Unix()),
-			},
-		}})
+		items = append(items, types.TransactWriteItem{Put: rollbackPut(l.Table, w.Ref, w.DecisionID, s.At, why, rolledBackByVerify)})
 	}
 	_, err = l.API.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		ClientRequestToken: aws.String(requestToken(l.Table, "settle", w.DecisionID, s.Result, formatTime(s.At))),
@@ -237,6 +232,95 @@ func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
 	return nil
 }
 
+// Who rolled an enforcement back, as a rollback item's by attribute.
+const (
+	rolledBackByVerify = "verify"
+	rolledBackByHand   = "manual"
+)
+
+// rollbackPut is the Put of an instance's latest rollback, for rule 5b and the breaker.
+func rollbackPut(table string, ref Ref, decisionID string, at time.Time, why, by string) *types.Put {
+	return &types.Put{
+		TableName: aws.String(table),
+		Item: map[string]types.AttributeValue{
+			attrPK: str(rolloutPK(ref.AccountID, ref.Region)), attrSK: str(rollbackPrefix + ref.InstanceID), "type": str(typeRollback),
+			"instance_id": str(ref.InstanceID), "decision_id": str(decisionID), "at": str(formatTime(at)),
+			"why": str(why), "by": str(by), TTLAttribute: num(at.Add(RollbackRetention).Unix()),
+		},
+	}
+}
+
+// ManualRollback is an enforcement a person rolled back with `imdsguard rollback`.
+type ManualRollback struct {
+	Ref
+	// DecisionID is the enforcement's decision (the snapshot's).
+	DecisionID string
+	At         time.Time
+	// Restored are the options as EC2 reported them after the rollback.
+	Restored policy.MetadataOptions
+	Why      string
+}
+
+// RecordManualRollback records a rollback made by hand in one transaction: the outcome in
+// the instance's history under the enforcement's decision, the rollback (rule 5b holds
+// the instance back for a lookback, as after verify's; the breaker does not count it),
+// and the end of its verification, if it was still watched.
+func (l *Ledger) RecordManualRollback(ctx context.Context, m ManualRollback) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	o := Outcome{Ref: m.Ref, DecisionID: m.DecisionID, At: m.At, Action: policy.ActionRemediate, Result: ResultRolledBack,
+		Mode: rolledBackByHand, Reasons: []policy.Reason{{Code: policy.ReasonRolledBack, Detail: m.Why}}, Applied: &m.Restored,
+		Detail: "rolled back by hand (imdsguard rollback): " + m.Why}
+	if err := o.valid(); err != nil {
+		return fmt.Errorf("ledger: record rollback: %w", err)
+	}
+	histItem, err := attributevalue.MarshalMap(newOutcomeItem(o))
+	if err != nil {
+		return fmt.Errorf("ledger: record rollback of %s: encoding the outcome: %w", m.Name(), err)
+	}
+	_, err = l.API.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		ClientRequestToken: aws.String(requestToken(l.Table, "manual-rollback", m.DecisionID, formatTime(m.At))),
+		TransactItems: []types.TransactWriteItem{
+			{Delete: &types.Delete{
+				TableName: aws.String(l.Table),
+				Key:       map[string]types.AttributeValue{attrPK: str(watchPK(m.AccountID, m.Region)), attrSK: str(m.InstanceID)},
+			}},
+			{Put: &types.Put{
+				TableName: aws.String(l.Table), Item: histItem,
+				ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+			}},
+			{Put: rollbackPut(l.Table, m.Ref, m.DecisionID, m.At, m.Why, rolledBackByHand)},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: record rollback of %s in table %s: %w", m.Name(), l.Table, err)
+	}
+	return nil
+}
+
+// DecisionRef is the instance a recorded decision is about.
+func (l *Ledger) DecisionRef(ctx context.Context, decisionID string) (Ref, error) {
+	if err := l.check(); err != nil {
+		return Ref{}, err
+	}
+	if err := validDecisionID(decisionID); err != nil {
+		return Ref{}, fmt.Errorf("ledger: %w", err)
+	}
+	item, err := l.get(ctx, decisionKey(decisionID))
+	if err != nil {
+		return Ref{}, fmt.Errorf("ledger: decision %s in table %s: %w", decisionID, l.Table, err)
+	}
+	if item == nil {
+		return Ref{}, fmt.Errorf("ledger: decision %s is not in table %s: %w", decisionID, l.Table, ErrNotRecorded)
+	}
+	var d decisionItem
+	if err := attributevalue.UnmarshalMap(item, &d); err != nil {
+		return Ref{}, fmt.Errorf("ledger: decision %s in table %s: %w", decisionID, l.Table, err)
+	}
+	return Ref{AccountID: d.AccountID, Region: d.Region, InstanceID: d.InstanceID}, nil
+}
+
 // Rollout is the ledger's state of an account-region's rollout.
 type Rollout struct {
 	// BreakerOpenedAt is zero while the breaker is closed; BreakerResetAt is when a person
@@ -250,8 +334,10 @@ type Rollout struct {
 	Verifying   map[int]int
 	Verified    map[int]int
 	RolledBack  map[int]int
-	// Rollbacks are the latest rollback of each instance, by instance id.
+	// Rollbacks are the latest rollback of each instance, by instance id; byHand names
+	// those a person made, which the breaker does not count.
 	Rollbacks map[string]policy.Rollback
+	byHand    map[string]bool
 }
 
 // State is the rollout state the policy decides on, for waves wave indexes (the
@@ -264,12 +350,13 @@ func (r Rollout) State(waves int) policy.RolloutState {
 	return st
 }
 
-// RollbacksSinceReset are the times of the rollbacks since the breaker was last closed,
-// which the breaker counts.
+// RollbacksSinceReset are the times of verify's rollbacks since the breaker was last
+// closed, which the breaker counts; a rollback by hand is a person's decision, not a
+// sign that enforcement breaks things.
 func (r Rollout) RollbacksSinceReset() []time.Time {
 	var out []time.Time
-	for _, rb := range r.Rollbacks {
-		if rb.At.After(r.BreakerResetAt) {
+	for id, rb := range r.Rollbacks {
+		if !r.byHand[id] && rb.At.After(r.BreakerResetAt) {
 			out = append(out, rb.At)
 		}
 	}
@@ -286,7 +373,7 @@ func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (Rollo
 		return Rollout{}, err
 	}
 	r := Rollout{LastSettled: map[int]time.Time{}, Verifying: map[int]int{}, Verified: map[int]int{}, RolledBack: map[int]int{},
-		Rollbacks: map[string]policy.Rollback{}}
+		Rollbacks: map[string]policy.Rollback{}, byHand: map[string]bool{}}
 	err := l.queryAll(ctx, rolloutPK(account, region), func(item map[string]types.AttributeValue) error {
 		var it rolloutItem
 		if err := attributevalue.UnmarshalMap(item, &it); err != nil {
@@ -326,7 +413,9 @@ func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (Rollo
 			if err != nil {
 				return err
 			}
-			r.Rollbacks[strings.TrimPrefix(it.SK, rollbackPrefix)] = policy.Rollback{At: at, Why: it.Why}
+			id := strings.TrimPrefix(it.SK, rollbackPrefix)
+			r.Rollbacks[id] = policy.Rollback{At: at, Why: it.Why}
+			r.byHand[id] = it.By == rolledBackByHand
 		}
 		return nil
 	})

@@ -181,3 +181,36 @@ func TestRolloutRefusesBadScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestManualRollback: a rollback by hand ends the watch, is in the history, holds the
+// instance back (rule 5b) like verify's, and is not counted by the breaker.
+func TestManualRollback(t *testing.T) {
+	f := newFixture(t)
+	ctx := testContext(t)
+	o := enforce(t, f, "i-0000000000000e001", 0, t0)
+	if got, err := f.ledger.DecisionRef(ctx, o.DecisionID); err != nil || got != o.Ref {
+		t.Errorf("DecisionRef = %+v, %v; want %+v", got, err, o.Ref)
+	}
+	if _, err := f.ledger.DecisionRef(ctx, "019aa8f3c2e00-ffffffffffffffff"); !errors.Is(err, ledger.ErrNotRecorded) {
+		t.Errorf("DecisionRef of an unknown decision: %v, want ErrNotRecorded", err)
+	}
+	restored := policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: 2, HTTPEndpoint: policy.EndpointEnabled, State: "applied"}
+	if err := f.ledger.RecordManualRollback(ctx, ledger.ManualRollback{Ref: o.Ref, DecisionID: o.DecisionID, At: t0.Add(time.Hour),
+		Restored: restored, Why: "the payroll job broke"}); err != nil {
+		t.Fatal(err)
+	}
+	if watches, err := f.ledger.Watching(ctx, ref.AccountID, ref.Region); err != nil || len(watches) != 0 {
+		t.Errorf("watches after a manual rollback: %+v, %v", watches, err)
+	}
+	if rb, err := f.ledger.GetRollback(ctx, o.Ref); err != nil || rb == nil || rb.Why != "the payroll job broke" {
+		t.Errorf("GetRollback = %+v, %v", rb, err)
+	}
+	h, err := f.ledger.History(ctx, o.Ref)
+	if err != nil || len(h) != 2 || h[1].Result != ledger.ResultRolledBack || h[1].Mode != "manual" || h[1].Applied == nil || *h[1].Applied != restored {
+		t.Errorf("history %+v, %v", h, err)
+	}
+	r, err := f.ledger.ReadRollout(ctx, ref.AccountID, ref.Region)
+	if err != nil || len(r.Rollbacks) != 1 || len(r.RollbacksSinceReset()) != 0 {
+		t.Errorf("rollout %+v, %v: want the rollback kept and not counted by the breaker", r, err)
+	}
+}
