@@ -25,6 +25,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/ticket"
+	"github.com/imdsguard/imdsguard/internal/verdictqueue"
 	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
@@ -71,33 +72,50 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipe
 	}
 	result.Judged, result.Queued = sum.Instances, sum.Sent
 
+	enforcer := &enforce.Enforcer{EC2: ec2Client, MaxWait: 30 * time.Second, FirstDelay: 50 * time.Millisecond, MaxDelay: time.Second}
 	remediator := &remediate.Handler{
 		Settings: settings, Limits: policy.RecheckLimits{MaxAge: time.Hour, MaxClockSkew: time.Minute},
 		ClaimTTL: 15 * time.Minute, Region: Region, Clients: clients,
-		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 30 * time.Second, FirstDelay: 50 * time.Millisecond, MaxDelay: time.Second},
+		Enforcer: enforcer,
 		Ledger:   book,
 		Tickets:  &ticket.SNS{API: snsClient, TopicARN: res.TopicARN},
 		Rollout:  lambdaenv.DefaultRollout(),
 		Now:      clock, Log: quiet, Metrics: metrics,
 	}
-	for {
-		batch, err := Receive(ctx, sqsClient, res.QueueURL, res.QueueARN, 10)
-		if err != nil {
-			return err
+	drain := func() (int, error) {
+		handled := 0
+		for {
+			batch, err := Receive(ctx, sqsClient, res.QueueURL, res.QueueARN, 10)
+			if err != nil {
+				return handled, err
+			}
+			if len(batch.Records) == 0 {
+				return handled, nil
+			}
+			resp, err := remediator.Handle(ctx, accountID, batch)
+			if err != nil {
+				return handled, fmt.Errorf("remediate: %w", err)
+			}
+			if len(resp.BatchItemFailures) > 0 {
+				return handled, fmt.Errorf("remediate failed %d of %d messages", len(resp.BatchItemFailures), len(batch.Records))
+			}
+			handled += len(batch.Records)
 		}
-		if len(batch.Records) == 0 {
-			break
-		}
-		resp, err := remediator.Handle(ctx, accountID, batch)
-		if err != nil {
-			return fmt.Errorf("remediate: %w", err)
-		}
-		if len(resp.BatchItemFailures) > 0 {
-			return fmt.Errorf("remediate failed %d of %d messages", len(resp.BatchItemFailures), len(batch.Records))
-		}
-		result.Handled += len(batch.Records)
 	}
-	return e.readOutcomes(ctx, result, book, sqsClient, res.InboxURL)
+	if result.Handled, err = drain(); err != nil {
+		return err
+	}
+	if err := e.readOutcomes(ctx, result, book, sqsClient, res.InboxURL); err != nil {
+		return err
+	}
+	// The safety net: verify watches the enforcements, and puts back the one that broke.
+	sender := &verdictqueue.Sender{Queue: sqsClient, QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table}}
+	if result.SafetyNet, err = e.runSafetyNet(ctx, now, result, book, db, awsClients.CloudWatch(), enforcer, sender, Region); err != nil {
+		return fmt.Errorf("the safety net: %w", err)
+	}
+	// The rollback's ticket goes through remediate like any verdict.
+	_, err = drain()
+	return err
 }
 
 // Pipeline is what the deployed pipeline did to the fleet.
@@ -111,6 +129,8 @@ type Pipeline struct {
 	Outcomes []Outcome
 	// Tickets are the messages on the notifications topic, in the order they were read.
 	Tickets []Ticket
+	// SafetyNet is what verify did after the enforcements; nil when nothing was enforced.
+	SafetyNet *SafetyNet
 }
 
 // Outcome is what became of one instance of the fleet.

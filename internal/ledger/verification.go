@@ -179,8 +179,7 @@ func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
 	if err := o.valid(); err != nil {
 		return fmt.Errorf("ledger: settle: %w", err)
 	}
-	hist := newOutcomeItem(o)
-	histItem, err := attributevalue.MarshalMap(hist)
+	histItem, err := attributevalue.MarshalMap(followUpItem(o))
 	if err != nil {
 		return fmt.Errorf("ledger: settle %s: encoding the outcome: %w", w.Name(), err)
 	}
@@ -275,7 +274,7 @@ func (l *Ledger) RecordManualRollback(ctx context.Context, m ManualRollback) err
 	if err := o.valid(); err != nil {
 		return fmt.Errorf("ledger: record rollback: %w", err)
 	}
-	histItem, err := attributevalue.MarshalMap(newOutcomeItem(o))
+	histItem, err := attributevalue.MarshalMap(followUpItem(o))
 	if err != nil {
 		return fmt.Errorf("ledger: record rollback of %s: encoding the outcome: %w", m.Name(), err)
 	}
@@ -319,6 +318,16 @@ func (l *Ledger) DecisionRef(ctx context.Context, decisionID string) (Ref, error
 		return Ref{}, fmt.Errorf("ledger: decision %s in table %s: %w", decisionID, l.Table, err)
 	}
 	return Ref{AccountID: d.AccountID, Region: d.Region, InstanceID: d.InstanceID}, nil
+}
+
+// followUpItem is the history item of an outcome that follows an enforcement under the
+// same decision (verified, rolled back): its sort key names the result too, so that it
+// can never take the place of the enforcement's, even at the same instant, and still
+// sorts by time.
+func followUpItem(o Outcome) outcomeItem {
+	it := newOutcomeItem(o)
+	it.SK += "#" + o.Result
+	return it
 }
 
 // Rollout is the ledger's state of an account-region's rollout.

@@ -105,6 +105,7 @@ func Command(env cli.Env) *cobra.Command {
 				return err
 			}
 			v.tickets(&p)
+			v.safetyNet(&p)
 		}
 		if f == report.FormatTable {
 			v.next()

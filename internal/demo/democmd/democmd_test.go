@@ -176,6 +176,13 @@ func TestDemoDefaultOutput(t *testing.T) {
 	}
 	checkEnforced(t, pipeline)
 
+	// The safety net: one enforcement breaks, and is put back; the others are verified.
+	net := strings.Join(strings.Fields(strings.Join(section(t, lines, "4. "), " ")), " ")
+	if want := fmt.Sprintf("verify watched %[1]d enforced instances: %[2]d verified, 1 rolled back. web-1 broke (EC2 rejected 3 IMDSv1 calls): it is back to HttpTokens optional, hop limit 2",
+		counts[policy.ActionRemediate], counts[policy.ActionRemediate]-1); !strings.Contains(net, want) {
+		t.Errorf("the safety net lacks %q: %s", want, net)
+	}
+
 	// The example ticket: the subject and the start of the body, shortened.
 	ticket := section(t, lines, "3. ")
 	if want := fmt.Sprintf("3. One of the %d tickets on the notifications topic", counts[policy.ActionTicket]); !strings.HasPrefix(ticket[0], want) {

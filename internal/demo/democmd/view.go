@@ -302,6 +302,22 @@ func (v *view) pipeline(p *demo.Pipeline) error {
 	return tw.Flush()
 }
 
+// safetyNet prints what verify did after the enforcements.
+func (v *view) safetyNet(p *demo.Pipeline) {
+	n := p.SafetyNet
+	if n == nil {
+		return
+	}
+	v.printf("\n4. The safety net: verify watches each enforcement (72h deployed, 1h here) and undoes breakage\n")
+	line := fmt.Sprintf("verify watched %d enforced instances: %d verified, %d rolled back.", n.Summary.Watched, n.Summary.Verified, n.Summary.RolledBack)
+	if n.Summary.RolledBack > 0 {
+		what, _, _ := strings.Cut(n.Why, " after ")
+		line += fmt.Sprintf(" %s broke (%s): it is back to HttpTokens %s, hop limit %d, ticketed, and not enforced again for a lookback.",
+			n.Broke.Name, what, n.Tokens, n.HopLimit)
+	}
+	v.wrapped("   ", line)
+}
+
 // resultOrder lists the results counted: enforced, ticketed, deferred, then any other.
 func resultOrder(counts map[string]int) []string {
 	rank := func(r string) int {
