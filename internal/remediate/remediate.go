@@ -61,7 +61,9 @@ type Handler struct {
 	Clients  guard.Clients
 	Enforcer Enforcer
 	Ledger   Ledger
-	Tickets  ticket.Backend
+	// Tickets is where tickets are opened; nil for none (the CLI's apply), in which case
+	// no ticket is opened or closed here.
+	Tickets ticket.Backend
 	// Rollout are the limits every enforcement passes (DESIGN.md section 9); Pause is the
 	// kill switch, read before each enforcement (nil: there is none).
 	Rollout policy.RolloutSettings
@@ -163,6 +165,11 @@ func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSM
 		"result", outcome.Result, "mode", h.Settings.Mode, "detail", outcome.Detail)
 	return nil
 }
+
+// noBackendNote is the detail of a ticket verdict where no ticket backend is set up (the
+// CLI's apply): the deployed stack's next sweep opens the ticket, and closes those of
+// instances that became compliant.
+const noBackendNote = "no ticket backend here: the stack's next sweep opens the ticket"
 
 // enforcedTicketNote closes the ticket of an instance on which IMDSv2 was enforced.
 const enforcedTicketNote = "imdsguard enforced IMDSv2 (HttpTokens=required): IMDSv1 was no longer used."
@@ -379,6 +386,10 @@ func (h *Handler) enforcedEarlier(ctx context.Context, v message.Verdict, live *
 // openOrUpdateTicket keeps one open ticket per instance: it opens one when there is none,
 // adds the evidence when it is new, and leaves the ticket alone when it is not.
 func (h *Handler) openOrUpdateTicket(ctx context.Context, v message.Verdict, out ledger.Outcome, detail string, now time.Time) (ledger.Outcome, error) {
+	if h.Tickets == nil {
+		out.Result, out.Detail = ledger.ResultReported, detail+noBackendNote
+		return out, nil
+	}
 	t := ticket.NewTicket(v, ticket.ComposeOptions{ExemptTag: h.Settings.ExemptTag, DryRun: h.dryRun()})
 	digest := t.Content.EvidenceDigest()
 	rec, err := h.Ledger.GetTicket(ctx, refOf(v))
@@ -432,6 +443,9 @@ func (h *Handler) closingTicket(ctx context.Context, v message.Verdict, out ledg
 // none.
 func (h *Handler) closeTicket(ctx context.Context, v message.Verdict, why string, now time.Time) (string, error) {
 	if h.Settings.Mode == policy.ModeReport {
+		return "", nil
+	}
+	if h.Tickets == nil {
 		return "", nil
 	}
 	rec, err := h.Ledger.GetTicket(ctx, refOf(v))

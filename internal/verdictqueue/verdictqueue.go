@@ -52,6 +52,12 @@ type Outgoing struct {
 	body     string
 }
 
+// Decision is the decision the message is recorded under.
+func (o Outgoing) Decision() decisionlog.Decision { return o.decision }
+
+// Body is the message as it is queued.
+func (o Outgoing) Body() string { return o.body }
+
 // NewOutgoing encodes the verdict about an instance of account and region as its
 // message, made at now.
 func NewOutgoing(ev policy.Evidence, v policy.Verdict, account, region string, now time.Time) (Outgoing, error) {
