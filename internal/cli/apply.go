@@ -160,7 +160,7 @@ func runApply(cmd *cobra.Command, env Env, opts applyOptions) error {
 // the queue would; it returns the outcome remediate recorded.
 func applyOne(cmd *cobra.Command, h *remediate.Handler, decisions *decisionlog.Log, book *ledger.Ledger, a guard.Assessment, now time.Time) (string, error) {
 	ctx := cmd.Context()
-	m, err := verdictqueue.NewOutgoing(a.Evidence, a.Verdict, a.AccountID, a.Region, now)
+	m, err := verdictqueue.NewOutgoing(a.Evidence, a.Verdict, a.AccountID, a.Region, "", now)
 	if err != nil {
 		return "", err
 	}

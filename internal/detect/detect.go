@@ -12,6 +12,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/trigger"
 	"github.com/imdsguard/imdsguard/internal/verdictqueue"
@@ -108,6 +109,14 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		h.count("Errors", 1, map[string]string{"Stage": "tickets"})
 		return sum, err
 	}
+	// A sweep's verdicts carry its id: remediate's per-sweep enforcement budget counts
+	// against it.
+	var sweepID string
+	if len(req.Sweep) > 0 {
+		if sweepID, err = message.NewDecisionID(now); err != nil {
+			return sum, err
+		}
+	}
 	var messages []verdictqueue.Outgoing
 	for _, a := range assessments {
 		sum.Verdicts[string(a.Verdict.Action)]++
@@ -120,7 +129,7 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 			// instances are the function's own account's.
 			a.AccountID = accountID
 		}
-		m, err := verdictqueue.NewOutgoing(a.Evidence, a.Verdict, a.AccountID, a.Region, now)
+		m, err := verdictqueue.NewOutgoing(a.Evidence, a.Verdict, a.AccountID, a.Region, sweepID, now)
 		if err != nil {
 			return sum, err
 		}

@@ -171,3 +171,43 @@ func TestVerifyRollsBackWhatBrokeEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepBudgetEndToEnd: a sweep's verdicts carry its id, and remediate enforces at
+// most IMDSGUARD_MAX_ENFORCE_PER_SWEEP of them; the rest wait as rollout-budget for the
+// next sweep, which has a budget of its own.
+func TestSweepBudgetEndToEnd(t *testing.T) {
+	p := newPipelineWith(t, "enforce", func(p *pipeline, env map[string]string) {
+		env["IMDSGUARD_MAX_ENFORCE_PER_SWEEP"] = "2"
+	})
+	now := time.Now().UTC()
+	seeded, err := demo.Seed(p.ctx, demo.Clients{EC2: p.ec2, CloudWatch: cloudwatch.NewFromConfig(p.cfg), CloudTrail: p.ct},
+		demo.KindsNamed(now, "static-site"), 5, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enforced := func() (n int) {
+		for _, s := range seeded {
+			if tokens, _ := p.options(s.ID); tokens == "required" {
+				n++
+			}
+		}
+		return n
+	}
+	p.sweepAndRemediate()
+	if n := enforced(); n != 2 {
+		t.Fatalf("%d enforced by the first sweep, want its budget of 2", n)
+	}
+	budget := 0
+	for _, s := range seeded {
+		if h := p.history(s.ID); h[len(h)-1].Result == ledger.ResultDeferred && h[len(h)-1].Reasons[0].Code == policy.ReasonRolloutBudget {
+			budget++
+		}
+	}
+	if budget != 3 {
+		t.Errorf("%d deferred for the sweep's budget, want 3", budget)
+	}
+	p.sweepAndRemediate()
+	if n := enforced(); n != 4 {
+		t.Errorf("%d enforced after the second sweep, want 4", n)
+	}
+}

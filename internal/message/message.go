@@ -36,15 +36,18 @@ const MaxBodyBytes = 256 * 1024
 
 // Verdict is one decision about one instance.
 type Verdict struct {
-	Schema     string          `json:"schema"`
-	DecisionID string          `json:"decision_id"`
-	CreatedAt  time.Time       `json:"created_at"`
-	AccountID  string          `json:"account_id"`
-	Region     string          `json:"region"`
-	InstanceID string          `json:"instance_id"`
-	Name       string          `json:"name,omitempty"`
-	Action     policy.Action   `json:"action"`
-	Reasons    []policy.Reason `json:"reasons"`
+	Schema     string    `json:"schema"`
+	DecisionID string    `json:"decision_id"`
+	CreatedAt  time.Time `json:"created_at"`
+	AccountID  string    `json:"account_id"`
+	Region     string    `json:"region"`
+	InstanceID string    `json:"instance_id"`
+	Name       string    `json:"name,omitempty"`
+	// SweepID names the sweep the verdict came from (the enforcement budget per sweep
+	// counts against it); absent for an event's verdict.
+	SweepID string          `json:"sweep_id,omitempty"`
+	Action  policy.Action   `json:"action"`
+	Reasons []policy.Reason `json:"reasons"`
 	// Current are the metadata options the decision saw, nil when the instance was not
 	// found; remediate judges again when the live ones differ.
 	Current  *Options `json:"current"`
@@ -286,6 +289,9 @@ func (v Verdict) Validate() error {
 	}
 	if !policy.ValidInstanceID(v.InstanceID) {
 		problems = append(problems, fmt.Sprintf("instance_id %q is not an instance id", v.InstanceID))
+	}
+	if v.SweepID != "" && !decisionIDPattern.MatchString(v.SweepID) {
+		problems = append(problems, fmt.Sprintf("sweep_id %q is malformed", v.SweepID))
 	}
 	switch v.Action {
 	case policy.ActionRemediate, policy.ActionTicket, policy.ActionDefer:

@@ -349,7 +349,7 @@ func (h *Handler) gate(ctx context.Context, v message.Verdict, live policy.Insta
 		return g, nil
 	}
 	err = h.Ledger.TakeBudget(ctx, ledger.Budget{AccountID: v.AccountID, Region: v.Region, Hour: policy.BudgetHourOf(now),
-		MaxPerHour: h.Rollout.MaxPerHour, MaxPerSweep: h.Rollout.MaxPerSweep}, now)
+		SweepID: v.SweepID, MaxPerHour: h.Rollout.MaxPerHour, MaxPerSweep: h.Rollout.MaxPerSweep}, now)
 	var spent *ledger.BudgetSpentError
 	if errors.As(err, &spent) {
 		return policy.BudgetSpent(spent.Kind, h.Rollout, now), nil

@@ -59,12 +59,13 @@ func (o Outgoing) Decision() decisionlog.Decision { return o.decision }
 func (o Outgoing) Body() string { return o.body }
 
 // NewOutgoing encodes the verdict about an instance of account and region as its
-// message, made at now.
-func NewOutgoing(ev policy.Evidence, v policy.Verdict, account, region string, now time.Time) (Outgoing, error) {
+// message, made at now; sweepID names the sweep it came from ("" for none).
+func NewOutgoing(ev policy.Evidence, v policy.Verdict, account, region, sweepID string, now time.Time) (Outgoing, error) {
 	m, err := message.New(ev, v, account, region, now)
 	if err != nil {
 		return Outgoing{}, err
 	}
+	m.SweepID = sweepID
 	body, err := m.Encode()
 	if err != nil {
 		return Outgoing{}, err

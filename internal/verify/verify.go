@@ -233,7 +233,7 @@ func (h *Handler) ticket(ctx context.Context, w ledger.Watch, live *policy.Evide
 	rb := policy.Rollback{At: now, Why: v.Reasons[0].Detail}
 	ev := *live
 	ev.RolledBack = &rb
-	m, err := verdictqueue.NewOutgoing(ev, policy.RolledBackVerdict(rb, h.Settings), w.AccountID, w.Region, now)
+	m, err := verdictqueue.NewOutgoing(ev, policy.RolledBackVerdict(rb, h.Settings), w.AccountID, w.Region, "", now)
 	if err != nil {
 		return err
 	}
