@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/demo"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
@@ -209,5 +211,83 @@ func TestSweepBudgetEndToEnd(t *testing.T) {
 	p.sweepAndRemediate()
 	if n := enforced(); n != 4 {
 		t.Errorf("%d enforced after the second sweep, want 4", n)
+	}
+}
+
+// TestWavesEndToEnd: with the waves Environment=dev, then everything else, a sweep
+// enforces the dev instance and holds the other back (waiting-for-wave) while the dev
+// enforcement is verified and for the soak after it; once the soak has passed, the next
+// sweep enforces the other.
+func TestWavesEndToEnd(t *testing.T) {
+	p := newPipelineWith(t, "enforce", func(p *pipeline, env map[string]string) {
+		env["IMDSGUARD_WAVES"] = "Environment=dev"
+		env["IMDSGUARD_WAVE_SOAK"] = "1h"
+		env["IMDSGUARD_VERIFY_WINDOW"] = "1h"
+	})
+	now := time.Now().UTC()
+	zeros := func(int) (float64, bool) { return 0, true }
+	cw := cloudwatch.NewFromConfig(p.cfg)
+	seeded, err := demo.Seed(p.ctx, demo.Clients{EC2: p.ec2, CloudWatch: cw, CloudTrail: p.ct}, []demo.Kind{
+		{Name: "dev-site", Spec: fakeaws.InstanceSpec{HopLimit: 1, Tags: map[string]string{"Environment": "dev"}}, Series: zeros, Hours: 200},
+		{Name: "prod-site", Spec: fakeaws.InstanceSpec{HopLimit: 1, Tags: map[string]string{"Environment": "prod"}}, Series: zeros, Hours: 200},
+	}, 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, prod := seeded[0].ID, seeded[1].ID
+	verifyFn := p.start("verify", bootstraps.verify, p.env)
+	last := func(id string) ledger.Outcome {
+		h := p.history(id)
+		return h[len(h)-1]
+	}
+
+	p.sweepAndRemediate()
+	if tokens, _ := p.options(dev); tokens != "required" {
+		t.Fatalf("the dev instance was not enforced first: %s", tokens)
+	}
+	if o := last(prod); o.Result != ledger.ResultDeferred || o.Reasons[0].Code != policy.ReasonWaitingForWave {
+		t.Fatalf("prod while dev is verified: %+v, want deferred, waiting-for-wave", o)
+	}
+
+	// The dev enforcement's window passes clean: verified now, and the soak starts.
+	db := dynamodb.NewFromConfig(p.cfg)
+	moveBack := func(pk, sk, attr string, by time.Duration) {
+		t.Helper()
+		if _, err := db.UpdateItem(p.ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(p.ledger.Table),
+			Key: map[string]ddbtypes.AttributeValue{
+				"pk": &ddbtypes.AttributeValueMemberS{Value: pk}, "sk": &ddbtypes.AttributeValueMemberS{Value: sk},
+			},
+			UpdateExpression:          aws.String("SET #a = :at"),
+			ConditionExpression:       aws.String("attribute_exists(pk)"),
+			ExpressionAttributeNames:  map[string]string{"#a": attr},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": &ddbtypes.AttributeValueMemberS{Value: time.Now().UTC().Add(-by).Format("2006-01-02T15:04:05.000000000Z")}},
+		}); err != nil {
+			t.Fatalf("moving %s %s back: %v", pk, sk, err)
+		}
+	}
+	moveBack("WATCH#"+account+"#"+demo.Region, dev, "enforced_at", 2*time.Hour)
+	if _, err := cw.PutMetricData(p.ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("AWS/EC2"), MetricData: []cwtypes.MetricDatum{
+		{MetricName: aws.String(evidence.MetadataNoTokenRejected), Timestamp: aws.Time(now.Add(-90 * time.Minute)), Value: aws.Float64(0),
+			Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(dev)}}},
+		{MetricName: aws.String(evidence.MetadataNoTokenRejected), Timestamp: aws.Time(now.Add(-30 * time.Minute)), Value: aws.Float64(0),
+			Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(dev)}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if sum := decodeResponse[verifySummary](t, verifyFn.invoke(t, p.ctx, json.RawMessage(`{}`))); sum.Verified != 1 {
+		t.Fatalf("verify summary %+v, want the dev instance verified", sum)
+	}
+	p.sweepAndRemediate()
+	if o := last(prod); o.Result != ledger.ResultDeferred || o.Reasons[0].Code != policy.ReasonWaitingForWave ||
+		!strings.Contains(o.Reasons[0].Detail, "soak") {
+		t.Fatalf("prod during the soak: %+v, want deferred, waiting-for-wave (soak)", o)
+	}
+
+	// The soak passes.
+	moveBack("ROLLOUT#"+account+"#"+demo.Region, "WAVE#0", "last_settled", 2*time.Hour)
+	p.sweepAndRemediate()
+	if tokens, _ := p.options(prod); tokens != "required" {
+		t.Errorf("prod after the soak: %s, want required (last outcome %+v)", tokens, last(prod))
 	}
 }
