@@ -40,14 +40,11 @@ func newAuditCommand(env Env) *cobra.Command {
 				return usagef("--account %q: want the 12-digit account the instance is in", account)
 			}
 			ctx := cmd.Context()
-			load := env.AWS
-			load.Region = region
-			cfg, err := awsapi.Load(ctx, load)
+			clients, l, err := openLedger(cmd, env, table, region)
 			if err != nil {
 				return err
 			}
-			l := &ledger.Ledger{API: wiring.Client(wiring.New(cfg, wiring.Options{}), dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
-			ref := ledger.Ref{AccountID: account, Region: cfg.Region, InstanceID: instanceID}
+			ref := ledger.Ref{AccountID: account, Region: clients.Region(), InstanceID: instanceID}
 			history, err := l.History(ctx, ref)
 			if err != nil {
 				return err
@@ -168,4 +165,18 @@ func auditOptionsOf(o *policy.MetadataOptions) *auditOptions {
 		return nil
 	}
 	return &auditOptions{HTTPTokens: o.HTTPTokens, HopLimit: o.HopLimit, HTTPEndpoint: o.HTTPEndpoint, State: o.State}
+}
+
+// openLedger loads the AWS configuration of region (the configured one when empty), as
+// the commands that read or write the ledger table do, and returns its clients and the
+// ledger.
+func openLedger(cmd *cobra.Command, env Env, table, region string) (*wiring.Clients, *ledger.Ledger, error) {
+	load := env.AWS
+	load.Region = region
+	cfg, err := awsapi.Load(cmd.Context(), load)
+	if err != nil {
+		return nil, nil, err
+	}
+	clients := wiring.New(cfg, wiring.Options{})
+	return clients, &ledger.Ledger{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}, nil
 }

@@ -10,10 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/spf13/cobra"
 
-	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/enforce"
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/ledger"
@@ -61,15 +59,11 @@ func newRollbackCommand(env Env) *cobra.Command {
 				return usagef("%w", err)
 			}
 			ctx := cmd.Context()
-			load := env.AWS
-			load.Region = region
-			cfg, err := awsapi.Load(ctx, load)
+			clients, l, err := openLedger(cmd, env, table, region)
 			if err != nil {
 				return err
 			}
-			clients := wiring.New(cfg, wiring.Options{})
-			l := &ledger.Ledger{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
-			refs, err := rollbackRefs(cmd, l, account, cfg.Region, instanceIDs, decisionID, from, to)
+			refs, err := rollbackRefs(cmd, l, account, clients.Region(), instanceIDs, decisionID, from, to)
 			if err != nil {
 				return err
 			}

@@ -9,13 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/spf13/cobra"
 
-	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/policy"
-	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
 // statusSchema identifies what `status --format json` prints; docs/schema/status.schema.json
@@ -55,35 +52,33 @@ func newStatusCommand(env Env) *cobra.Command {
 				return usagef("--max-enforce-per-hour %d: want at least 1", perHour)
 			}
 			ctx := cmd.Context()
-			load := env.AWS
-			load.Region = region
-			cfg, err := awsapi.Load(ctx, load)
+			clients, l, err := openLedger(cmd, env, table, region)
 			if err != nil {
 				return err
 			}
-			l := &ledger.Ledger{API: wiring.Client(wiring.New(cfg, wiring.Options{}), dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
+			region := clients.Region()
 			now := env.Now().UTC()
 			if resetBreaker {
-				if err := l.ResetBreaker(ctx, account, cfg.Region, now); err != nil {
+				if err := l.ResetBreaker(ctx, account, region, now); err != nil {
 					return err
 				}
-				fmt.Fprintf(env.Stderr, "the circuit breaker of %s/%s is closed: enforcement there may start again\n", account, cfg.Region)
+				fmt.Fprintf(env.Stderr, "the circuit breaker of %s/%s is closed: enforcement there may start again\n", account, region)
 			}
-			r, err := l.ReadRollout(ctx, account, cfg.Region)
+			r, err := l.ReadRollout(ctx, account, region)
 			if err != nil {
 				return err
 			}
-			watches, err := l.Watching(ctx, account, cfg.Region)
+			watches, err := l.Watching(ctx, account, region)
 			if err != nil {
 				return err
 			}
 			hour := policy.BudgetHourOf(now)
-			used, _, err := l.BudgetUsed(ctx, ledger.Budget{AccountID: account, Region: cfg.Region, Hour: hour, MaxPerHour: perHour})
+			used, _, err := l.BudgetUsed(ctx, ledger.Budget{AccountID: account, Region: region, Hour: hour, MaxPerHour: perHour})
 			if err != nil {
 				return err
 			}
 			rollout := policy.RolloutSettings{MaxPerHour: perHour, Waves: parsedWaves, WaveSoak: soak}
-			st := newStatus(account, cfg.Region, now, r, watches, used, rollout)
+			st := newStatus(account, region, now, r, watches, used, rollout)
 			if format == "json" {
 				enc := json.NewEncoder(env.Stdout)
 				enc.SetIndent("", "  ")

@@ -59,9 +59,16 @@ func (e *Enforcer) Apply(ctx context.Context, instanceID string, current, target
 	if err := checkTarget(instanceID, target); err != nil {
 		return policy.MetadataOptions{}, err
 	}
-	out, err := e.EC2.ModifyInstanceMetadataOptions(ctx, modifyInput(instanceID, current, target, false))
+	return e.change(ctx, modifyInput(instanceID, current, target, false), target, "")
+}
+
+// change makes the call and waits until EC2 reports the target applied; what names the
+// kind of change in an error ("" for an enforcement).
+func (e *Enforcer) change(ctx context.Context, in *ec2.ModifyInstanceMetadataOptionsInput, target policy.MetadataOptions, what string) (policy.MetadataOptions, error) {
+	instanceID := aws.ToString(in.InstanceId)
+	out, err := e.EC2.ModifyInstanceMetadataOptions(ctx, in)
 	if err != nil {
-		return policy.MetadataOptions{}, fmt.Errorf("ec2:ModifyInstanceMetadataOptions on %s: %w", instanceID, err)
+		return policy.MetadataOptions{}, fmt.Errorf("ec2:ModifyInstanceMetadataOptions%s on %s: %w", what, instanceID, err)
 	}
 	if out != nil {
 		if got := evidence.MetadataOptions(out.InstanceMetadataOptions); reached(got, target) {
@@ -81,16 +88,7 @@ func (e *Enforcer) Restore(ctx context.Context, instanceID string, current, targ
 	}
 	in := modifyInput(instanceID, current, target, false)
 	in.HttpTokens = ec2types.HttpTokensState(target.HTTPTokens)
-	out, err := e.EC2.ModifyInstanceMetadataOptions(ctx, in)
-	if err != nil {
-		return policy.MetadataOptions{}, fmt.Errorf("ec2:ModifyInstanceMetadataOptions (rollback) on %s: %w", instanceID, err)
-	}
-	if out != nil {
-		if got := evidence.MetadataOptions(out.InstanceMetadataOptions); reached(got, target) {
-			return got, nil
-		}
-	}
-	return e.waitApplied(ctx, instanceID, target)
+	return e.change(ctx, in, target, " (rollback)")
 }
 
 func checkTarget(instanceID string, target policy.MetadataOptions) error {
