@@ -32,12 +32,12 @@ import (
 )
 
 type applyOptions struct {
-	table, region, planFile, waves, pauseParameter string
-	perHour                                        int
-	soak                                           time.Duration
-	lookupsPerSec                                  float64
-	yes                                            bool
-	settings                                       map[string]*string
+	table, region, planFile, waves, pauseParameter, format string
+	perHour                                                int
+	soak                                                   time.Duration
+	lookupsPerSec                                          float64
+	yes                                                    bool
+	settings                                               map[string]*string
 }
 
 func newApplyCommand(env Env) *cobra.Command {
@@ -66,6 +66,7 @@ func newApplyCommand(env Env) *cobra.Command {
 	f.Float64Var(&opts.lookupsPerSec, "cloudtrail-rps", evidence.LookupEventsPerSecond,
 		"CloudTrail LookupEvents calls per second per account-region (AWS allows 2)")
 	f.BoolVar(&opts.yes, "yes", false, "do not ask for confirmation")
+	f.StringVar(&opts.format, "format", "table", "output format: table, or json (what was done, at the end)")
 	addSettingFlags(cmd, opts.settings)
 	return cmd
 }
@@ -90,6 +91,9 @@ func runApply(cmd *cobra.Command, env Env, opts applyOptions) error {
 	if opts.perHour < 1 || opts.lookupsPerSec <= 0 {
 		return usagef("--max-enforce-per-hour must be at least 1 and --cloudtrail-rps above 0")
 	}
+	if opts.format != "table" && opts.format != "json" {
+		return usagef("invalid format %q: allowed: table, json", opts.format)
+	}
 	load := env.AWS
 	load.Region, load.CallTimeout = opts.region, settings.CallTimeout
 	cfg, err := awsapi.Load(ctx, load)
@@ -112,7 +116,17 @@ func runApply(cmd *cobra.Command, env Env, opts applyOptions) error {
 			todo = append(todo, a)
 		}
 	}
-	writeApplyPreview(env.Stdout, todo, len(assessments))
+	// The table is the preview; JSON is the record of what was done, at the end.
+	out := env.Stdout
+	results := make([]applyInstance, len(todo))
+	for i, a := range todo {
+		results[i] = newApplyInstance(a)
+	}
+	if opts.format == "json" {
+		out = io.Discard
+		defer func() { writeApplyJSON(env.Stdout, clients.Region(), results) }()
+	}
+	writeApplyPreview(out, todo, len(assessments))
 	if len(todo) == 0 {
 		return nil
 	}
@@ -141,14 +155,16 @@ func runApply(cmd *cobra.Command, env Env, opts applyOptions) error {
 		Metrics: &emf.Emitter{W: io.Discard, Now: time.Now},
 	}
 	var failures []error
-	for _, a := range todo {
-		result, err := applyOne(cmd, h, decisions, book, a, now)
+	for i, a := range todo {
+		last, err := applyOne(cmd, h, decisions, book, a, now)
 		if err != nil {
 			failures = append(failures, err)
-			fmt.Fprintf(env.Stdout, "%s: FAILED: %v\n", a.Evidence.InstanceID, err)
+			results[i].Result, results[i].Detail = "failed", err.Error()
+			fmt.Fprintf(out, "%s: FAILED: %v\n", a.Evidence.InstanceID, err)
 			continue
 		}
-		fmt.Fprintf(env.Stdout, "%s: %s\n", a.Evidence.InstanceID, result)
+		results[i].Result, results[i].Detail = last.Result, last.Detail
+		fmt.Fprintf(out, "%s: %s: %s\n", a.Evidence.InstanceID, last.Result, last.Detail)
 	}
 	if len(failures) > 0 {
 		return fmt.Errorf("%d of %d enforcements failed: %w", len(failures), len(todo), errors.Join(failures...))
@@ -158,29 +174,68 @@ func runApply(cmd *cobra.Command, env Env, opts applyOptions) error {
 
 // applyOne records the verdict as detect would and hands it to remediate's handler, as
 // the queue would; it returns the outcome remediate recorded.
-func applyOne(cmd *cobra.Command, h *remediate.Handler, decisions *decisionlog.Log, book *ledger.Ledger, a guard.Assessment, now time.Time) (string, error) {
+func applyOne(cmd *cobra.Command, h *remediate.Handler, decisions *decisionlog.Log, book *ledger.Ledger, a guard.Assessment, now time.Time) (ledger.Outcome, error) {
 	ctx := cmd.Context()
 	m, err := verdictqueue.NewOutgoing(a.Evidence, a.Verdict, a.AccountID, a.Region, "", now)
 	if err != nil {
-		return "", err
+		return ledger.Outcome{}, err
 	}
 	if err := decisions.RecordDecisions(ctx, []decisionlog.Decision{m.Decision()}); err != nil {
-		return "", err
+		return ledger.Outcome{}, err
 	}
 	batch := events.SQSEvent{Records: []events.SQSMessage{{MessageId: m.Decision().DecisionID, Body: m.Body(), EventSource: "aws:sqs"}}}
 	resp, err := h.Handle(ctx, a.AccountID, batch)
 	if err != nil {
-		return "", err
+		return ledger.Outcome{}, err
 	}
 	if len(resp.BatchItemFailures) > 0 {
-		return "", errors.New("remediate failed it; see the ledger (imdsguard audit) and try again")
+		return ledger.Outcome{}, errors.New("remediate failed it; see the ledger (imdsguard audit) and try again")
 	}
 	hist, err := book.History(ctx, ledger.Ref{AccountID: a.AccountID, Region: a.Region, InstanceID: a.Evidence.InstanceID})
 	if err != nil || len(hist) == 0 {
-		return "", fmt.Errorf("reading the outcome back: %w", err)
+		return ledger.Outcome{}, fmt.Errorf("reading the outcome back: %w", err)
 	}
-	last := hist[len(hist)-1]
-	return last.Result + ": " + last.Detail, nil
+	return hist[len(hist)-1], nil
+}
+
+// applySchema identifies what `apply --format json` prints; docs/schema/apply.schema.json
+// describes it.
+const applySchema = "imdsguard.apply/v1"
+
+type applyJSON struct {
+	Schema    string          `json:"schema"`
+	Region    string          `json:"region"`
+	Instances []applyInstance `json:"instances"`
+}
+
+type applyInstance struct {
+	AccountID  string        `json:"account_id"`
+	InstanceID string        `json:"instance_id"`
+	Name       string        `json:"name"`
+	Before     *auditOptions `json:"before"`
+	Target     *auditOptions `json:"target"`
+	// Reasons are the fresh verdict's reason codes.
+	Reasons []string `json:"reasons"`
+	// Result is the ledger's result for the enforcement (enforced, deferred, ...), failed,
+	// or not-confirmed; Detail says more.
+	Result string `json:"result"`
+	Detail string `json:"detail"`
+}
+
+func newApplyInstance(a guard.Assessment) applyInstance {
+	in := applyInstance{AccountID: a.AccountID, InstanceID: a.Evidence.InstanceID, Name: a.Evidence.Instance.Name,
+		Before: auditOptionsOf(&a.Evidence.Instance.Options), Target: auditOptionsOf(a.Verdict.Target), Reasons: []string{}, Result: "not-confirmed"}
+	for _, r := range a.Verdict.Reasons {
+		in.Reasons = append(in.Reasons, string(r.Code))
+	}
+	return in
+}
+
+func writeApplyJSON(w io.Writer, region string, results []applyInstance) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(applyJSON{Schema: applySchema, Region: region, Instances: results})
 }
 
 // reviewedInstances are the instances of region a plan file would remediate; nil (every

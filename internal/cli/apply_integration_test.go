@@ -18,6 +18,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/demo"
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
 // TestApply enforces what a fresh judgement still says to remediate, through remediate's
@@ -85,6 +86,11 @@ func TestApply(t *testing.T) {
 	if got := tokens("static-site"); got != "optional" {
 		t.Errorf("enforced while paused: %s", got)
 	}
+	code, stdout, stderr = w.run(t, append(base, "--yes", "--format", "json")...)
+	if code != ExitOK || !strings.Contains(stdout, `"result": "deferred"`) {
+		t.Errorf("paused, json: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	schematest.ValidateAgainstSchema(t, "apply.schema.json", []byte(stdout))
 	if _, err := ssm.NewFromConfig(cfg).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String("/imdsguard/paused")}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,10 @@ package cli
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,7 +20,7 @@ import (
 )
 
 func newRollbackCommand(env Env) *cobra.Command {
-	var table, account, region, decisionID, why string
+	var table, account, region, decisionID, why, format string
 	var instanceIDs []string
 	var since, until string
 	var yes bool
@@ -54,6 +54,9 @@ func newRollbackCommand(env Env) *cobra.Command {
 			if err := evidence.ValidateInstanceIDs(instanceIDs); err != nil {
 				return usagef("--instance-id: %w", err)
 			}
+			if format != "table" && format != "json" {
+				return usagef("invalid format %q: allowed: table, json", format)
+			}
 			from, to, err := timeRange(since, until, env.Now())
 			if err != nil {
 				return usagef("%w", err)
@@ -71,10 +74,21 @@ func newRollbackCommand(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			writeRollbackPlan(env.Stdout, plan)
-			todo := slices.DeleteFunc(slices.Clone(plan), func(r rollbackItem) bool { return r.skip != "" })
+			// The table is the preview; JSON is the record of what was done, at the end.
+			out := env.Stdout
+			if format == "json" {
+				out = io.Discard
+				defer func() { writeRollbackJSON(env.Stdout, account, clients.Region(), plan) }()
+			}
+			writeRollbackPlan(out, plan)
+			var todo []*rollbackItem
+			for i := range plan {
+				if plan[i].skip == "" {
+					todo = append(todo, &plan[i])
+				}
+			}
 			if len(todo) == 0 {
-				fmt.Fprintln(env.Stdout, "nothing to roll back")
+				fmt.Fprintln(out, "nothing to roll back")
 				return nil
 			}
 			if !yes {
@@ -96,10 +110,12 @@ func newRollbackCommand(env Env) *cobra.Command {
 				}
 				if err != nil {
 					failures = append(failures, err)
-					fmt.Fprintf(env.Stdout, "%s: FAILED: %v\n", r.ref.InstanceID, err)
+					r.err = err
+					fmt.Fprintf(out, "%s: FAILED: %v\n", r.ref.InstanceID, err)
 					continue
 				}
-				fmt.Fprintf(env.Stdout, "%s: rolled back to HttpTokens %s, hop limit %d\n", r.ref.InstanceID, restored.HTTPTokens, restored.HopLimit)
+				r.restored = &restored
+				fmt.Fprintf(out, "%s: rolled back to HttpTokens %s, hop limit %d\n", r.ref.InstanceID, restored.HTTPTokens, restored.HopLimit)
 			}
 			if len(failures) > 0 {
 				return fmt.Errorf("%d of %d rollbacks failed: %w", len(failures), len(todo), errors.Join(failures...))
@@ -117,6 +133,7 @@ func newRollbackCommand(env Env) *cobra.Command {
 	f.StringVar(&until, "until", "", "... and before this time (RFC 3339, or a duration ago; default now)")
 	f.StringVar(&why, "why", "rolled back by an operator", "why, for the ledger and the instance's ticket")
 	f.BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	f.StringVar(&format, "format", "table", "output format: table, or json (what was done, at the end)")
 	return cmd
 }
 
@@ -190,6 +207,59 @@ type rollbackItem struct {
 	enforcedAt   time.Time
 	live, target policy.MetadataOptions
 	skip         string // why nothing is done, or ""
+	// restored are the options after the rollback, err why it failed; both nil until it
+	// was tried.
+	restored *policy.MetadataOptions
+	err      error
+}
+
+// rollbackSchema identifies what `rollback --format json` prints;
+// docs/schema/rollback.schema.json describes it.
+const rollbackSchema = "imdsguard.rollback/v1"
+
+type rollbackJSON struct {
+	Schema    string             `json:"schema"`
+	AccountID string             `json:"account_id"`
+	Region    string             `json:"region"`
+	Instances []rollbackInstance `json:"instances"`
+}
+
+type rollbackInstance struct {
+	InstanceID string        `json:"instance_id"`
+	DecisionID string        `json:"decision_id"`
+	EnforcedAt *time.Time    `json:"enforced_at"`
+	Before     *auditOptions `json:"before"`
+	Restored   *auditOptions `json:"restored"`
+	// Result is rolled-back, failed, skipped, or not-confirmed.
+	Result string `json:"result"`
+	Detail string `json:"detail"`
+}
+
+// writeRollbackJSON writes what became of each instance of the preview.
+func writeRollbackJSON(w io.Writer, account, region string, plan []rollbackItem) {
+	doc := rollbackJSON{Schema: rollbackSchema, AccountID: account, Region: region, Instances: []rollbackInstance{}}
+	for _, r := range plan {
+		in := rollbackInstance{InstanceID: r.ref.InstanceID, DecisionID: r.decisionID}
+		switch {
+		case r.skip != "":
+			in.Result, in.Detail = "skipped", r.skip
+		case r.err != nil:
+			in.Result, in.Detail = "failed", r.err.Error()
+		case r.restored != nil:
+			in.Result, in.Restored = "rolled-back", auditOptionsOf(r.restored)
+		default:
+			in.Result = "not-confirmed"
+		}
+		if r.skip == "" {
+			at := r.enforcedAt.UTC()
+			in.EnforcedAt, in.Before = &at, auditOptionsOf(&r.live)
+		}
+		doc.Instances = append(doc.Instances, in)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(doc)
 }
 
 // planRollbacks reads each instance's snapshot and its options now.

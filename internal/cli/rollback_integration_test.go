@@ -19,6 +19,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/testsupport"
+	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
 // TestRollback rolls enforced instances back from the ledger's snapshots: it previews and
@@ -115,10 +116,11 @@ func TestRollback(t *testing.T) {
 	}
 
 	w.stdin = ""
-	code, stdout, stderr = w.run(t, append(base, "--decision-id", enforced[second], "--yes")...)
-	if code != ExitOK || !strings.Contains(stdout, second) {
+	code, stdout, stderr = w.run(t, append(base, "--decision-id", enforced[second], "--yes", "--format", "json")...)
+	if code != ExitOK || !strings.Contains(stdout, second) || !strings.Contains(stdout, `"result": "rolled-back"`) {
 		t.Errorf("by decision: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	schematest.ValidateAgainstSchema(t, "rollback.schema.json", []byte(stdout))
 	if tokens, _ := options(second); tokens != "optional" {
 		t.Errorf("by decision: %s not rolled back", second)
 	}
