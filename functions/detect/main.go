@@ -17,6 +17,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/ledger/openticket"
+	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
 	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
@@ -58,6 +59,7 @@ func main() {
 			QueueURL:  queueURL,
 			Decisions: &decisionlog.Log{API: db, Table: table},
 			Tickets:   &openticket.Index{API: db, Table: table},
+			Rollbacks: &rollbacks.Index{API: db, Table: table},
 			Now:       time.Now,
 			Log:       log,
 			Metrics:   &emf.Emitter{W: os.Stdout, Now: time.Now},

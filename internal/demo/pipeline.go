@@ -22,6 +22,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
+	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/ticket"
@@ -64,7 +65,8 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipe
 	book := &ledger.Ledger{API: db, Table: res.Table}
 	detector := &detect.Handler{
 		Settings: settings, RuleMatch: "ec2-imdsv2-check", Region: Region, Clients: clients,
-		Queue: sqsClient, QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table}, Now: clock, Log: quiet, Metrics: metrics,
+		Queue: sqsClient, QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table},
+		Rollbacks: &rollbacks.Index{API: db, Table: res.Table}, Now: clock, Log: quiet, Metrics: metrics,
 	}
 	sum, err := detector.Handle(ctx, accountID, []byte(`{"sweep": {}}`))
 	if err != nil {

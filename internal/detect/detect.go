@@ -31,6 +31,12 @@ type OpenTickets interface {
 	OpenTickets(ctx context.Context, account, region string) ([]string, error)
 }
 
+// Rollbacks lists the latest rollbacks of an account-region (rollbacks.Index implements
+// it), which rule 5b holds instances back for.
+type Rollbacks interface {
+	Rollbacks(ctx context.Context, account, region string) (map[string]policy.Rollback, error)
+}
+
 // Handler handles one detect invocation.
 type Handler struct {
 	Settings policy.Settings
@@ -45,6 +51,9 @@ type Handler struct {
 	// Tickets, when set, lets detect ask remediate to close the ticket of an instance
 	// that has become compliant or is gone.
 	Tickets OpenTickets
+	// Rollbacks, when set, are read once per invocation so that rolled back instances are
+	// judged by rule 5b (remediate checks each one again before it acts).
+	Rollbacks Rollbacks
 	// QueueingReserve is the time kept at the end of an invocation for queueing the
 	// verdicts; zero means defaultQueueingReserve.
 	QueueingReserve time.Duration
@@ -102,6 +111,10 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "evidence"})
 		return sum, fmt.Errorf("judging the instances of %s: %w", req.Source, err)
+	}
+	if err := h.applyRollbacks(ctx, accountID, assessments, now); err != nil {
+		h.count("Errors", 1, map[string]string{"Stage": "ledger"})
+		return sum, err
 	}
 	sum.Instances = len(assessments)
 	closeOut, err := h.ticketsToClose(ctx, accountID, assessments)
@@ -165,6 +178,25 @@ func (h *Handler) judgingTime(ctx context.Context) context.Context {
 	judging, cancel := context.WithDeadline(ctx, deadline.Add(-reserve))
 	context.AfterFunc(ctx, cancel)
 	return judging
+}
+
+// applyRollbacks judges again, with its rollback, every instance imdsguard rolled back:
+// rule 5b needs no more evidence than that.
+func (h *Handler) applyRollbacks(ctx context.Context, accountID string, assessments []guard.Assessment, now time.Time) error {
+	if h.Rollbacks == nil || len(assessments) == 0 {
+		return nil
+	}
+	rbs, err := h.Rollbacks.Rollbacks(ctx, accountID, h.Region)
+	if err != nil {
+		return fmt.Errorf("reading the rollbacks: %w", err)
+	}
+	for i := range assessments {
+		if rb, ok := rbs[assessments[i].Evidence.InstanceID]; ok {
+			assessments[i].Evidence.RolledBack = &rb
+			assessments[i].Verdict = policy.Decide(assessments[i].Evidence, h.Settings, now)
+		}
+	}
+	return nil
 }
 
 // ticketsToClose names the skipped instances (compliant or gone) whose ticket is still

@@ -159,7 +159,12 @@ func TestVerifyRollsBackWhatBrokeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.sweepAndRemediate()
+	sweep := decodeResponse[detectSummary](t, p.detect.invoke(t, p.ctx, json.RawMessage(`{"sweep": {}}`)))
+	p.remediateQueued()
+	// detect judges the rolled back instances by rule 5b itself: tickets, not remediations.
+	if sweep.Verdicts["ticket"] != 3 || sweep.Verdicts["remediate"] != 1 {
+		t.Errorf("the sweep after the rollbacks judged %v, want the 3 rolled back ticketed and the new one remediate", sweep.Verdicts)
+	}
 	if tokens, _ := p.options(fresh[0].ID); tokens != "optional" {
 		t.Errorf("a new candidate was enforced with the breaker open: %s", tokens)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -43,10 +44,10 @@ import (
 
 const (
 	watchPrefix    = "WATCH#"
-	rolloutPrefix  = "ROLLOUT#"
+	rolloutPrefix  = rollbacks.PartitionPrefix
 	breakerSK      = "BREAKER"
 	wavePrefix     = "WAVE#"
-	rollbackPrefix = "ROLLBACK#"
+	rollbackPrefix = rollbacks.SortPrefix
 	typeWatch      = "watch"
 	typeRollback   = "rollback"
 	typeBreaker    = "breaker"
@@ -101,7 +102,7 @@ type rolloutItem struct {
 }
 
 func watchPK(account, region string) string   { return watchPrefix + account + "#" + region }
-func rolloutPK(account, region string) string { return rolloutPrefix + account + "#" + region }
+func rolloutPK(account, region string) string { return rollbacks.PartitionKey(account, region) }
 
 // watchPut is the Put of the watch item of an enforced outcome, for Record's transaction.
 func watchPut(table string, o Outcome) (*types.Put, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -100,6 +101,11 @@ func TestVerificationLifecycle(t *testing.T) {
 	}
 	if got, err := f.ledger.GetRollback(ctx, web.Ref); err != nil || got != nil {
 		t.Errorf("GetRollback of a verified instance = %+v, %v; want none", got, err)
+	}
+	// detect's read of the same, with nothing but Query.
+	listed, err := (&rollbacks.Index{API: f.api, Table: testTable}).Rollbacks(ctx, ref.AccountID, ref.Region)
+	if got, ok := listed[api.InstanceID]; err != nil || len(listed) != 1 || !ok || !got.At.Equal(rolledAt) || got.Why != rb.Why {
+		t.Errorf("rollbacks.Index = %+v, %v; want the api instance's only", listed, err)
 	}
 	hist, err := f.ledger.History(ctx, ledger.Ref{AccountID: ref.AccountID, Region: ref.Region, InstanceID: api.InstanceID})
 	if err != nil {
