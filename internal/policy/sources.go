@@ -1,0 +1,230 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Sources are where instances come from (DESIGN.md section 10): launch templates, Auto
+// Scaling groups, launch configurations, the account's instance metadata defaults. A
+// source is judged from the verdicts of the instances it launched: fixed only when every
+// one of them proves IMDSv1 unused, ticketed when any of them uses it, deferred without
+// evidence. Fixing a source blindly would break every instance launched from it from then
+// on, so the bar is higher than for one instance: boot-time evidence must be clean too,
+// since every launch is a boot.
+
+// SourceKind is the kind of a source.
+type SourceKind string
+
+// The kinds of source.
+const (
+	SourceLaunchTemplate      SourceKind = "launch-template"
+	SourceLaunchConfiguration SourceKind = "launch-configuration"
+	SourceAccountDefaults     SourceKind = "account-defaults"
+)
+
+// SourceAction is what the guard decides to do with a source.
+type SourceAction string
+
+// The actions on a source.
+const (
+	SourceFix    SourceAction = "fix"
+	SourceTicket SourceAction = "ticket"
+	SourceDefer  SourceAction = "defer"
+	SourceSkip   SourceAction = "skip"
+)
+
+// Reason codes of source verdicts.
+const (
+	ReasonSourceCompliant       ReasonCode = "source-compliant"
+	ReasonSourceExempt          ReasonCode = "source-exempt"
+	ReasonSourceIMDSv1Used      ReasonCode = "source-imdsv1-used"
+	ReasonSourceNoInstances     ReasonCode = "source-no-instances"
+	ReasonSourceEvidencePending ReasonCode = "source-evidence-pending"
+	ReasonSourceIMDSv1Unused    ReasonCode = "source-imdsv1-unused"
+	ReasonSourcePinnedVersion   ReasonCode = "source-pinned-version"
+	ReasonSourceLaunchConfig    ReasonCode = "source-launch-configuration"
+)
+
+// Source is one source as the inventory read it.
+type Source struct {
+	Kind SourceKind
+	// ID names it: the launch template id, the launch configuration's name, or
+	// "<account>/<region>" for the account defaults.
+	ID   string
+	Name string
+	// Options are the metadata options it launches with; nil when it sets none (the
+	// instances then get the account defaults).
+	Options *MetadataOptions
+	// Tags are the template's tags (its exemption tag counts as on an instance).
+	Tags map[string]string
+	// PinnedBy names the Auto Scaling groups that launch a fixed version of the template
+	// rather than $Default or $Latest: a new default version would not reach them.
+	PinnedBy []string
+	// Groups names the Auto Scaling groups that launch from it.
+	Groups []string
+}
+
+// SourceMember is one running instance a source launched, with its verdict.
+type SourceMember struct {
+	InstanceID string
+	Verdict    Verdict
+	// Verified is set when imdsguard enforced IMDSv2 on it and the verification window
+	// ended clean; Verifying while that window is still open.
+	Verified, Verifying bool
+	// ContainerHost is set when the instance is a container host (it needs hop limit 2).
+	ContainerHost bool
+}
+
+// SourceVerdict is the guard's decision about a source. Target is set for a fix.
+type SourceVerdict struct {
+	Action  SourceAction
+	Reasons []Reason
+	Target  *MetadataOptions
+}
+
+// DecideSource judges a source from its running instances, first match wins:
+//
+//  1. it launches with HttpTokens required already: skip, source-compliant;
+//  2. the exemption tag is on it (and not expired): skip, source-exempt;
+//  3. any instance uses IMDSv1 (a ticket verdict for IMDSv1 use, or a rollback): ticket,
+//     source-imdsv1-used, naming them;
+//  4. no running instance: defer, source-no-instances (no evidence);
+//  5. any instance without final evidence (not verified, not remediate with IMDSv1
+//     unused and its boot observed clean, or still being verified), or none that proves
+//     IMDSv1 unused: defer, source-evidence-pending;
+//  6. a launch configuration cannot get a new version: ticket,
+//     source-launch-configuration, naming the groups to move to a launch template;
+//  7. a version pinned by a group would not get the fix: ticket, source-pinned-version;
+//  8. otherwise: fix, source-imdsv1-unused, with the target options.
+func DecideSource(src Source, members []SourceMember, s Settings, now time.Time) SourceVerdict {
+	if src.Options != nil && src.Options.HTTPTokens == TokensRequired {
+		return sourceVerdict(SourceSkip, ReasonSourceCompliant, "%s launches with HttpTokens required", src.label())
+	}
+	if value, tagged := src.Tags[s.ExemptTag]; tagged {
+		if ex := parseExemption(s.ExemptTag, value, now.UTC()); !ex.expired {
+			return sourceVerdict(SourceSkip, ReasonSourceExempt, "%s", ex.detail)
+		}
+	}
+	var users, pending []string
+	proven := 0
+	container := false
+	for _, m := range members {
+		container = container || m.ContainerHost
+		switch {
+		case usesIMDSv1(m.Verdict):
+			users = append(users, fmt.Sprintf("%s (%s)", m.InstanceID, m.Verdict.Primary()))
+		case m.Verified:
+			proven++
+		case m.Verifying:
+			pending = append(pending, m.InstanceID+" (enforced, still being verified)")
+		case m.Verdict.Action == ActionRemediate && m.Verdict.Primary() == ReasonIMDSv1Unused && !hasCode(m.Verdict, ReasonBootUnobserved):
+			proven++
+		case m.Verdict.Action == ActionSkip && m.Verdict.Primary() == ReasonCompliant:
+			// Compliant on its own (launched so, or set by hand): it cannot use IMDSv1, but
+			// proves nothing about what the source's launches need.
+		default:
+			pending = append(pending, fmt.Sprintf("%s (%s %s)", m.InstanceID, m.Verdict.Action, m.Verdict.Primary()))
+		}
+	}
+	slices.Sort(users)
+	slices.Sort(pending)
+	switch {
+	case len(users) > 0:
+		return sourceVerdict(SourceTicket, ReasonSourceIMDSv1Used, "%d of the %d running instances %s launched still use IMDSv1: %s",
+			len(users), len(members), src.label(), strings.Join(users, ", "))
+	case len(members) == 0:
+		return sourceVerdict(SourceDefer, ReasonSourceNoInstances, "%s has no running instance to judge it by", src.label())
+	case len(pending) > 0:
+		return sourceVerdict(SourceDefer, ReasonSourceEvidencePending, "%d of the %d running instances %s launched have no final evidence yet: %s",
+			len(pending), len(members), src.label(), strings.Join(pending, ", "))
+	case proven == 0:
+		return sourceVerdict(SourceDefer, ReasonSourceEvidencePending, "none of the %d running instances %s launched proves IMDSv1 unused: "+
+			"they are compliant on their own", len(members), src.label())
+	case src.Kind == SourceLaunchConfiguration:
+		return sourceVerdict(SourceTicket, ReasonSourceLaunchConfig, "%s is a launch configuration, which cannot get a new version: "+
+			"move %s to a launch template with HttpTokens required", src.label(), joinOr(src.Groups, "its groups"))
+	case len(src.PinnedBy) > 0:
+		return sourceVerdict(SourceTicket, ReasonSourcePinnedVersion, "%s is launched at a fixed version by %s: a new default version "+
+			"would not reach them; point them at $Default", src.label(), strings.Join(src.PinnedBy, ", "))
+	}
+	hop := s.HopLimit
+	if container {
+		hop = max(hop, s.ContainerHopLimit)
+	}
+	v := sourceVerdict(SourceFix, ReasonSourceIMDSv1Unused, "none of the %d running instances %s launched uses IMDSv1, at boot or since", len(members), src.label())
+	v.Target = &MetadataOptions{HTTPTokens: TokensRequired, HopLimit: hop}
+	return v
+}
+
+func (s Source) label() string {
+	if s.Name != "" && s.Name != s.ID {
+		return fmt.Sprintf("%s %s (%s)", s.Kind, s.ID, s.Name)
+	}
+	return fmt.Sprintf("%s %s", s.Kind, s.ID)
+}
+
+// usesIMDSv1 reports whether a verdict says the instance uses IMDSv1.
+func usesIMDSv1(v Verdict) bool {
+	if v.Action != ActionTicket {
+		return false
+	}
+	switch v.Primary() {
+	case ReasonIMDSv1UsedMetric, ReasonIMDSv1UsedCloudTrail, ReasonIMDSv1UsedAtBoot, ReasonRolledBack:
+		return true
+	}
+	return false
+}
+
+func hasCode(v Verdict, code ReasonCode) bool {
+	return slices.ContainsFunc(v.Reasons, func(r Reason) bool { return r.Code == code })
+}
+
+func sourceVerdict(action SourceAction, code ReasonCode, format string, args ...any) SourceVerdict {
+	return SourceVerdict{Action: action, Reasons: []Reason{{Code: code, Detail: fmt.Sprintf(format, args...)}}}
+}
+
+func joinOr(names []string, none string) string {
+	if len(names) == 0 {
+		return none
+	}
+	return strings.Join(names, ", ")
+}
+
+// DecideAccountDefaults judges the account-region's instance metadata defaults, which
+// every launch that sets no option of its own gets: required already is a skip; they
+// become required only once every instance of the account-region is compliant, or was
+// enforced and verified, so that no launch can need IMDSv1 any more; otherwise defer,
+// naming how many instances are not there yet.
+func DecideAccountDefaults(account, region string, httpTokens string, instances []SourceMember) SourceVerdict {
+	label := fmt.Sprintf("the instance metadata defaults of %s/%s", account, region)
+	if httpTokens == TokensRequired {
+		return sourceVerdict(SourceSkip, ReasonSourceCompliant, "%s already have HttpTokens required", label)
+	}
+	var open []string
+	for _, m := range instances {
+		compliant := m.Verdict.Action == ActionSkip && (m.Verdict.Primary() == ReasonCompliant || m.Verdict.Primary() == ReasonTerminated)
+		if (compliant && !m.Verifying) || m.Verified {
+			continue
+		}
+		open = append(open, m.InstanceID)
+	}
+	if len(open) > 0 {
+		slices.Sort(open)
+		shown := open
+		if len(shown) > 10 {
+			shown = shown[:10]
+		}
+		more := ""
+		if len(open) > len(shown) {
+			more = fmt.Sprintf(" and %d more", len(open)-len(shown))
+		}
+		return sourceVerdict(SourceDefer, ReasonSourceEvidencePending, "%d of the %d instances of %s/%s are not compliant or verified yet: %s%s",
+			len(open), len(instances), account, region, strings.Join(shown, ", "), more)
+	}
+	v := sourceVerdict(SourceFix, ReasonSourceIMDSv1Unused, "every one of the %d instances of %s/%s is compliant or verified", len(instances), account, region)
+	v.Target = &MetadataOptions{HTTPTokens: TokensRequired}
+	return v
+}
