@@ -55,13 +55,13 @@ func CredentialDeliveries(ctx context.Context, api CloudTrailAPI, limiter *rate.
 		return nil, fmt.Errorf("%s for %s: %w", opLookupEvents, inst.InstanceID, err)
 	}
 	acc := newDeliveryTally(inst.Addresses)
-	chain := newPageChain(opLookupEvents)
+	chain := NewPageChain(opLookupEvents)
 	for {
 		if err := limiter.Wait(ctx); err != nil {
 			return fail(err)
 		}
 		page, err := api.LookupEvents(ctx, in, func(o *cloudtrail.Options) {
-			o.APIOptions = append(o.APIOptions, requireComplete(opLookupEvents, incompleteEvents))
+			o.APIOptions = append(o.APIOptions, RequireComplete(opLookupEvents, incompleteEvents))
 		})
 		if err == nil {
 			if problem := incompleteEvents(page); problem != "" {
@@ -80,7 +80,7 @@ func CredentialDeliveries(ctx context.Context, api CloudTrailAPI, limiter *rate.
 			// One IMDSv1 delivery settles the verdict: the counts are lower bounds.
 			return acc.result(), nil
 		}
-		next, err := chain.next(page.NextToken)
+		next, err := chain.Next(page.NextToken)
 		if err != nil {
 			return fail(err)
 		}

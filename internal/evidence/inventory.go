@@ -76,10 +76,10 @@ func Inventory(ctx context.Context, api EC2API, region string, ids []string) (in
 
 func describe(ctx context.Context, api EC2API, region string, in *ec2.DescribeInstancesInput) ([]policy.Instance, error) {
 	var out []policy.Instance
-	chain := newPageChain(opDescribeInstances)
+	chain := NewPageChain(opDescribeInstances)
 	for {
 		page, err := api.DescribeInstances(ctx, in, func(o *ec2.Options) {
-			o.APIOptions = append(o.APIOptions, requireComplete(opDescribeInstances, incompleteInventory))
+			o.APIOptions = append(o.APIOptions, RequireComplete(opDescribeInstances, incompleteInventory))
 		})
 		if err == nil {
 			if problem := incompleteInventory(page); problem != "" {
@@ -94,7 +94,7 @@ func describe(ctx context.Context, api EC2API, region string, in *ec2.DescribeIn
 				out = append(out, toInstance(aws.ToString(r.OwnerId), region, inst))
 			}
 		}
-		next, err := chain.next(page.NextToken)
+		next, err := chain.Next(page.NextToken)
 		if err != nil {
 			return nil, fmt.Errorf("%s in %s: %w", opDescribeInstances, region, err)
 		}

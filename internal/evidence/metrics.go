@@ -278,10 +278,10 @@ func metricBatch(ctx context.Context, api CloudWatchAPI, call metricCall) (usage
 	// seen enough.
 	buckets := make(map[string]map[time.Time]bool, len(ids))
 	repeated := make(map[string]time.Time)
-	chain := newPageChain(opGetMetricData)
+	chain := NewPageChain(opGetMetricData)
 	for {
 		page, err := api.GetMetricData(ctx, in, func(o *cloudwatch.Options) {
-			o.APIOptions = append(o.APIOptions, requireComplete(opGetMetricData, incompleteMetricData))
+			o.APIOptions = append(o.APIOptions, RequireComplete(opGetMetricData, incompleteMetricData))
 		})
 		if err == nil {
 			if problem := incompleteMetricData(page); problem != "" {
@@ -314,7 +314,7 @@ func metricBatch(ctx context.Context, api CloudWatchAPI, call metricCall) (usage
 				buckets[id][ts] = true
 			}
 		}
-		next, err := chain.next(page.NextToken)
+		next, err := chain.Next(page.NextToken)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s for %d instances: %w", opGetMetricData, len(ids), err)
 		}

@@ -24,7 +24,7 @@ func (e *IncompleteReplyError) Error() string {
 // RetryableError tells the SDK's retryer that another attempt may get the whole reply.
 func (e *IncompleteReplyError) RetryableError() bool { return true }
 
-// requireComplete returns an API option that checks every reply of one operation with
+// RequireComplete returns an API option that checks every reply of one operation with
 // check, inside the SDK's retry loop: an incomplete reply is retried as throttling is,
 // and only when every attempt failed does the caller see the IncompleteReplyError.
 //
@@ -32,7 +32,7 @@ func (e *IncompleteReplyError) RetryableError() bool { return true }
 // the typed result that deserializer made. Gatherers pass it on each call (functional
 // options are copied per call), and check the result again themselves, so an API that
 // is not the SDK client cannot slip an empty result past them either.
-func requireComplete[T any](operation string, check func(*T) string) func(*middleware.Stack) error {
+func RequireComplete[T any](operation string, check func(*T) string) func(*middleware.Stack) error {
 	return func(stack *middleware.Stack) error {
 		return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("imdsguardRequireCompleteReply",
 			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
@@ -52,20 +52,21 @@ func requireComplete[T any](operation string, check func(*T) string) func(*middl
 	}
 }
 
-// pageChain follows NextTokens. A token that comes back a second time would make the
+// PageChain follows NextTokens. A token that comes back a second time would make the
 // chain loop for ever (the SDK's paginators only stop on a repeat when asked to, and then
 // silently, as if the chain had ended): it is an incomplete reply, not the end.
-type pageChain struct {
+type PageChain struct {
 	operation string
 	seen      map[string]bool
 }
 
-func newPageChain(operation string) *pageChain {
-	return &pageChain{operation: operation, seen: map[string]bool{}}
+// NewPageChain starts following the page chain of operation (named as IAM names it).
+func NewPageChain(operation string) *PageChain {
+	return &PageChain{operation: operation, seen: map[string]bool{}}
 }
 
-// next returns the token to ask for the next page with, or nil at the end of the chain.
-func (c *pageChain) next(token *string) (*string, error) {
+// Next returns the token to ask for the next page with, or nil at the end of the chain.
+func (c *PageChain) Next(token *string) (*string, error) {
 	if token == nil || *token == "" {
 		return nil, nil
 	}
