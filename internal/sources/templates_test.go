@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -100,5 +102,62 @@ func TestLaunchTemplatesBrokenReply(t *testing.T) {
 	var incomplete *evidence.IncompleteReplyError
 	if !errors.As(err, &incomplete) {
 		t.Errorf("err = %v, want an incomplete reply", err)
+	}
+}
+
+// TestGroups lists Auto Scaling groups from moto: one on a template's $Default, one
+// pinned to a version, one on a launch configuration, with their instances.
+func TestGroups(t *testing.T) {
+	client := ec2Client(t)
+	moto := testsupport.Moto(t)
+	asg := autoscaling.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *autoscaling.Options) { o.BaseEndpoint = aws.String(moto.URL) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lt, err := client.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+		LaunchTemplateName: aws.String("web"), LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(fakeaws.DefaultAMI), InstanceType: ec2types.InstanceTypeT3Micro},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := lt.LaunchTemplate.LaunchTemplateId
+	zones := []string{"us-east-1a"}
+	for name, version := range map[string]string{"web-default": "", "web-pinned": "1"} {
+		spec := &astypes.LaunchTemplateSpecification{LaunchTemplateId: id}
+		if version != "" {
+			spec.Version = aws.String(version)
+		}
+		if _, err := asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String(name),
+			LaunchTemplate: spec, MinSize: aws.Int32(1), MaxSize: aws.Int32(2), DesiredCapacity: aws.Int32(1), AvailabilityZones: zones}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := asg.CreateLaunchConfiguration(ctx, &autoscaling.CreateLaunchConfigurationInput{LaunchConfigurationName: aws.String("legacy-lc"),
+		ImageId: aws.String(fakeaws.DefaultAMI), InstanceType: aws.String("t3.micro")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String("legacy"),
+		LaunchConfigurationName: aws.String("legacy-lc"), MinSize: aws.Int32(0), MaxSize: aws.Int32(1), DesiredCapacity: aws.Int32(0), AvailabilityZones: zones}); err != nil {
+		t.Fatal(err)
+	}
+
+	groups, err := sources.Groups(ctx, asg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 3 {
+		t.Fatalf("groups %+v, want 3", groups)
+	}
+	byName := map[string]sources.Group{}
+	for _, g := range groups {
+		byName[g.Name] = g
+	}
+	if g := byName["web-default"]; g.LaunchTemplateID != aws.ToString(id) || g.LaunchTemplateVersion != "$Default" || g.Pinned() || len(g.Instances) != 1 {
+		t.Errorf("web-default = %+v", g)
+	}
+	if g := byName["web-pinned"]; g.LaunchTemplateVersion != "1" || !g.Pinned() {
+		t.Errorf("web-pinned = %+v, want pinned to 1", g)
+	}
+	if g := byName["legacy"]; g.LaunchConfiguration != "legacy-lc" || g.LaunchTemplateID != "" || g.Pinned() {
+		t.Errorf("legacy = %+v", g)
 	}
 }
