@@ -14,7 +14,8 @@ import (
 )
 
 // EC2DryRun sits in front of moto's EC2 and answers the way real EC2 does where moto
-// does not, for ModifyInstanceMetadataOptions:
+// does not: for ModifyInstanceMetadataOptions, and for the instance metadata defaults,
+// which moto does not serve at all (ec2_defaults.go):
 //   - moto 5.2 ignores DryRun and makes the change, while EC2 changes nothing and
 //     answers HTTP 412 with the DryRunOperation error ("Request would have succeeded,
 //     but DryRun flag is set.");
@@ -29,6 +30,10 @@ type EC2DryRun struct {
 	server *loopbackServer
 	mu     sync.Mutex
 	dryRun map[string]int
+	// defaults are the instance metadata defaults by region (ec2_defaults.go), and
+	// defaultChanges how often they were modified.
+	defaults       map[string]MetadataDefaults
+	defaultChanges map[string]int
 }
 
 // NewEC2DryRun starts the proxy in front of the moto server at motoURL.
@@ -37,7 +42,7 @@ func NewEC2DryRun(motoURL string) (*EC2DryRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("moto URL %q: %w", motoURL, err)
 	}
-	p := &EC2DryRun{dryRun: map[string]int{}}
+	p := &EC2DryRun{dryRun: map[string]int{}, defaults: map[string]MetadataDefaults{}, defaultChanges: map[string]int{}}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	p.server = startLoopback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -47,6 +52,9 @@ func NewEC2DryRun(motoURL string) (*EC2DryRun, error) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		form, err := url.ParseQuery(string(body))
+		if err == nil && p.serveMetadataDefaults(w, r, form) {
+			return
+		}
 		if err == nil && form.Get("Action") == "ModifyInstanceMetadataOptions" && strings.EqualFold(form.Get("DryRun"), "true") {
 			p.mu.Lock()
 			p.dryRun[form.Get("InstanceId")]++

@@ -12,6 +12,7 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
@@ -159,5 +160,61 @@ func TestGroups(t *testing.T) {
 	}
 	if g := byName["legacy"]; g.LaunchConfiguration != "legacy-lc" || g.LaunchTemplateID != "" || g.Pinned() {
 		t.Errorf("legacy = %+v", g)
+	}
+}
+
+// TestAccountDefaults reads the instance metadata defaults through the real client from
+// the EC2 proxy's stand-in (moto does not serve them), before and after a change, and a
+// declarative policy's.
+func TestAccountDefaults(t *testing.T) {
+	moto := testsupport.Moto(t)
+	proxy, err := fakeaws.NewEC2DryRun(moto.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	client := ec2.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *ec2.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	d, err := sources.ReadAccountDefaults(ctx, client)
+	if err != nil || d.HTTPTokens != "" || d.ManagedBy != "account" {
+		t.Fatalf("defaults before any change: %+v, %v; want no preference, managed by the account", d, err)
+	}
+	if _, err := client.ModifyInstanceMetadataDefaults(ctx, &ec2.ModifyInstanceMetadataDefaultsInput{
+		HttpTokens: ec2types.MetadataDefaultHttpTokensStateRequired, HttpPutResponseHopLimit: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = sources.ReadAccountDefaults(ctx, client); err != nil || d.HTTPTokens != "required" || d.HopLimit != 2 {
+		t.Errorf("defaults after the change: %+v, %v", d, err)
+	}
+	if _, err := client.ModifyInstanceMetadataDefaults(ctx, &ec2.ModifyInstanceMetadataDefaultsInput{
+		HttpTokens: ec2types.MetadataDefaultHttpTokensStateNoPreference, HttpPutResponseHopLimit: aws.Int32(-1)}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = sources.ReadAccountDefaults(ctx, client); err != nil || d.HTTPTokens != "" || d.HopLimit != 0 {
+		t.Errorf("defaults cleared: %+v, %v", d, err)
+	}
+	// Another region is another setting.
+	other := ec2.NewFromConfig(fakeaws.AWSConfig("eu-west-1"), func(o *ec2.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
+	proxy.SetMetadataDefaults("eu-west-1", fakeaws.MetadataDefaults{HTTPTokens: "required", ManagedBy: "declarative-policy", ManagedMessage: "set by the org"})
+	if d, err = sources.ReadAccountDefaults(ctx, other); err != nil || d.ManagedBy != "declarative-policy" || d.ManagedMessage != "set by the org" {
+		t.Errorf("eu-west-1: %+v, %v", d, err)
+	}
+	if _, err := other.ModifyInstanceMetadataDefaults(ctx, &ec2.ModifyInstanceMetadataDefaultsInput{HttpTokens: ec2types.MetadataDefaultHttpTokensStateOptional}); err == nil {
+		t.Error("defaults a declarative policy manages were changed")
+	}
+	// As EC2: a dry run and a value out of range change nothing.
+	var apiErr smithy.APIError
+	if _, err := client.ModifyInstanceMetadataDefaults(ctx, &ec2.ModifyInstanceMetadataDefaultsInput{
+		HttpTokens: ec2types.MetadataDefaultHttpTokensStateRequired, DryRun: aws.Bool(true)}); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "DryRunOperation" {
+		t.Errorf("a dry run: %v, want DryRunOperation", err)
+	}
+	if _, err := client.ModifyInstanceMetadataDefaults(ctx, &ec2.ModifyInstanceMetadataDefaultsInput{
+		HttpPutResponseHopLimit: aws.Int32(65)}); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InvalidParameterValue" {
+		t.Errorf("hop limit 65: %v, want InvalidParameterValue", err)
+	}
+	if _, n := proxy.MetadataDefaultsOf("us-east-1"); n != 2 {
+		t.Errorf("%d changes in us-east-1, want 2", n)
 	}
 }
