@@ -14,8 +14,9 @@ import (
 )
 
 // EC2DryRun sits in front of moto's EC2 and answers the way real EC2 does where moto
-// does not: for ModifyInstanceMetadataOptions, and for the instance metadata defaults,
-// which moto does not serve at all (ec2_defaults.go):
+// does not: for ModifyInstanceMetadataOptions, for the instance metadata defaults,
+// which moto does not serve at all (ec2_defaults.go), and for the AMIs' ImdsSupport,
+// which it never returns (ec2_images.go):
 //   - moto 5.2 ignores DryRun and makes the change, while EC2 changes nothing and
 //     answers HTTP 412 with the DryRunOperation error ("Request would have succeeded,
 //     but DryRun flag is set.");
@@ -34,6 +35,9 @@ type EC2DryRun struct {
 	// defaultChanges how often they were modified.
 	defaults       map[string]MetadataDefaults
 	defaultChanges map[string]int
+	// imdsSupport is the ImdsSupport of AMIs by id, which moto never returns
+	// (ec2_images.go).
+	imdsSupport map[string]string
 }
 
 // NewEC2DryRun starts the proxy in front of the moto server at motoURL.
@@ -42,8 +46,9 @@ func NewEC2DryRun(motoURL string) (*EC2DryRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("moto URL %q: %w", motoURL, err)
 	}
-	p := &EC2DryRun{dryRun: map[string]int{}, defaults: map[string]MetadataDefaults{}, defaultChanges: map[string]int{}}
+	p := &EC2DryRun{dryRun: map[string]int{}, defaults: map[string]MetadataDefaults{}, defaultChanges: map[string]int{}, imdsSupport: map[string]string{}}
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = p.addImdsSupport
 	p.server = startLoopback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -55,6 +60,7 @@ func NewEC2DryRun(motoURL string) (*EC2DryRun, error) {
 		if err == nil && p.serveMetadataDefaults(w, r, form) {
 			return
 		}
+		r.Header.Set(actionHeader, form.Get("Action"))
 		if err == nil && form.Get("Action") == "ModifyInstanceMetadataOptions" && strings.EqualFold(form.Get("DryRun"), "true") {
 			p.mu.Lock()
 			p.dryRun[form.Get("InstanceId")]++

@@ -218,3 +218,30 @@ func TestAccountDefaults(t *testing.T) {
 		t.Errorf("%d changes in us-east-1, want 2", n)
 	}
 }
+
+// TestImdsSupport reads the AMIs' ImdsSupport through the real client from moto, with the
+// EC2 proxy adding what moto never returns.
+func TestImdsSupport(t *testing.T) {
+	moto := testsupport.Moto(t)
+	proxy, err := fakeaws.NewEC2DryRun(moto.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	client := ec2.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *ec2.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}, MaxResults: aws.Int32(5)})
+	if err != nil || len(out.Images) < 2 {
+		t.Fatalf("moto's AMIs: %d, %v", len(out.Images), err)
+	}
+	v2, plain := aws.ToString(out.Images[0].ImageId), aws.ToString(out.Images[1].ImageId)
+	proxy.SetImdsSupport(v2, "v2.0")
+	got, err := sources.ImdsSupport(ctx, client, []string{v2, plain, v2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[v2] != "v2.0" || got[plain] != "" || len(got) != 2 {
+		t.Errorf("ImdsSupport = %v, want %s v2.0 and %s none", got, v2, plain)
+	}
+}
