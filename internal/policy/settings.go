@@ -345,3 +345,10 @@ func (s Settings) containerHostTag(tags map[string]string) (string, bool) {
 	}
 	return "", false
 }
+
+// IsContainerHost reports whether the instance's tags mark it a container host
+// (ContainerTags).
+func (s Settings) IsContainerHost(inst Instance) bool {
+	_, container := s.containerHostTag(inst.Tags)
+	return container
+}

@@ -1,0 +1,99 @@
+package sources
+
+import (
+	"testing"
+	"time"
+
+	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// TestJudge links instances to their sources by their tags and the groups' instance
+// lists, and judges each source from them: a clean group's template is fixed, a group
+// with one IMDSv1 user gets a ticket naming it, a pinned version and a launch
+// configuration get tickets, a template without running instances waits.
+func TestJudge(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	s := policy.DefaultSettings()
+	optional := &policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: 2}
+	templates := []LaunchTemplate{
+		{ID: "lt-clean", Name: "clean", Default: optional},
+		{ID: "lt-user", Name: "user", Default: optional},
+		{ID: "lt-pinned", Name: "pinned", Default: optional},
+		{ID: "lt-idle", Name: "idle", Default: optional},
+	}
+	groups := []Group{
+		{Name: "clean-asg", LaunchTemplateID: "lt-clean", LaunchTemplateVersion: "$Default"},
+		{Name: "user-asg", LaunchTemplateID: "lt-user", LaunchTemplateVersion: "$Latest"},
+		{Name: "pinned-asg", LaunchTemplateID: "lt-pinned", LaunchTemplateVersion: "3"},
+		{Name: "legacy-asg", LaunchConfiguration: "legacy-lc", Instances: []string{"i-0000000b"}},
+	}
+	unused := policy.Verdict{Action: policy.ActionRemediate, Reasons: []policy.Reason{{Code: policy.ReasonIMDSv1Unused, Detail: "0"}}}
+	used := policy.Verdict{Action: policy.ActionTicket, Reasons: []policy.Reason{{Code: policy.ReasonIMDSv1UsedMetric, Detail: "4"}}}
+	inst := func(id, template string, v policy.Verdict, tags ...string) guard.Assessment {
+		i := &policy.Instance{InstanceID: id, State: policy.StateRunning, Tags: map[string]string{}}
+		if template != "" {
+			i.Tags[TagLaunchTemplateID] = template
+		}
+		for k := 0; k+1 < len(tags); k += 2 {
+			i.Tags[tags[k]] = tags[k+1]
+		}
+		return guard.Assessment{Evidence: policy.Evidence{InstanceID: id, Instance: i}, Verdict: v}
+	}
+	assessments := []guard.Assessment{
+		inst("i-00000001", "lt-clean", unused),
+		inst("i-00000002", "lt-clean", unused, "eks:cluster-name", "prod"),
+		inst("i-00000003", "lt-user", unused),
+		inst("i-00000004", "lt-user", used),
+		inst("i-00000005", "lt-pinned", unused),
+		inst("i-0000000b", "", unused),
+	}
+	got := map[string]Assessment{}
+	for _, a := range Judge(templates, groups, assessments, nil, s, now) {
+		got[a.Source.ID] = a
+	}
+	if len(got) != 5 {
+		t.Fatalf("%d sources %v, want the 4 templates and the launch configuration", len(got), got)
+	}
+	want := map[string]struct {
+		action policy.SourceAction
+		code   policy.ReasonCode
+		n      int
+	}{
+		"lt-clean":  {policy.SourceFix, policy.ReasonSourceIMDSv1Unused, 2},
+		"lt-user":   {policy.SourceTicket, policy.ReasonSourceIMDSv1Used, 2},
+		"lt-pinned": {policy.SourceTicket, policy.ReasonSourcePinnedVersion, 1},
+		"lt-idle":   {policy.SourceDefer, policy.ReasonSourceNoInstances, 0},
+		"legacy-lc": {policy.SourceTicket, policy.ReasonSourceLaunchConfig, 1},
+	}
+	for id, w := range want {
+		a := got[id]
+		if a.Verdict.Action != w.action || a.Verdict.Reasons[0].Code != w.code || len(a.Instances) != w.n {
+			t.Errorf("%s: %s %s with %d instances (%+v), want %s %s with %d", id, a.Verdict.Action, a.Verdict.Reasons[0].Code,
+				len(a.Instances), a.Verdict.Reasons, w.action, w.code, w.n)
+		}
+	}
+	if target := got["lt-clean"].Verdict.Target; target == nil || target.HopLimit != 2 {
+		t.Errorf("the clean template's target %+v: a container host among its instances needs hop limit 2", target)
+	}
+	if groups := got["lt-user"].Source.Groups; len(groups) != 1 || groups[0] != "user-asg" {
+		t.Errorf("lt-user's groups %v", groups)
+	}
+	// A verified enforcement counts as proof; one still being verified does not.
+	compliant := policy.Verdict{Action: policy.ActionSkip, Reasons: []policy.Reason{{Code: policy.ReasonCompliant, Detail: "x"}}}
+	watched := []guard.Assessment{inst("i-00000001", "lt-clean", compliant), inst("i-00000002", "lt-clean", compliant)}
+	for name, watches := range map[string]map[string]Watch{
+		"verified":  {"i-00000001": {Verified: true}, "i-00000002": {Verified: true}},
+		"verifying": {"i-00000001": {Verified: true}, "i-00000002": {Verifying: true}},
+	} {
+		var a Assessment
+		for _, x := range Judge(templates[:1], groups, watched, watches, s, now) {
+			if x.Source.ID == "lt-clean" {
+				a = x
+			}
+		}
+		if wantFix := name == "verified"; (a.Verdict.Action == policy.SourceFix) != wantFix {
+			t.Errorf("%s: %s %+v", name, a.Verdict.Action, a.Verdict.Reasons)
+		}
+	}
+}
