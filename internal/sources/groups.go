@@ -9,8 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
-
-	"github.com/imdsguard/imdsguard/internal/evidence"
 )
 
 // AutoScalingAPI is the part of the Auto Scaling client the source inventory uses.
@@ -49,34 +47,29 @@ const (
 // Groups lists the account-region's Auto Scaling groups, in pages of 100.
 func Groups(ctx context.Context, api AutoScalingAPI) ([]Group, error) {
 	in := &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(groupPageSize)}
-	chain := evidence.NewPageChain(opDescribeGroups)
 	seen := map[string]bool{}
 	var out []Group
-	for {
+	err := readPages(opDescribeGroups, opDescribeGroups, func(token *string) (*string, error) {
+		in.NextToken = token
 		page, err := api.DescribeAutoScalingGroups(ctx, in)
 		if err == nil && (page == nil || page.AutoScalingGroups == nil) {
-			err = &evidence.IncompleteReplyError{Operation: opDescribeGroups, Problem: "no AutoScalingGroups"}
+			err = incomplete(opDescribeGroups, "no AutoScalingGroups")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", opDescribeGroups, err)
+			return nil, err
 		}
 		for _, g := range page.AutoScalingGroups {
 			name := aws.ToString(g.AutoScalingGroupName)
 			if name == "" || seen[name] {
-				return nil, fmt.Errorf("%s: %w", opDescribeGroups, &evidence.IncompleteReplyError{Operation: opDescribeGroups,
-					Problem: fmt.Sprintf("a group without a name, or %q twice", name)})
+				return nil, incomplete(opDescribeGroups, fmt.Sprintf("a group without a name, or %q twice", name))
 			}
 			seen[name] = true
 			out = append(out, newGroup(g))
 		}
-		next, err := chain.Next(page.NextToken)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", opDescribeGroups, err)
-		}
-		if next == nil {
-			break
-		}
-		in.NextToken = next
+		return page.NextToken, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Group) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil

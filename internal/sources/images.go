@@ -7,8 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
-	"github.com/imdsguard/imdsguard/internal/evidence"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
 // ImagesAPI is the part of the EC2 client the AMIs are read with.
@@ -30,27 +29,26 @@ func ImdsSupport(ctx context.Context, api ImagesAPI, imageIDs []string) (map[str
 	ids := slices.Compact(slices.Sorted(slices.Values(imageIDs)))
 	out := make(map[string]string, len(ids))
 	for batch := range slices.Chunk(ids, imagesPerCall) {
-		in := &ec2.DescribeImagesInput{ImageIds: batch, IncludeDeprecated: aws.Bool(true), IncludeDisabled: aws.Bool(true)}
-		chain := evidence.NewPageChain(opDescribeImages)
-		for {
+		// A filter rather than ImageIds: EC2 fails the whole call for an id it does not
+		// know, and an AMI deregistered since an instance launched from it is common.
+		in := &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("image-id"), Values: batch}},
+			IncludeDeprecated: aws.Bool(true), IncludeDisabled: aws.Bool(true)}
+		err := readPages(opDescribeImages, fmt.Sprintf("%s for %d AMIs", opDescribeImages, len(batch)), func(token *string) (*string, error) {
+			in.NextToken = token
 			page, err := api.DescribeImages(ctx, in)
 			if err == nil && (page == nil || page.Images == nil) {
-				err = &evidence.IncompleteReplyError{Operation: opDescribeImages, Problem: "no Images"}
+				err = incomplete(opDescribeImages, "no Images")
 			}
 			if err != nil {
-				return nil, fmt.Errorf("%s for %d AMIs: %w", opDescribeImages, len(batch), err)
+				return nil, err
 			}
 			for _, img := range page.Images {
 				out[aws.ToString(img.ImageId)] = string(img.ImdsSupport)
 			}
-			next, err := chain.Next(page.NextToken)
-			if err != nil {
-				return nil, fmt.Errorf("%s for %d AMIs: %w", opDescribeImages, len(batch), err)
-			}
-			if next == nil {
-				break
-			}
-			in.NextToken = next
+			return page.NextToken, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

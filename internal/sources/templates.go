@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
@@ -50,20 +49,19 @@ func LaunchTemplates(ctx context.Context, api EC2API) ([]LaunchTemplate, error) 
 	byID := map[string]*LaunchTemplate{}
 	var order []string
 	in := &ec2.DescribeLaunchTemplatesInput{MaxResults: aws.Int32(pageSize)}
-	chain := evidence.NewPageChain(opDescribeTemplates)
-	for {
+	err := readPages(opDescribeTemplates, opDescribeTemplates, func(token *string) (*string, error) {
+		in.NextToken = token
 		page, err := api.DescribeLaunchTemplates(ctx, in)
 		if err == nil && (page == nil || page.LaunchTemplates == nil) {
-			err = &evidence.IncompleteReplyError{Operation: opDescribeTemplates, Problem: "no LaunchTemplates"}
+			err = incomplete(opDescribeTemplates, "no LaunchTemplates")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", opDescribeTemplates, err)
+			return nil, err
 		}
 		for _, t := range page.LaunchTemplates {
 			id := aws.ToString(t.LaunchTemplateId)
 			if id == "" || byID[id] != nil {
-				return nil, fmt.Errorf("%s: %w", opDescribeTemplates, &evidence.IncompleteReplyError{Operation: opDescribeTemplates,
-					Problem: fmt.Sprintf("a template without an id, or %q twice", id)})
+				return nil, incomplete(opDescribeTemplates, fmt.Sprintf("a template without an id, or %q twice", id))
 			}
 			lt := &LaunchTemplate{ID: id, Name: aws.ToString(t.LaunchTemplateName),
 				DefaultVersion: aws.ToInt64(t.DefaultVersionNumber), LatestVersion: aws.ToInt64(t.LatestVersionNumber), Tags: map[string]string{}}
@@ -73,14 +71,10 @@ func LaunchTemplates(ctx context.Context, api EC2API) ([]LaunchTemplate, error) 
 			byID[id] = lt
 			order = append(order, id)
 		}
-		next, err := chain.Next(page.NextToken)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", opDescribeTemplates, err)
-		}
-		if next == nil {
-			break
-		}
-		in.NextToken = next
+		return page.NextToken, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(byID) == 0 {
 		return nil, nil
@@ -102,15 +96,15 @@ func LaunchTemplates(ctx context.Context, api EC2API) ([]LaunchTemplate, error) 
 // metadata options; every template must be answered, with the version number it says.
 func readVersions(ctx context.Context, api EC2API, which string, byID map[string]*LaunchTemplate) error {
 	in := &ec2.DescribeLaunchTemplateVersionsInput{Versions: []string{which}, MaxResults: aws.Int32(pageSize)}
-	chain := evidence.NewPageChain(opDescribeVersions)
 	answered := map[string]bool{}
-	for {
+	err := readPages(opDescribeVersions, opDescribeVersions+" "+which, func(token *string) (*string, error) {
+		in.NextToken = token
 		page, err := api.DescribeLaunchTemplateVersions(ctx, in)
 		if err == nil && (page == nil || page.LaunchTemplateVersions == nil) {
-			err = &evidence.IncompleteReplyError{Operation: opDescribeVersions, Problem: "no LaunchTemplateVersions"}
+			err = incomplete(opDescribeVersions, "no LaunchTemplateVersions")
 		}
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", opDescribeVersions, which, err)
+			return nil, err
 		}
 		for _, v := range page.LaunchTemplateVersions {
 			lt := byID[aws.ToString(v.LaunchTemplateId)]
@@ -126,19 +120,14 @@ func readVersions(ctx context.Context, api EC2API, which string, byID map[string
 			}
 			answered[lt.ID] = true
 		}
-		next, err := chain.Next(page.NextToken)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", opDescribeVersions, which, err)
-		}
-		if next == nil {
-			break
-		}
-		in.NextToken = next
+		return page.NextToken, nil
+	})
+	if err != nil {
+		return err
 	}
 	for id := range byID {
 		if !answered[id] {
-			return fmt.Errorf("%s %s: %w", opDescribeVersions, which, &evidence.IncompleteReplyError{Operation: opDescribeVersions,
-				Problem: "no answer for launch template " + id})
+			return fmt.Errorf("%s %s: %w", opDescribeVersions, which, incomplete(opDescribeVersions, "no answer for launch template "+id))
 		}
 	}
 	return nil

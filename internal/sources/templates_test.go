@@ -28,6 +28,19 @@ func ec2Client(t *testing.T) *ec2.Client {
 	return ec2.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *ec2.Options) { o.BaseEndpoint = aws.String(moto.URL) })
 }
 
+// proxiedEC2 is an EC2 client of us-east-1 through the EC2 proxy in front of moto, which
+// serves what moto does not (the metadata defaults, ImdsSupport).
+func proxiedEC2(t *testing.T) (*fakeaws.EC2DryRun, *ec2.Client) {
+	t.Helper()
+	moto := testsupport.Moto(t)
+	proxy, err := fakeaws.NewEC2DryRun(moto.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	return proxy, ec2.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *ec2.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
+}
+
 // TestLaunchTemplates lists templates through the real client from moto, with the
 // metadata options of their default and latest versions: a template whose latest version
 // requires tokens while its default does not, one that sets no options, and tags.
@@ -167,13 +180,7 @@ func TestGroups(t *testing.T) {
 // the EC2 proxy's stand-in (moto does not serve them), before and after a change, and a
 // declarative policy's.
 func TestAccountDefaults(t *testing.T) {
-	moto := testsupport.Moto(t)
-	proxy, err := fakeaws.NewEC2DryRun(moto.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	client := ec2.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *ec2.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
+	proxy, client := proxiedEC2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -222,13 +229,7 @@ func TestAccountDefaults(t *testing.T) {
 // TestImdsSupport reads the AMIs' ImdsSupport through the real client from moto, with the
 // EC2 proxy adding what moto never returns.
 func TestImdsSupport(t *testing.T) {
-	moto := testsupport.Moto(t)
-	proxy, err := fakeaws.NewEC2DryRun(moto.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	client := ec2.NewFromConfig(fakeaws.AWSConfig("us-east-1"), func(o *ec2.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
+	proxy, client := proxiedEC2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}, MaxResults: aws.Int32(5)})
@@ -237,7 +238,7 @@ func TestImdsSupport(t *testing.T) {
 	}
 	v2, plain := aws.ToString(out.Images[0].ImageId), aws.ToString(out.Images[1].ImageId)
 	proxy.SetImdsSupport(v2, "v2.0")
-	got, err := sources.ImdsSupport(ctx, client, []string{v2, plain, v2})
+	got, err := sources.ImdsSupport(ctx, client, []string{v2, plain, v2, "ami-00000000deadbeef0"})
 	if err != nil {
 		t.Fatal(err)
 	}
