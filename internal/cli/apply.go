@@ -73,8 +73,8 @@ func newApplyCommand(env Env) *cobra.Command {
 
 func runApply(cmd *cobra.Command, env Env, opts applyOptions) error {
 	ctx := cmd.Context()
-	if opts.table == "" {
-		return usagef("--table is required (the stack output LedgerTableName)")
+	if err := checkLedgerFlags(opts.table, opts.format, nil); err != nil {
+		return err
 	}
 	if cmd.Flags().Changed("mode") {
 		return usagef("--mode: apply always enforces; plan shows what it would do")
@@ -90,9 +90,6 @@ func runApply(cmd *cobra.Command, env Env, opts applyOptions) error {
 	}
 	if opts.perHour < 1 || opts.lookupsPerSec <= 0 {
 		return usagef("--max-enforce-per-hour must be at least 1 and --cloudtrail-rps above 0")
-	}
-	if opts.format != "table" && opts.format != "json" {
-		return usagef("invalid format %q: allowed: table, json", opts.format)
 	}
 	load := env.AWS
 	load.Region, load.CallTimeout = opts.region, settings.CallTimeout

@@ -27,17 +27,11 @@ func newAuditCommand(env Env) *cobra.Command {
 			"before imdsguard first changed them.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if table == "" {
-				return usagef("--table is required (the stack output LedgerTableName)")
+			if err := checkLedgerFlags(table, format, &account); err != nil {
+				return err
 			}
 			if err := evidence.ValidateInstanceIDs([]string{instanceID}); err != nil {
 				return usagef("--instance-id: %w", err)
-			}
-			if format != "table" && format != "json" {
-				return usagef("invalid format %q: allowed: table, json", format)
-			}
-			if !policy.ValidAccountID(account) {
-				return usagef("--account %q: want the 12-digit account the instance is in", account)
 			}
 			ctx := cmd.Context()
 			clients, l, err := openLedger(cmd, env, table, region)
@@ -179,4 +173,19 @@ func openLedger(cmd *cobra.Command, env Env, table, region string) (*wiring.Clie
 	}
 	clients := wiring.New(cfg, wiring.Options{})
 	return clients, &ledger.Ledger{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}, nil
+}
+
+// checkLedgerFlags checks the flags the ledger commands share: --table, --format (table
+// or json) and, unless account is nil, --account.
+func checkLedgerFlags(table, format string, account *string) error {
+	if table == "" {
+		return usagef("--table is required (the stack output LedgerTableName)")
+	}
+	if account != nil && !policy.ValidAccountID(*account) {
+		return usagef("--account %q: want the 12-digit account", *account)
+	}
+	if format != "table" && format != "json" {
+		return usagef("invalid format %q: allowed: table, json", format)
+	}
+	return nil
 }

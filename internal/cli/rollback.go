@@ -36,11 +36,8 @@ func newRollbackCommand(env Env) *cobra.Command {
 			"--yes skips the question, for scripts.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if table == "" {
-				return usagef("--table is required (the stack output LedgerTableName)")
-			}
-			if !policy.ValidAccountID(account) {
-				return usagef("--account %q: want the 12-digit account", account)
+			if err := checkLedgerFlags(table, format, &account); err != nil {
+				return err
 			}
 			chosen := 0
 			for _, set := range []bool{len(instanceIDs) > 0, decisionID != "", since != "" || until != ""} {
@@ -53,9 +50,6 @@ func newRollbackCommand(env Env) *cobra.Command {
 			}
 			if err := evidence.ValidateInstanceIDs(instanceIDs); err != nil {
 				return usagef("--instance-id: %w", err)
-			}
-			if format != "table" && format != "json" {
-				return usagef("invalid format %q: allowed: table, json", format)
 			}
 			from, to, err := timeRange(since, until, env.Now())
 			if err != nil {

@@ -35,14 +35,8 @@ func newStatusCommand(env Env) *cobra.Command {
 			"MaxEnforcePerHour if it does not use the defaults.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if table == "" {
-				return usagef("--table is required (the stack output LedgerTableName)")
-			}
-			if !policy.ValidAccountID(account) {
-				return usagef("--account %q: want the 12-digit account", account)
-			}
-			if format != "table" && format != "json" {
-				return usagef("invalid format %q: allowed: table, json", format)
+			if err := checkLedgerFlags(table, format, &account); err != nil {
+				return err
 			}
 			parsedWaves, err := policy.ParseWaves(waves)
 			if err != nil {
