@@ -112,7 +112,7 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipe
 	}
 	// The safety net: verify watches the enforcements, and puts back the one that broke.
 	sender := &verdictqueue.Sender{Queue: sqsClient, QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table}}
-	if result.SafetyNet, err = e.runSafetyNet(ctx, now, result, book, db, awsClients.CloudWatch(), enforcer, sender, Region); err != nil {
+	if result.SafetyNet, err = e.runSafetyNet(ctx, now, result, book, awsClients.CloudWatch(), enforcer, sender, Region); err != nil {
 		return fmt.Errorf("the safety net: %w", err)
 	}
 	// The rollback's ticket goes through remediate like any verdict.

@@ -7,15 +7,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/imdsguard/imdsguard/internal/emf"
 	"github.com/imdsguard/imdsguard/internal/enforce"
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/verdictqueue"
@@ -42,7 +39,7 @@ const safetyNetWindow = time.Hour
 // runSafetyNet lets the verification window pass: every enforced instance has two
 // observed hours of MetadataNoTokenRejected, all zeros but for broke, which had 3 calls
 // rejected in the last half hour; then verify runs once.
-func (e *Emulators) runSafetyNet(ctx context.Context, now time.Time, p *Pipeline, book *ledger.Ledger, db *dynamodb.Client,
+func (e *Emulators) runSafetyNet(ctx context.Context, now time.Time, p *Pipeline, book *ledger.Ledger,
 	cw *cloudwatch.Client, enf *enforce.Enforcer, verdicts *verdictqueue.Sender, region string) (*SafetyNet, error) {
 	watches, err := book.Watching(ctx, accountID, region)
 	if err != nil || len(watches) == 0 {
@@ -60,29 +57,15 @@ func (e *Emulators) runSafetyNet(ctx context.Context, now time.Time, p *Pipeline
 		return nil, nil
 	}
 	for _, w := range watches {
-		if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(book.Table),
-			Key: map[string]ddbtypes.AttributeValue{
-				"pk": &ddbtypes.AttributeValueMemberS{Value: "WATCH#" + w.AccountID + "#" + w.Region},
-				"sk": &ddbtypes.AttributeValueMemberS{Value: w.InstanceID},
-			},
-			UpdateExpression:          aws.String("SET enforced_at = :at"),
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": &ddbtypes.AttributeValueMemberS{Value: now.Add(-2 * time.Hour).UTC().Format("2006-01-02T15:04:05.000000000Z")}},
-		}); err != nil {
-			return nil, fmt.Errorf("moving the enforcement of %s back: %w", w.InstanceID, err)
+		if err := book.BackdateWatch(ctx, w.Ref, now.Add(-2*time.Hour)); err != nil {
+			return nil, err
 		}
-		var data []cwtypes.MetricDatum
-		for _, ago := range []time.Duration{90 * time.Minute, 30 * time.Minute} {
-			rejected := 0.0
-			if w.InstanceID == broke.ID && ago == 30*time.Minute {
-				rejected = 3
-			}
-			data = append(data, cwtypes.MetricDatum{
-				MetricName: aws.String(evidence.MetadataNoTokenRejected), Timestamp: aws.Time(now.Add(-ago)), Value: aws.Float64(rejected),
-				Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(w.InstanceID)}},
-			})
+		rejected := 0.0
+		if w.InstanceID == broke.ID {
+			rejected = 3
 		}
-		if _, err := cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("AWS/EC2"), MetricData: data}); err != nil {
+		pts := []fakeaws.Point{{Time: now.Add(-90 * time.Minute), Value: 0}, {Time: now.Add(-30 * time.Minute), Value: rejected}}
+		if err := fakeaws.PutInstanceMetric(ctx, cw, evidence.MetadataNoTokenRejected, w.InstanceID, pts); err != nil {
 			return nil, err
 		}
 	}

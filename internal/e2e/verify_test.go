@@ -7,11 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
 	"github.com/imdsguard/imdsguard/internal/evidence"
@@ -83,35 +79,16 @@ func TestVerifyRollsBackWhatBrokeEndToEnd(t *testing.T) {
 
 	// Two hours pass: the enforcements move back, and the hours since are observed, with
 	// rejected IMDSv1 calls on three of the instances.
-	db := dynamodb.NewFromConfig(p.cfg)
 	broke := map[string]bool{seeded[0].ID: true, seeded[2].ID: true, seeded[4].ID: true}
 	for _, s := range seeded {
-		if _, err := db.UpdateItem(p.ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(p.ledger.Table),
-			Key: map[string]ddbtypes.AttributeValue{
-				"pk": &ddbtypes.AttributeValueMemberS{Value: "WATCH#" + account + "#" + demo.Region},
-				"sk": &ddbtypes.AttributeValueMemberS{Value: s.ID},
-			},
-			UpdateExpression:          aws.String("SET enforced_at = :at"),
-			ConditionExpression:       aws.String("attribute_exists(pk)"),
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": &ddbtypes.AttributeValueMemberS{Value: now.Add(-2 * time.Hour).Format("2006-01-02T15:04:05.000000000Z")}},
-		}); err != nil {
-			t.Fatalf("moving the watch of %s back: %v", s.ID, err)
+		if err := p.ledger.BackdateWatch(p.ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: s.ID}, now.Add(-2*time.Hour)); err != nil {
+			t.Fatal(err)
 		}
 		rejected := 0.0
 		if broke[s.ID] {
 			rejected = 2
 		}
-		var data []cwtypes.MetricDatum
-		for _, ago := range []time.Duration{90 * time.Minute, 30 * time.Minute} {
-			data = append(data, cwtypes.MetricDatum{
-				MetricName: aws.String(evidence.MetadataNoTokenRejected), Timestamp: aws.Time(now.Add(-ago)), Value: aws.Float64(rejected),
-				Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(s.ID)}},
-			})
-		}
-		if _, err := cw.PutMetricData(p.ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("AWS/EC2"), MetricData: data}); err != nil {
-			t.Fatal(err)
-		}
+		rejectedPoints(t, p, cw, s.ID, rejected)
 	}
 
 	sum := decodeResponse[verifySummary](t, verifyFn.invoke(t, p.ctx, json.RawMessage(`{}`)))
@@ -255,31 +232,10 @@ func TestWavesEndToEnd(t *testing.T) {
 	}
 
 	// The dev enforcement's window passes clean: verified now, and the soak starts.
-	db := dynamodb.NewFromConfig(p.cfg)
-	moveBack := func(pk, sk, attr string, by time.Duration) {
-		t.Helper()
-		if _, err := db.UpdateItem(p.ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(p.ledger.Table),
-			Key: map[string]ddbtypes.AttributeValue{
-				"pk": &ddbtypes.AttributeValueMemberS{Value: pk}, "sk": &ddbtypes.AttributeValueMemberS{Value: sk},
-			},
-			UpdateExpression:          aws.String("SET #a = :at"),
-			ConditionExpression:       aws.String("attribute_exists(pk)"),
-			ExpressionAttributeNames:  map[string]string{"#a": attr},
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": &ddbtypes.AttributeValueMemberS{Value: time.Now().UTC().Add(-by).Format("2006-01-02T15:04:05.000000000Z")}},
-		}); err != nil {
-			t.Fatalf("moving %s %s back: %v", pk, sk, err)
-		}
-	}
-	moveBack("WATCH#"+account+"#"+demo.Region, dev, "enforced_at", 2*time.Hour)
-	if _, err := cw.PutMetricData(p.ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("AWS/EC2"), MetricData: []cwtypes.MetricDatum{
-		{MetricName: aws.String(evidence.MetadataNoTokenRejected), Timestamp: aws.Time(now.Add(-90 * time.Minute)), Value: aws.Float64(0),
-			Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(dev)}}},
-		{MetricName: aws.String(evidence.MetadataNoTokenRejected), Timestamp: aws.Time(now.Add(-30 * time.Minute)), Value: aws.Float64(0),
-			Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(dev)}}},
-	}}); err != nil {
+	if err := p.ledger.BackdateWatch(p.ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: dev}, now.Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	rejectedPoints(t, p, cw, dev, 0)
 	if sum := decodeResponse[verifySummary](t, verifyFn.invoke(t, p.ctx, json.RawMessage(`{}`))); sum.Verified != 1 {
 		t.Fatalf("verify summary %+v, want the dev instance verified", sum)
 	}
@@ -290,9 +246,22 @@ func TestWavesEndToEnd(t *testing.T) {
 	}
 
 	// The soak passes.
-	moveBack("ROLLOUT#"+account+"#"+demo.Region, "WAVE#0", "last_settled", 2*time.Hour)
+	if err := p.ledger.BackdateWaveSettlement(p.ctx, account, demo.Region, 0, time.Now().Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	p.sweepAndRemediate()
 	if tokens, _ := p.options(prod); tokens != "required" {
 		t.Errorf("prod after the soak: %s, want required (last outcome %+v)", tokens, last(prod))
+	}
+}
+
+// rejectedPoints puts two observed hours of MetadataNoTokenRejected for the instance, the
+// later with calls rejected.
+func rejectedPoints(t *testing.T, p *pipeline, cw *cloudwatch.Client, id string, calls float64) {
+	t.Helper()
+	now := time.Now().UTC()
+	pts := []fakeaws.Point{{Time: now.Add(-90 * time.Minute), Value: calls}, {Time: now.Add(-30 * time.Minute), Value: calls}}
+	if err := fakeaws.PutInstanceMetric(p.ctx, cw, evidence.MetadataNoTokenRejected, id, pts); err != nil {
+		t.Fatal(err)
 	}
 }

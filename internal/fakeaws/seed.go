@@ -257,12 +257,18 @@ const putBatch = 50
 // 50 datapoints (well under the service's 1000). It works against moto and the
 // CloudWatch stand-in; real CloudWatch refuses the reserved AWS/ namespace.
 func PutMetadataNoToken(ctx context.Context, client *cloudwatch.Client, instanceID string, pts []Point) error {
+	return PutInstanceMetric(ctx, client, MetadataNoTokenMetric, instanceID, pts)
+}
+
+// PutInstanceMetric is PutMetadataNoToken for another AWS/EC2 metric of the instance
+// (MetadataNoTokenRejected).
+func PutInstanceMetric(ctx context.Context, client *cloudwatch.Client, metric, instanceID string, pts []Point) error {
 	dims := []cwtypes.Dimension{{Name: aws.String(MetadataNoTokenDimension), Value: aws.String(instanceID)}}
 	for chunk := range slices.Chunk(pts, putBatch) {
 		data := make([]cwtypes.MetricDatum, len(chunk))
 		for i, p := range chunk {
 			data[i] = cwtypes.MetricDatum{
-				MetricName: aws.String(MetadataNoTokenMetric),
+				MetricName: aws.String(metric),
 				Dimensions: dims,
 				Timestamp:  aws.Time(p.Time),
 				Value:      aws.Float64(p.Value),
@@ -273,7 +279,7 @@ func PutMetadataNoToken(ctx context.Context, client *cloudwatch.Client, instance
 			Namespace:  aws.String(MetadataNoTokenNamespace),
 			MetricData: data,
 		}); err != nil {
-			return fmt.Errorf("PutMetricData %s: %w", instanceID, err)
+			return fmt.Errorf("PutMetricData %s of %s: %w", metric, instanceID, err)
 		}
 	}
 	return nil

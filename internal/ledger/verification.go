@@ -554,3 +554,36 @@ func (l *Ledger) GetRollback(ctx context.Context, ref Ref) (*policy.Rollback, er
 	}
 	return &policy.Rollback{At: at, Why: it.Why}, nil
 }
+
+// BackdateWatch moves a watched enforcement back to enforcedAt, as if its verification
+// window had been running since. It is for the demo and the tests, which cannot wait
+// for a window to pass; nothing in the deployed functions calls it.
+func (l *Ledger) BackdateWatch(ctx context.Context, ref Ref, enforcedAt time.Time) error {
+	return l.backdate(ctx, map[string]types.AttributeValue{attrPK: str(watchPK(ref.AccountID, ref.Region)), attrSK: str(ref.InstanceID)},
+		"enforced_at", enforcedAt)
+}
+
+// BackdateWaveSettlement moves a wave's last settlement back to at, as if its soak had
+// been running since; for the demo and the tests, as BackdateWatch.
+func (l *Ledger) BackdateWaveSettlement(ctx context.Context, account, region string, wave int, at time.Time) error {
+	return l.backdate(ctx, map[string]types.AttributeValue{attrPK: str(rolloutPK(account, region)), attrSK: str(wavePrefix + strconv.Itoa(wave))},
+		"last_settled", at)
+}
+
+func (l *Ledger) backdate(ctx context.Context, key map[string]types.AttributeValue, attr string, at time.Time) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	_, err := l.API.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.Table),
+		Key:                       key,
+		UpdateExpression:          aws.String("SET #a = :at"),
+		ConditionExpression:       aws.String("attribute_exists(#pk)"),
+		ExpressionAttributeNames:  map[string]string{"#a": attr, "#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":at": str(formatTime(at))},
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: backdating %s of %s in table %s: %w", attr, skOf(key), l.Table, err)
+	}
+	return nil
+}
