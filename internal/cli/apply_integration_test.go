@@ -8,15 +8,11 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
-	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
@@ -28,13 +24,8 @@ import (
 func TestApply(t *testing.T) {
 	w := newWorld(t, "web", "static-site", "legacy-v1", "eks-node")
 	ctx := context.Background()
-	cfg := fakeaws.AWSConfig(demo.Region)
-	cfg.BaseEndpoint = aws.String(w.moto.URL)
-	db := dynamodb.NewFromConfig(cfg)
-	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(cfg), DynamoDB: db, SNS: sns.NewFromConfig(cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := newStack(t, w.moto.URL)
+	cfg, db, res := fx.cfg, fx.db, fx.res
 	ids := map[string]string{}
 	for _, s := range w.fleet {
 		ids[s.Kind.Name] = s.ID

@@ -21,17 +21,32 @@ import (
 	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
+// stack is what template.yaml creates (queue, ledger table, topic), in moto, with the
+// configuration that reaches it.
+type stack struct {
+	cfg aws.Config
+	db  *dynamodb.Client
+	res demo.Resources
+}
+
+func newStack(t *testing.T, motoURL string) stack {
+	t.Helper()
+	cfg := fakeaws.AWSConfig(demo.Region)
+	cfg.BaseEndpoint = aws.String(motoURL)
+	db := dynamodb.NewFromConfig(cfg)
+	res, err := demo.CreateResources(context.Background(), demo.ResourceClients{SQS: sqs.NewFromConfig(cfg), DynamoDB: db, SNS: sns.NewFromConfig(cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stack{cfg: cfg, db: db, res: res}
+}
+
 // TestAudit reads back what the ledger holds for an instance.
 func TestAudit(t *testing.T) {
 	moto := testsupport.Moto(t)
 	ctx := context.Background()
-	cfg := fakeaws.AWSConfig(demo.Region)
-	cfg.BaseEndpoint = aws.String(moto.URL)
-	db := dynamodb.NewFromConfig(cfg)
-	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(cfg), DynamoDB: db, SNS: sns.NewFromConfig(cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := newStack(t, moto.URL)
+	db, res := fx.db, fx.res
 	l := &ledger.Ledger{API: db, Table: res.Table}
 	ref := ledger.Ref{AccountID: "123456789012", Region: demo.Region, InstanceID: "i-0123456789abcdef0"}
 	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)

@@ -7,10 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/imdsguard/imdsguard/internal/demo"
 	"github.com/imdsguard/imdsguard/internal/enforce"
@@ -29,13 +26,9 @@ import (
 func TestRollback(t *testing.T) {
 	moto := testsupport.Moto(t)
 	ctx := context.Background()
-	cfg := fakeaws.AWSConfig(demo.Region)
-	cfg.BaseEndpoint = aws.String(moto.URL)
-	db, ec2Client := dynamodb.NewFromConfig(cfg), ec2.NewFromConfig(cfg)
-	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(cfg), DynamoDB: db, SNS: sns.NewFromConfig(cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := newStack(t, moto.URL)
+	cfg, db, res := fx.cfg, fx.db, fx.res
+	ec2Client := ec2.NewFromConfig(cfg)
 	l := &ledger.Ledger{API: db, Table: res.Table}
 	now := time.Now().UTC()
 	const account = "123456789012"

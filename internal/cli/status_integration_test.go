@@ -7,13 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
 	"github.com/imdsguard/imdsguard/internal/demo"
-	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
@@ -27,13 +21,8 @@ import (
 func TestStatus(t *testing.T) {
 	moto := testsupport.Moto(t)
 	ctx := context.Background()
-	cfg := fakeaws.AWSConfig(demo.Region)
-	cfg.BaseEndpoint = aws.String(moto.URL)
-	db := dynamodb.NewFromConfig(cfg)
-	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(cfg), DynamoDB: db, SNS: sns.NewFromConfig(cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := newStack(t, moto.URL)
+	db, res := fx.db, fx.res
 	l := &ledger.Ledger{API: db, Table: res.Table}
 	now := time.Date(2026, 12, 1, 14, 20, 0, 0, time.UTC)
 	const account = "123456789012"
