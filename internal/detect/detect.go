@@ -51,8 +51,9 @@ type Handler struct {
 	// Tickets, when set, lets detect ask remediate to close the ticket of an instance
 	// that has become compliant or is gone.
 	Tickets OpenTickets
-	// Rollbacks, when set, are read once per invocation so that rolled back instances are
-	// judged by rule 5b (remediate checks each one again before it acts).
+	// Rollbacks, when set, are read once per invocation, before the evidence, so that
+	// rolled back instances are judged by rule 5b without reading their metrics or
+	// CloudTrail (remediate checks each one again before it acts).
 	Rollbacks Rollbacks
 	// QueueingReserve is the time kept at the end of an invocation for queueing the
 	// verdicts; zero means defaultQueueingReserve.
@@ -107,14 +108,15 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		return sum, nil
 	}
 	now := h.Now().UTC()
-	assessments, err := guard.Assess(h.judgingTime(ctx), h.Clients, h.Region, ids, h.Settings, now, nil)
+	rolledBack, err := h.rollbacks(ctx, accountID)
+	if err != nil {
+		h.count("Errors", 1, map[string]string{"Stage": "ledger"})
+		return sum, err
+	}
+	assessments, err := guard.AssessKnowing(h.judgingTime(ctx), h.Clients, h.Region, ids, h.Settings, now, nil, rolledBack)
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "evidence"})
 		return sum, fmt.Errorf("judging the instances of %s: %w", req.Source, err)
-	}
-	if err := h.applyRollbacks(ctx, accountID, assessments, now); err != nil {
-		h.count("Errors", 1, map[string]string{"Stage": "ledger"})
-		return sum, err
 	}
 	sum.Instances = len(assessments)
 	closeOut, err := h.ticketsToClose(ctx, accountID, assessments)
@@ -180,23 +182,17 @@ func (h *Handler) judgingTime(ctx context.Context) context.Context {
 	return judging
 }
 
-// applyRollbacks judges again, with its rollback, every instance imdsguard rolled back:
-// rule 5b needs no more evidence than that.
-func (h *Handler) applyRollbacks(ctx context.Context, accountID string, assessments []guard.Assessment, now time.Time) error {
-	if h.Rollbacks == nil || len(assessments) == 0 {
-		return nil
+// rollbacks reads the account-region's rollbacks, which rule 5b holds instances back
+// for; none without a ledger.
+func (h *Handler) rollbacks(ctx context.Context, accountID string) (map[string]policy.Rollback, error) {
+	if h.Rollbacks == nil {
+		return nil, nil
 	}
 	rbs, err := h.Rollbacks.Rollbacks(ctx, accountID, h.Region)
 	if err != nil {
-		return fmt.Errorf("reading the rollbacks: %w", err)
+		return nil, fmt.Errorf("reading the rollbacks: %w", err)
 	}
-	for i := range assessments {
-		if rb, ok := rbs[assessments[i].Evidence.InstanceID]; ok {
-			assessments[i].Evidence.RolledBack = &rb
-			assessments[i].Verdict = policy.Decide(assessments[i].Evidence, h.Settings, now)
-		}
-	}
-	return nil
+	return rbs, nil
 }
 
 // ticketsToClose names the skipped instances (compliant or gone) whose ticket is still

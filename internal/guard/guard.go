@@ -48,6 +48,14 @@ const lookupWorkers = 16
 // inventory of a whole-region sweep cannot be read; any other failure defers the
 // instances it touches, with the error in the reason.
 func Assess(ctx context.Context, c Clients, region string, ids []string, s policy.Settings, now time.Time, progress Progress) ([]Assessment, error) {
+	return AssessKnowing(ctx, c, region, ids, s, now, progress, nil)
+}
+
+// AssessKnowing is Assess for a caller that knows the ledger's rollbacks of the region,
+// by instance id: they are part of the evidence from the start, so that rule 5b settles
+// those instances before any metric or CloudTrail is read for them.
+func AssessKnowing(ctx context.Context, c Clients, region string, ids []string, s policy.Settings, now time.Time, progress Progress,
+	rolledBack map[string]policy.Rollback) ([]Assessment, error) {
 	if progress == nil {
 		progress = func(int, int) {}
 	}
@@ -67,7 +75,11 @@ func Assess(ctx context.Context, c Clients, region string, ids []string, s polic
 		}
 	default:
 		for i := range instances {
-			evs = append(evs, policy.Evidence{InstanceID: instances[i].InstanceID, Instance: &instances[i]})
+			ev := policy.Evidence{InstanceID: instances[i].InstanceID, Instance: &instances[i]}
+			if rb, ok := rolledBack[ev.InstanceID]; ok {
+				ev.RolledBack = &rb
+			}
+			evs = append(evs, ev)
 		}
 		for _, id := range notFound {
 			evs = append(evs, policy.Evidence{InstanceID: id})

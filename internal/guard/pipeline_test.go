@@ -17,6 +17,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/testsupport/fakeapi"
 )
 
 // heldMetrics is an in-process GetMetricData that answers every query with a full
@@ -277,4 +278,61 @@ func TestJudgeReadsBootHours(t *testing.T) {
 		}
 	}
 	progress.check(t, len(evs))
+}
+
+// TestAssessKnowingRollbacks: an instance the ledger says was rolled back is judged by
+// rule 5b before any evidence is read for it: no metric query and no lookup names it,
+// while the instance beside it is judged as usual.
+func TestAssessKnowingRollbacks(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC()
+	journal := &fakeapi.Journal{}
+	ec2 := fakeapi.NewEC2(motoAccount, journal)
+	for _, id := range []string{"i-0000000000000f001", "i-0000000000000f002"} {
+		ec2.Put(fakeapi.NewInstance(id, now.Add(-12*time.Hour)))
+	}
+	spy := &metricQuerySpy{}
+	metrics := &bootMetrics{lookbackStart: now.Add(-48 * time.Hour)}
+	trail := &countingTrail{started: make(chan struct{}), lookUp: map[string]int{}}
+	c := guard.Clients{EC2: ec2, CloudWatch: spiedMetrics{metrics, spy}, CloudTrail: trail, LookupLimiter: evidence.NewLookupLimiter(1e6)}
+	rolledBack := map[string]policy.Rollback{"i-0000000000000f001": {At: now.Add(-time.Hour), Why: "EC2 rejected 2 IMDSv1 calls"}}
+	got, err := guard.AssessKnowing(testContext(t), c, region, nil, settings(), now, nil, rolledBack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range got {
+		switch a.Evidence.InstanceID {
+		case "i-0000000000000f001":
+			if a.Verdict.Action != policy.ActionTicket || a.Verdict.Primary() != policy.ReasonRolledBack || a.Evidence.Metrics != nil {
+				t.Errorf("the rolled back instance: %s %s, metrics %v", a.Verdict.Action, a.Verdict.Primary(), a.Evidence.Metrics)
+			}
+		default:
+			if a.Evidence.Metrics == nil {
+				t.Errorf("%s: its metrics were not read", a.Evidence.InstanceID)
+			}
+		}
+	}
+	for _, id := range spy.queried() {
+		if id == "i-0000000000000f001" {
+			t.Error("a metric query names the rolled back instance")
+		}
+	}
+	if trail.lookUp["i-0000000000000f001"] != 0 {
+		t.Error("CloudTrail was looked up for the rolled back instance")
+	}
+}
+
+// spiedMetrics records the instance of every query before answering.
+type spiedMetrics struct {
+	inner *bootMetrics
+	spy   *metricQuerySpy
+}
+
+func (s spiedMetrics) GetMetricData(ctx context.Context, in *cloudwatch.GetMetricDataInput, opts ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
+	s.spy.mu.Lock()
+	for _, q := range in.MetricDataQueries {
+		s.spy.instances = append(s.spy.instances, aws.ToString(q.MetricStat.Metric.Dimensions[0].Value))
+	}
+	s.spy.mu.Unlock()
+	return s.inner.GetMetricData(ctx, in, opts...)
 }
