@@ -164,11 +164,8 @@ func newStatus(account, region string, now time.Time, r ledger.Rollout, watches 
 	for i := range len(s.Waves) + 1 {
 		w := statusWave{Index: i + 1, Name: policy.WaveName(s.Waves, i), Verifying: r.Verifying[i], Verified: r.Verified[i],
 			RolledBack: r.RolledBack[i], LastSettled: timeOrNil(r.LastSettled[i])}
-		// The wave's own gate, breaker and pause aside: an instance of it with no tags of
-		// the later waves stands for all of them.
-		probe := state
-		probe.BreakerOpenedAt = time.Time{}
-		g := policy.RolloutGate(waveProbe(s.Waves, i), probe, s, now)
+		// The waves' own limit; the breaker is shown apart.
+		g := policy.WaveReady(i, state, s, now)
 		w.MayEnforce, w.Waiting = g.Allowed, g.Reason.Detail
 		st.Waves = append(st.Waves, w)
 	}
@@ -181,15 +178,6 @@ func newStatus(account, region string, now time.Time, r ledger.Rollout, watches 
 	}
 	slices.SortFunc(st.RolledBack, func(a, b statusRollback) int { return b.At.Compare(a.At) })
 	return st
-}
-
-// waveProbe is an instance of wave i: tagged with the wave's first value, or untagged
-// for the last wave.
-func waveProbe(waves []policy.Wave, i int) policy.Instance {
-	if i >= len(waves) {
-		return policy.Instance{Tags: map[string]string{}}
-	}
-	return policy.Instance{Tags: map[string]string{waves[i].Key: waves[i].Values[0]}}
 }
 
 func writeStatus(w io.Writer, st status) error {

@@ -123,7 +123,12 @@ func RolloutGate(inst Instance, st RolloutState, s RolloutSettings, now time.Tim
 			"nothing is enforced here until a person closes it (imdsguard status --reset-breaker)",
 			st.BreakerOpenedAt.UTC().Format(time.RFC3339), st.BreakerWhy)
 	}
-	wave := WaveOf(inst, s.Waves)
+	return WaveReady(WaveOf(inst, s.Waves), st, s, now)
+}
+
+// WaveReady tells whether the wave of index wave may enforce now: every earlier wave's
+// enforced instances settled (verified or rolled back), the last of them WaveSoak ago.
+func WaveReady(wave int, st RolloutState, s RolloutSettings, now time.Time) Gate {
 	for earlier := range wave {
 		var ws WaveState
 		if earlier < len(st.Waves) {
