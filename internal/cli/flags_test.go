@@ -128,7 +128,7 @@ func TestCompletion(t *testing.T) {
 	}
 	for flag, want := range map[string][]string{
 		"--mode":   {"report", "dry-run", "enforce"},
-		"--format": {"table", "json", "csv", "markdown"},
+		"--format": {"table", "json", "csv", "csv-sources", "markdown"},
 	} {
 		code, stdout, stderr := w.run(t, cobra.ShellCompRequestCmd, "plan", flag, "")
 		if code != ExitOK {

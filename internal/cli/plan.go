@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -20,8 +23,10 @@ import (
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/guard"
+	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/report"
+	"github.com/imdsguard/imdsguard/internal/sources"
 	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
@@ -31,7 +36,9 @@ type planOptions struct {
 	format        string
 	output        string
 	lookupsPerSec float64
-	settings      map[string]*string
+	// table is the ledger table, read for imdsguard's verified enforcements; empty: none.
+	table    string
+	settings map[string]*string
 }
 
 func newPlanCommand(env Env) *cobra.Command {
@@ -41,19 +48,23 @@ func newPlanCommand(env Env) *cobra.Command {
 		Short: "Report what the guard would do to every instance, and why (read-only)",
 		Long: "plan reads the EC2 inventory, the MetadataNoToken metric and CloudTrail, and reports\n" +
 			"for every instance whether it would be remediated, ticketed, deferred or skipped, with\n" +
-			"the evidence. It changes nothing. AWS access comes from the standard sources: profile,\n" +
-			"AWS_REGION, AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>.",
+			"the evidence. It also judges where the instances come from: launch templates, Auto\n" +
+			"Scaling groups, the account's instance metadata defaults and the AMIs in use (the\n" +
+			"sources section). It changes nothing. AWS access comes from the standard sources:\n" +
+			"profile, AWS_REGION, AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(cmd, env, opts) },
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.regions, "region", nil, "`region` to plan (repeatable; default: the configured region)")
 	f.StringSliceVar(&opts.instanceIDs, "instance-ids", nil, "only these instances (comma-separated); default: every instance")
-	f.StringVar(&opts.format, "format", string(report.FormatTable), "output format: table, json, csv or markdown")
+	f.StringVar(&opts.format, "format", string(report.FormatTable), "output format: table, json, csv (instances), csv-sources or markdown")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(formatNames(), cobra.ShellCompDirectiveNoFileComp))
 	f.StringVarP(&opts.output, "output", "o", "", "write the plan to this file instead of standard output")
 	f.Float64Var(&opts.lookupsPerSec, "cloudtrail-rps", evidence.LookupEventsPerSecond,
 		"CloudTrail LookupEvents calls per second per account-region (AWS allows 2)")
+	f.StringVar(&opts.table, "table", "", "the ledger table (stack output LedgerTableName), read for the instances imdsguard enforced and verified, "+
+		"which prove their sources; without it, such sources wait")
 	addSettingFlags(cmd, opts.settings)
 	return cmd
 }
@@ -134,11 +145,18 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	now := env.Now().UTC()
 	var scopes []report.Scope
 	var assessments []guard.Assessment
-	for _, clients := range scopeClients {
+	inventories := make([]*sources.Inventory, len(scopeClients))
+	for i, clients := range scopeClients {
 		if ctx.Err() != nil {
 			break // interrupted: writePlan will refuse to write
 		}
 		as, err := planRegion(ctx, env, clients, ids, settings, now)
+		if err == nil && len(ids) == 0 {
+			// Sources are judged by every instance they launched: only a plan of the
+			// whole region reads them.
+			inv, readErr := readSources(ctx, clients, as)
+			inventories[i], err = &inv, readErr
+		}
 		scope := report.Scope{Region: clients.Region(), Status: report.ScopeOK}
 		if err != nil {
 			scope.Status, scope.Error = report.ScopeFailed, err.Error()
@@ -150,8 +168,27 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 
 	plan := report.New(Version(), now, settings)
 	plan.Scopes = scopes
+	origins := map[string]sources.Origin{}
+	for i, inv := range inventories {
+		if inv == nil || scopes[i].Status != report.ScopeOK || scopes[i].AccountID == nil {
+			continue
+		}
+		judged, err := judgeSources(ctx, scopeClients[i], opts.table, *inv, *scopes[i].AccountID, scopes[i].Region, assessments, settings, now)
+		if err != nil {
+			scopes[i].Status, scopes[i].Error = report.ScopeFailed, err.Error()
+			continue
+		}
+		for _, a := range judged.Sources {
+			plan.AddSource(sourceEntry(*scopes[i].AccountID, scopes[i].Region, a, *inv))
+		}
+		maps.Copy(origins, judged.Origins)
+	}
 	for _, a := range assessments {
-		plan.Add(report.NewInstance(a.Evidence, a.Verdict, a.AccountID, a.Region))
+		in := report.NewInstance(a.Evidence, a.Verdict, a.AccountID, a.Region)
+		if o, ok := origins[a.Evidence.InstanceID]; ok {
+			in.Source = &report.Origin{Kind: o.Kind, ID: o.ID, Group: o.Group}
+		}
+		plan.Add(in)
 	}
 	plan.APICalls = counter.Counts()
 	// A plan cut short by SIGINT or SIGTERM holds deferrals and failures that only say
@@ -220,6 +257,50 @@ func planRegion(ctx context.Context, env Env, clients *wiring.Clients, ids []str
 		}
 	}
 	return assessments, nil
+}
+
+// readSources reads the sources of one account-region, with the ImdsSupport of the AMIs
+// its instances run.
+func readSources(ctx context.Context, clients *wiring.Clients, assessments []guard.Assessment) (sources.Inventory, error) {
+	var images []string
+	for _, a := range assessments {
+		if inst := a.Evidence.Instance; inst != nil {
+			images = append(images, inst.ImageID)
+		}
+	}
+	return sources.Read(ctx, clients.EC2(), wiring.Client(clients, autoscaling.ServiceID, autoscaling.NewFromConfig), images)
+}
+
+// judgeSources judges the sources of one account-region from the verdicts of its
+// instances and, with a ledger table, the enforcements imdsguard verified.
+func judgeSources(ctx context.Context, clients *wiring.Clients, table string, inv sources.Inventory, account, region string,
+	assessments []guard.Assessment, s policy.Settings, now time.Time) (sources.Judgement, error) {
+	var enforcements sources.Enforcements
+	if table != "" {
+		enforcements = &rollbacks.Index{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
+	}
+	watches, err := sources.ReadWatches(ctx, enforcements, account, region)
+	if err != nil {
+		return sources.Judgement{}, err
+	}
+	var here []guard.Assessment
+	for _, a := range assessments {
+		if a.Region == region && (a.AccountID == account || a.AccountID == "") {
+			here = append(here, a)
+		}
+	}
+	return sources.Judge(inv, account, region, here, watches, s, now), nil
+}
+
+// sourceEntry is the plan's entry of one judged source.
+func sourceEntry(account, region string, a sources.Assessment, inv sources.Inventory) report.Source {
+	var defaultVersion, latestVersion int64
+	for _, lt := range inv.Templates {
+		if lt.ID == a.Source.ID {
+			defaultVersion, latestVersion = lt.DefaultVersion, lt.LatestVersion
+		}
+	}
+	return report.NewSource(account, region, a.Source, a.Instances, a.Verdict, defaultVersion, latestVersion)
 }
 
 // identityTimeout bounds the one STS call a plan may make.

@@ -227,7 +227,10 @@ func TestPlanSampleFleet(t *testing.T) {
 			wantLookups++
 		}
 	}
-	wantCalls := map[string]int{"ec2:DescribeInstances": 1, "cloudwatch:GetMetricData": 1, "cloudtrail:LookupEvents": wantLookups}
+	// The sources cost one call each, whatever the size of the fleet: the fleet has no
+	// launch template (so no DescribeLaunchTemplateVersions) and its AMIs fit one call.
+	wantCalls := map[string]int{"ec2:DescribeInstances": 1, "cloudwatch:GetMetricData": 1, "cloudtrail:LookupEvents": wantLookups,
+		"ec2:DescribeLaunchTemplates": 1, "autoscaling:DescribeAutoScalingGroups": 1, "ec2:GetInstanceMetadataDefaults": 1, "ec2:DescribeImages": 1}
 	for op, n := range wantCalls {
 		if p.APICalls[op] != n {
 			t.Errorf("api_calls[%s] = %d, want %d (all: %v)", op, p.APICalls[op], n, p.APICalls)

@@ -147,6 +147,7 @@ func toInstance(account, region string, in ec2types.Instance) policy.Instance {
 		Region:     region,
 		InstanceID: aws.ToString(in.InstanceId),
 		LaunchTime: aws.ToTime(in.LaunchTime),
+		ImageID:    aws.ToString(in.ImageId),
 		Tags:       make(map[string]string, len(in.Tags)),
 	}
 	if in.State != nil {

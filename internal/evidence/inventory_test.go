@@ -126,13 +126,17 @@ func TestInventoryMapsEveryField(t *testing.T) {
 				t.Fatal(err)
 			}
 			launch := aws.ToTime(raw.Reservations[0].Instances[0].LaunchTime)
+			image := aws.ToString(raw.Reservations[0].Instances[0].ImageId)
 
 			got, notFound, err := evidence.Inventory(ctx, client, region, nil)
 			if err != nil || notFound != nil || len(got) != 1 {
 				t.Fatalf("Inventory = %d instances, notFound %v, err %v; want the one seeded", len(got), notFound, err)
 			}
 			want := tc.want
-			want.AccountID, want.Region, want.InstanceID = motoAccount, region, s.ID
+			want.AccountID, want.Region, want.InstanceID, want.ImageID = motoAccount, region, s.ID, image
+			if image == "" {
+				t.Fatal("moto describes the instance without its AMI")
+			}
 			want.Addresses = []string{s.PrivateIP}
 			if s.PublicIP != "" {
 				want.Addresses = append(want.Addresses, s.PublicIP)

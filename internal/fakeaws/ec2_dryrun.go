@@ -91,6 +91,13 @@ func (p *EC2DryRun) DryRuns(instanceID string) int {
 	return p.dryRun[instanceID]
 }
 
+// reset forgets everything the proxy holds, as moto's reset does its state.
+func (p *EC2DryRun) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dryRun, p.defaults, p.defaultChanges, p.imdsSupport = map[string]int{}, map[string]MetadataDefaults{}, map[string]int{}, map[string]string{}
+}
+
 // Close stops the proxy.
 func (p *EC2DryRun) Close() { p.server.close() }
 

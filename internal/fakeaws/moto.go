@@ -39,9 +39,13 @@ const (
 )
 
 // MotoServer is a running moto_server process on a loopback port. Every service moto
-// emulates is served at URL.
+// emulates is served at URL, through the EC2 stand-in (EC2DryRun), so that EC2 answers as
+// it does in AWS where moto does not: dry runs, the instance metadata defaults, the AMIs'
+// ImdsSupport. DirectURL is moto itself.
 type MotoServer struct {
-	URL string
+	URL, DirectURL string
+
+	front *EC2DryRun
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has been waited for
@@ -90,10 +94,10 @@ func startMotoOn(ctx context.Context, bin string, port int) (*MotoServer, error)
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	m := &MotoServer{
-		URL:    fmt.Sprintf("http://127.0.0.1:%d", port),
-		cmd:    cmd,
-		exited: make(chan struct{}),
-		out:    out,
+		DirectURL: fmt.Sprintf("http://127.0.0.1:%d", port),
+		cmd:       cmd,
+		exited:    make(chan struct{}),
+		out:       out,
 	}
 	go func() {
 		m.err = cmd.Wait()
@@ -103,8 +107,18 @@ func startMotoOn(ctx context.Context, bin string, port int) (*MotoServer, error)
 		m.Stop()
 		return nil, err
 	}
+	front, err := NewEC2DryRun(m.DirectURL)
+	if err != nil {
+		m.Stop()
+		return nil, err
+	}
+	m.front, m.URL = front, front.URL
 	return m, nil
 }
+
+// EC2 is the EC2 stand-in in front of moto: its metadata defaults and AMI ImdsSupport
+// can be set, and its dry runs counted.
+func (m *MotoServer) EC2() *EC2DryRun { return m.front }
 
 // waitReady polls GET /moto-api/ on a ticker until it answers 200, the process exits,
 // or the deadline passes.
@@ -122,14 +136,14 @@ func (m *MotoServer) waitReady(ctx context.Context) error {
 		case <-m.exited:
 			return fmt.Errorf("moto_server exited during start-up (%v); output:\n%s", m.err, m.out.String())
 		case <-ctx.Done():
-			return fmt.Errorf("moto_server not ready at %s: %w; output:\n%s", m.URL, ctx.Err(), m.out.String())
+			return fmt.Errorf("moto_server not ready at %s: %w; output:\n%s", m.DirectURL, ctx.Err(), m.out.String())
 		case <-tick.C:
 		}
 	}
 }
 
 func (m *MotoServer) ping(ctx context.Context, client *http.Client) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.URL+"/moto-api/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.DirectURL+"/moto-api/", nil)
 	if err != nil {
 		return false
 	}
@@ -142,9 +156,13 @@ func (m *MotoServer) ping(ctx context.Context, client *http.Client) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Reset drops all state in every emulated service (POST /moto-api/reset).
+// Reset drops all state in every emulated service (POST /moto-api/reset), and in the EC2
+// stand-in.
 func (m *MotoServer) Reset(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL+"/moto-api/reset", nil)
+	if m.front != nil {
+		m.front.reset()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.DirectURL+"/moto-api/reset", nil)
 	if err != nil {
 		return err
 	}
@@ -164,6 +182,9 @@ func (m *MotoServer) Reset(ctx context.Context) error {
 // waits for the process. It is safe to call more than once.
 func (m *MotoServer) Stop() {
 	m.once.Do(func() {
+		if m.front != nil {
+			m.front.Close()
+		}
 		signalGroup(m.cmd, false)
 		select {
 		case <-m.exited:

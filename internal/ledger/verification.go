@@ -41,14 +41,20 @@ import (
 //	   why S, decision_id S, by S (verify or manual), expires_at N (TTL,
 //	   RollbackRetention after it). Rule 5b reads them, and the breaker counts verify's of
 //	   the last 24 hours.
+//	pk ROLLOUT#..., sk VERIFIED#<instance id>: the instance's latest verified
+//	   enforcement: at S, decision_id S, expires_at N (TTL, VerifiedRetention after it).
+//	   The verdicts on sources count it as proof that the instance's workload needs no
+//	   IMDSv1 (DESIGN.md section 10); a later rollback deletes it.
 
 const (
-	watchPrefix    = "WATCH#"
+	watchPrefix    = rollbacks.WatchPrefix
+	verifiedPrefix = rollbacks.VerifiedPrefix
 	rolloutPrefix  = rollbacks.PartitionPrefix
 	breakerSK      = "BREAKER"
 	wavePrefix     = "WAVE#"
 	rollbackPrefix = rollbacks.SortPrefix
 	typeWatch      = "watch"
+	typeVerified   = "verified"
 	typeRollback   = "rollback"
 	typeBreaker    = "breaker"
 	typeWave       = "wave"
@@ -60,6 +66,11 @@ const (
 	ResultVerified   = "verified"    // a full window passed with no IMDSv1 call rejected
 	ResultRolledBack = "rolled-back" // rejected calls: the snapshot's options were restored
 )
+
+// VerifiedRetention is how long a verified enforcement counts as proof for the verdicts
+// on sources: a workload that ran a year on IMDSv2 alone is proven, and an instance that
+// old is rare.
+const VerifiedRetention = 400 * 24 * time.Hour
 
 // RollbackRetention is how long a rollback is kept: the longest lookback (90 days), after
 // which rule 5b no longer holds the instance back.
@@ -211,7 +222,17 @@ func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
 			ExpressionAttributeValues: map[string]types.AttributeValue{":type": str(typeWave), ":at": str(formatTime(s.At)), ":one": num(1)},
 		}})
 	}
+	if s.Result == ResultVerified {
+		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(l.Table), Item: map[string]types.AttributeValue{
+			attrPK: str(rollout), attrSK: str(verifiedPrefix + w.InstanceID), "type": str(typeVerified),
+			"instance_id": str(w.InstanceID), "decision_id": str(w.DecisionID), "at": str(formatTime(s.At)),
+			TTLAttribute: num(s.At.Add(VerifiedRetention).Unix()),
+		}}})
+	}
 	if s.Result == ResultRolledBack {
+		// A rolled back instance proves nothing for its sources any more.
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(l.Table),
+			Key: map[string]types.AttributeValue{attrPK: str(rollout), attrSK: str(verifiedPrefix + w.InstanceID)}}})
 		why := s.Detail
 		if len(s.Reasons) > 0 {
 			why = s.Reasons[0].Detail
@@ -291,6 +312,9 @@ func (l *Ledger) RecordManualRollback(ctx context.Context, m ManualRollback) err
 				ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
 			}},
 			{Put: rollbackPut(l.Table, m.Ref, m.DecisionID, m.At, m.Why, rolledBackByHand)},
+			// A rolled back instance proves nothing for its sources any more.
+			{Delete: &types.Delete{TableName: aws.String(l.Table),
+				Key: map[string]types.AttributeValue{attrPK: str(rolloutPK(m.AccountID, m.Region)), attrSK: str(verifiedPrefix + m.InstanceID)}}},
 		},
 	})
 	if err != nil {

@@ -40,8 +40,10 @@ type Instance struct {
 	Name       string
 	State      string
 	LaunchTime time.Time
-	Options    MetadataOptions
-	Tags       map[string]string
+	// ImageID is the AMI it was launched from.
+	ImageID string
+	Options MetadataOptions
+	Tags    map[string]string
 	// InstanceProfileARN is empty when no instance profile is attached: without one there
 	// are no role credentials to fetch, so CloudTrail has nothing to say about IMDSv1.
 	InstanceProfileARN string

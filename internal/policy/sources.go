@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,6 +24,7 @@ const (
 	SourceLaunchTemplate      SourceKind = "launch-template"
 	SourceLaunchConfiguration SourceKind = "launch-configuration"
 	SourceAccountDefaults     SourceKind = "account-defaults"
+	SourceAMI                 SourceKind = "ami"
 )
 
 // SourceAction is what the guard decides to do with a source.
@@ -46,7 +48,13 @@ const (
 	ReasonSourceIMDSv1Unused    ReasonCode = "source-imdsv1-unused"
 	ReasonSourcePinnedVersion   ReasonCode = "source-pinned-version"
 	ReasonSourceLaunchConfig    ReasonCode = "source-launch-configuration"
+	ReasonSourceManaged         ReasonCode = "source-managed-by-policy"
+	ReasonSourceAMIOptional     ReasonCode = "source-ami-optional"
 )
+
+// ImdsSupportV2 is the ImdsSupport of an AMI whose instances launch with HttpTokens
+// required.
+const ImdsSupportV2 = "v2.0"
 
 // Source is one source as the inventory read it.
 type Source struct {
@@ -194,14 +202,23 @@ func joinOr(names []string, none string) string {
 }
 
 // DecideAccountDefaults judges the account-region's instance metadata defaults, which
-// every launch that sets no option of its own gets: required already is a skip; they
-// become required only once every instance of the account-region is compliant, or was
-// enforced and verified, so that no launch can need IMDSv1 any more; otherwise defer,
-// naming how many instances are not there yet.
-func DecideAccountDefaults(account, region string, httpTokens string, instances []SourceMember) SourceVerdict {
+// every launch that sets no option of its own gets, first match wins:
+//
+//  1. HttpTokens required already: skip, source-compliant;
+//  2. an organization's declarative policy sets them: skip, source-managed-by-policy (the
+//     account cannot change them; the policy is where to);
+//  3. any instance of the account-region not compliant, or enforced and not verified yet:
+//     defer, source-evidence-pending, naming how many and the first ten (a launch that
+//     gets the defaults may need IMDSv1 as long as one of them might);
+//  4. otherwise: fix, source-imdsv1-unused, to HttpTokens required.
+func DecideAccountDefaults(account, region string, d AccountDefaults, instances []SourceMember) SourceVerdict {
 	label := fmt.Sprintf("the instance metadata defaults of %s/%s", account, region)
-	if httpTokens == TokensRequired {
+	if d.HTTPTokens == TokensRequired {
 		return sourceVerdict(SourceSkip, ReasonSourceCompliant, "%s already have HttpTokens required", label)
+	}
+	if d.ManagedBy == ManagedByDeclarativePolicy {
+		return sourceVerdict(SourceSkip, ReasonSourceManaged, "%s are set by the organization's EC2 declarative policy: change them there (%s)",
+			label, cmp.Or(d.ManagedMessage, "no message"))
 	}
 	var open []string
 	for _, m := range instances {
@@ -227,4 +244,33 @@ func DecideAccountDefaults(account, region string, httpTokens string, instances 
 	v := sourceVerdict(SourceFix, ReasonSourceIMDSv1Unused, "every one of the %d instances of %s/%s is compliant or verified", len(instances), account, region)
 	v.Target = &MetadataOptions{HTTPTokens: TokensRequired}
 	return v
+}
+
+// ManagedByDeclarativePolicy is the ManagedBy of account defaults an organization's
+// declarative policy sets.
+const ManagedByDeclarativePolicy = "declarative-policy"
+
+// AccountDefaults are an account-region's instance metadata defaults as the inventory
+// read them; an empty field is "no preference".
+type AccountDefaults struct {
+	HTTPTokens, HTTPEndpoint string
+	HopLimit                 int32
+	// HTTPTokensEnforced is "enabled" when the account refuses launches without IMDSv2.
+	HTTPTokensEnforced string
+	// ManagedBy is "account", or ManagedByDeclarativePolicy; ManagedMessage says more.
+	ManagedBy, ManagedMessage string
+}
+
+// DecideImage reports what an AMI in use does to the instances launched from it: an AMI
+// registered with ImdsSupport v2.0 launches them with HttpTokens required; any other
+// leaves them to the launch's own options or the account defaults. imdsguard never
+// changes an AMI (ImdsSupport v2.0 cannot be unset, so the change could not be rolled
+// back): the verdict is a skip that says so, for the report.
+func DecideImage(imageID, imdsSupport string, instances int) SourceVerdict {
+	if imdsSupport == ImdsSupportV2 {
+		return sourceVerdict(SourceSkip, ReasonSourceCompliant, "ami %s has ImdsSupport v2.0: its %d running instances launched with HttpTokens required unless their launch said otherwise",
+			imageID, instances)
+	}
+	return sourceVerdict(SourceSkip, ReasonSourceAMIOptional, "ami %s sets no ImdsSupport: its %d running instances get their launch's options or the account defaults; "+
+		"imdsguard does not change AMIs (ImdsSupport v2.0 cannot be unset)", imageID, instances)
 }

@@ -93,20 +93,22 @@ func TestDecideAccountDefaults(t *testing.T) {
 	optional := SourceMember{InstanceID: "i-00000004", Verdict: Verdict{Action: ActionRemediate, Reasons: []Reason{{ReasonIMDSv1Unused, "x"}}}}
 	tests := []struct {
 		name    string
-		tokens  string
+		d       AccountDefaults
 		members []SourceMember
 		action  SourceAction
 		detail  string
 	}{
-		{"every instance compliant or verified: required", "optional", []SourceMember{compliant, verified}, SourceFix, "every one of the 2"},
-		{"no instance at all: nothing can need IMDSv1", "", nil, SourceFix, "every one of the 0"},
-		{"one still optional: defer, naming it", "optional", []SourceMember{compliant, optional}, SourceDefer, "i-00000004"},
-		{"one still being verified: defer", "optional", []SourceMember{verifying}, SourceDefer, "i-00000003"},
-		{"already required: skip", "required", []SourceMember{optional}, SourceSkip, "already"},
+		{"every instance compliant or verified: required", AccountDefaults{HTTPTokens: "optional", ManagedBy: "account"}, []SourceMember{compliant, verified}, SourceFix, "every one of the 2"},
+		{"no instance at all: nothing can need IMDSv1", AccountDefaults{}, nil, SourceFix, "every one of the 0"},
+		{"one still optional: defer, naming it", AccountDefaults{HTTPTokens: "optional"}, []SourceMember{compliant, optional}, SourceDefer, "i-00000004"},
+		{"one still being verified: defer", AccountDefaults{HTTPTokens: "optional"}, []SourceMember{verifying}, SourceDefer, "i-00000003"},
+		{"already required: skip", AccountDefaults{HTTPTokens: "required"}, []SourceMember{optional}, SourceSkip, "already"},
+		{"set by a declarative policy: skip, naming it", AccountDefaults{ManagedBy: ManagedByDeclarativePolicy, ManagedMessage: "ask the platform team"},
+			[]SourceMember{compliant}, SourceSkip, "ask the platform team"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v := DecideAccountDefaults("123456789012", "us-east-1", tc.tokens, tc.members)
+			v := DecideAccountDefaults("123456789012", "us-east-1", tc.d, tc.members)
 			if v.Action != tc.action || !strings.Contains(v.Reasons[0].Detail, tc.detail) {
 				t.Errorf("DecideAccountDefaults = %+v, want %s saying %q", v, tc.action, tc.detail)
 			}
@@ -114,5 +116,17 @@ func TestDecideAccountDefaults(t *testing.T) {
 				t.Errorf("target %+v", v.Target)
 			}
 		})
+	}
+}
+
+func TestDecideImage(t *testing.T) {
+	for _, tc := range []struct {
+		support string
+		code    ReasonCode
+	}{{"v2.0", ReasonSourceCompliant}, {"", ReasonSourceAMIOptional}} {
+		v := DecideImage("ami-12345678", tc.support, 3)
+		if v.Action != SourceSkip || v.Reasons[0].Code != tc.code || !strings.Contains(v.Reasons[0].Detail, "ami-12345678") || v.Target != nil {
+			t.Errorf("DecideImage(%q) = %+v, want a skip with %s", tc.support, v, tc.code)
+		}
 	}
 }

@@ -19,6 +19,7 @@ func New(version string, generatedAt time.Time, s policy.Settings) *Plan {
 		Settings:    Settings(s),
 		Scopes:      []Scope{},
 		Instances:   []Instance{},
+		Sources:     []Source{},
 		APICalls:    map[string]int{},
 	}
 }
@@ -108,6 +109,7 @@ func normalized(p *Plan) *Plan {
 	}
 	slices.SortStableFunc(q.Instances, compareInstances)
 	q.Recount()
+	q.Sources, q.SourceSummary = normalizedSources(p)
 	q.Scopes = append([]Scope{}, p.Scopes...)
 	if q.APICalls == nil {
 		q.APICalls = map[string]int{}

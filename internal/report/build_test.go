@@ -55,14 +55,14 @@ func TestNewInstance(t *testing.T) {
 			want: `{"account_id": "111122223333", "region": "eu-west-1", "instance_id": "i-gone", "name": "", "state": "",
 				"current": null, "action": "skip",
 				"reasons": [{"code": "terminated", "detail": "instance i-gone not found"}],
-				"evidence": ` + noEvidence + `}`,
+				"evidence": ` + noEvidence + `, "source": null}`,
 		},
 		{
 			name: "inventory failed: no reasons given still marshals as []",
 			ev:   policy.Evidence{InstanceID: "i-err", InventoryErr: errors.New("boom")},
 			v:    policy.Verdict{Action: policy.ActionDefer},
 			want: `{"account_id": "111122223333", "region": "eu-west-1", "instance_id": "i-err", "name": "", "state": "",
-				"current": null, "action": "defer", "reasons": [], "evidence": ` + noEvidence + `}`,
+				"current": null, "action": "defer", "reasons": [], "evidence": ` + noEvidence + `, "source": null}`,
 		},
 		{
 			name: "metrics not gathered: nulls, and the arguments fill a missing account and region",
@@ -70,7 +70,7 @@ func TestNewInstance(t *testing.T) {
 			v:    deferV,
 			want: `{"account_id": "111122223333", "region": "eu-west-1", "instance_id": "i-2", "name": "web-2", "state": "running",
 				"current": ` + current + `, "action": "defer",
-				"reasons": [{"code": "evidence-error", "detail": "x"}], "evidence": ` + noEvidence + `}`,
+				"reasons": [{"code": "evidence-error", "detail": "x"}], "evidence": ` + noEvidence + `, "source": null}`,
 		},
 		{
 			name: "metric error: partial metrics are not shown",
@@ -79,7 +79,7 @@ func TestNewInstance(t *testing.T) {
 			v: deferV,
 			want: `{"account_id": "123456789012", "region": "us-east-1", "instance_id": "i-1", "name": "web-1", "state": "running",
 				"current": ` + current + `, "action": "defer",
-				"reasons": [{"code": "evidence-error", "detail": "x"}], "evidence": ` + noEvidence + `}`,
+				"reasons": [{"code": "evidence-error", "detail": "x"}], "evidence": ` + noEvidence + `, "source": null}`,
 		},
 		{
 			name: "CloudTrail failed: null even with partial counts",
@@ -90,7 +90,7 @@ func TestNewInstance(t *testing.T) {
 				"current": ` + current + `, "action": "defer",
 				"reasons": [{"code": "evidence-error", "detail": "x"}],
 				"evidence": {"metadata_no_token_sum": 0, "observed_hours": 336, "last_datapoint": "2026-11-22T09:00:00Z", "last_v1_use": null,
-					"cloudtrail": null}}`,
+					"cloudtrail": null}, "source": null}`,
 		},
 		{
 			name: "CloudTrail v1 delivery later than the metric: last use from CloudTrail, UTC, whole seconds",
@@ -108,7 +108,7 @@ func TestNewInstance(t *testing.T) {
 				"evidence": {"metadata_no_token_sum": 2.5, "observed_hours": 300,
 					"last_datapoint": "2026-11-22T09:00:00Z", "last_v1_use": "2026-11-21T08:30:15Z",
 					"cloudtrail": {"checked": true, "v1_deliveries": 3, "v2_deliveries": 1,
-						"user_agents": ["aws-cli/1.16.0"], "source_ips": ["203.0.113.9"]}}}`,
+						"user_agents": ["aws-cli/1.16.0"], "source_ips": ["203.0.113.9"]}}, "source": null}`,
 		},
 		{
 			name: "metric use later than CloudTrail: last use from the metric",
@@ -121,7 +121,7 @@ func TestNewInstance(t *testing.T) {
 				"reasons": [{"code": "imdsv1-used-metric", "detail": "d"}],
 				"evidence": {"metadata_no_token_sum": 1, "observed_hours": 300,
 					"last_datapoint": "2026-11-22T09:00:00Z", "last_v1_use": "2026-11-22T08:00:00Z",
-					"cloudtrail": {"checked": true, "v1_deliveries": 1, "v2_deliveries": 0, "user_agents": [], "source_ips": []}}}`,
+					"cloudtrail": {"checked": true, "v1_deliveries": 1, "v2_deliveries": 0, "user_agents": [], "source_ips": []}}, "source": null}`,
 		},
 		{
 			name: "remediate: target present",
@@ -133,7 +133,7 @@ func TestNewInstance(t *testing.T) {
 				"reasons": [{"code": "imdsv1-unused", "detail": "u"}],
 				"target": {"http_tokens": "required", "hop_limit": 1, "http_endpoint": "enabled"},
 				"evidence": {"metadata_no_token_sum": 0, "observed_hours": 336, "last_datapoint": "2026-11-22T09:00:00Z", "last_v1_use": null,
-					"cloudtrail": {"checked": true, "v1_deliveries": 0, "v2_deliveries": 12, "user_agents": [], "source_ips": []}}}`,
+					"cloudtrail": {"checked": true, "v1_deliveries": 0, "v2_deliveries": 12, "user_agents": [], "source_ips": []}}, "source": null}`,
 		},
 		{
 			name: "target dropped when the action is not remediate",
@@ -141,7 +141,7 @@ func TestNewInstance(t *testing.T) {
 			v:    policy.Verdict{Action: policy.ActionDefer, Reasons: []policy.Reason{{Code: policy.ReasonEvidenceError, Detail: "x"}}, Target: target},
 			want: `{"account_id": "123456789012", "region": "us-east-1", "instance_id": "i-1", "name": "web-1", "state": "running",
 				"current": ` + current + `, "action": "defer",
-				"reasons": [{"code": "evidence-error", "detail": "x"}], "evidence": ` + noEvidence + `}`,
+				"reasons": [{"code": "evidence-error", "detail": "x"}], "evidence": ` + noEvidence + `, "source": null}`,
 		},
 	}
 	for _, tt := range tests {
@@ -170,7 +170,8 @@ func TestNewPlan(t *testing.T) {
 			"container_hop_limit": 2, "exempt_tag": "imdsguard:exempt", "mode": "dry-run",
 			"container_tags": ["eks:cluster-name", "aws:eks:cluster-name", "kubernetes.io/cluster/*", "aws:ecs:clusterName"],
 			"call_timeout": "30s", "boot_window": "2h"},
-		"scopes": [], "instances": [], "summary": {"remediate": 0, "ticket": 0, "defer": 0, "skip": 0}, "api_calls": {}}`)
+		"scopes": [], "instances": [], "summary": {"remediate": 0, "ticket": 0, "defer": 0, "skip": 0},
+		"sources": [], "source_summary": {"fix": 0, "ticket": 0, "defer": 0, "skip": 0}, "api_calls": {}}`)
 }
 
 func TestAddCountsAndSortOrders(t *testing.T) {

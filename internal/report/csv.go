@@ -19,6 +19,7 @@ var CSVHeader = []string{
 	"target_http_tokens", "target_hop_limit", "target_http_endpoint",
 	"metadata_no_token_sum", "observed_hours", "last_datapoint", "last_v1_use",
 	"cloudtrail_checked", "v1_deliveries", "v2_deliveries", "user_agents", "source_ips",
+	"source_kind", "source_id", "source_group",
 }
 
 // writeCSV writes the header and one row per instance. Lists are joined with ";"
@@ -67,6 +68,10 @@ func csvRow(in Instance) []string {
 		floatCell(e.MetadataNoTokenSum), intCell(e.ObservedHours), timeCell(e.LastDatapoint), timeCell(e.LastV1Use),
 		strconv.FormatBool(ct.Checked), v1, v2,
 		defuse(strings.Join(ct.UserAgents, ";")), defuse(strings.Join(ct.SourceIPs, ";")),
+		"", "", "",
+	}
+	if o := in.Source; o != nil {
+		row[len(row)-3], row[len(row)-2], row[len(row)-1] = string(o.Kind), o.ID, defuse(o.Group)
 	}
 	return row
 }

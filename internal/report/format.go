@@ -20,12 +20,14 @@ const (
 	FormatJSON Format = "json"
 	// FormatCSV is one row per instance, for spreadsheets.
 	FormatCSV Format = "csv"
+	// FormatSourcesCSV is one row per source, for spreadsheets.
+	FormatSourcesCSV Format = "csv-sources"
 	// FormatMarkdown is a GitHub-flavoured Markdown report, for tickets and pull requests.
 	FormatMarkdown Format = "markdown"
 )
 
 // Formats lists every format, the default first.
-var Formats = []Format{FormatTable, FormatJSON, FormatCSV, FormatMarkdown}
+var Formats = []Format{FormatTable, FormatJSON, FormatCSV, FormatSourcesCSV, FormatMarkdown}
 
 // ParseFormat reads a format name (case and surrounding spaces ignored). The error names
 // the value given and the allowed ones.
@@ -60,6 +62,8 @@ func Write(w io.Writer, p *Plan, f Format) error {
 		err = writeTable(&buf, q)
 	case FormatCSV:
 		err = writeCSV(&buf, q)
+	case FormatSourcesCSV:
+		err = writeSourcesCSV(&buf, q)
 	case FormatMarkdown:
 		err = writeMarkdown(&buf, q)
 	default:

@@ -20,6 +20,7 @@ func writeMarkdown(w io.Writer, p *Plan) error {
 		fmt.Fprintf(w, "**%s.**\n", strings.ToUpper(line[:1])+line[1:])
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, apiCallsLine(p.APICalls))
+		writeMarkdownSources(w, p, "", "")
 		return nil
 	}
 	account, region := scope(p)
@@ -36,6 +37,9 @@ func writeMarkdown(w io.Writer, p *Plan) error {
 		header = append(header, "Region")
 	}
 	header = append(header, "Instance", "Name", "State", "Action", "Reason", "Evidence")
+	if hasOrigins(p) {
+		header = append(header, "Source")
+	}
 	fmt.Fprintln(w, "| "+strings.Join(header, " | ")+" |")
 	fmt.Fprintln(w, strings.Repeat("|---", len(header))+"|")
 	for _, in := range p.Instances {
@@ -59,6 +63,7 @@ func writeMarkdown(w io.Writer, p *Plan) error {
 			}
 		}
 	}
+	writeMarkdownSources(w, p, account, region)
 	return nil
 }
 

@@ -24,10 +24,14 @@ type Plan struct {
 	Settings    Settings  `json:"settings"`
 	// Scopes are the account-regions planned, in the order they were planned. The
 	// instances of a failed scope are missing from the plan.
-	Scopes    []Scope        `json:"scopes"`
-	Instances []Instance     `json:"instances"`
-	Summary   Summary        `json:"summary"`
-	APICalls  map[string]int `json:"api_calls"`
+	Scopes    []Scope    `json:"scopes"`
+	Instances []Instance `json:"instances"`
+	Summary   Summary    `json:"summary"`
+	// Sources are where the instances come from, with the guard's verdict on each
+	// (DESIGN.md section 10); SourceSummary counts them by action.
+	Sources       []Source       `json:"sources"`
+	SourceSummary SourceSummary  `json:"source_summary"`
+	APICalls      map[string]int `json:"api_calls"`
 }
 
 // ScopeStatus says whether an account-region could be planned.
@@ -88,6 +92,9 @@ type Instance struct {
 	// Target is set only when Action is remediate.
 	Target   *Options `json:"target,omitempty"`
 	Evidence Evidence `json:"evidence"`
+	// Source is what launched the instance and launches it again when its group
+	// replaces it; null when no known source did (or sources were not read).
+	Source *Origin `json:"source"`
 }
 
 // Options are an instance's metadata options.

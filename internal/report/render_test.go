@@ -59,7 +59,7 @@ func TestJSONDocument(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	sameKeys(t, "plan", doc, "schema", "version", "generated_at", "settings", "scopes", "instances", "summary", "api_calls")
+	sameKeys(t, "plan", doc, "schema", "version", "generated_at", "settings", "scopes", "instances", "summary", "sources", "source_summary", "api_calls")
 	sameKeys(t, "settings", doc["settings"], "lookback_hours", "min_observed_hours", "max_metric_staleness", "hop_limit",
 		"container_hop_limit", "exempt_tag", "mode", "container_tags", "call_timeout", "boot_window")
 	if scopes := doc["scopes"].([]any); len(scopes) != 1 {
@@ -91,7 +91,7 @@ func TestJSONDocument(t *testing.T) {
 		prevID = id
 		action := in["action"].(string)
 		seen[action] = true
-		instanceKeys := []string{"account_id", "region", "instance_id", "name", "state", "current", "action", "reasons", "evidence"}
+		instanceKeys := []string{"account_id", "region", "instance_id", "name", "state", "current", "action", "reasons", "evidence", "source"}
 		if action == "remediate" {
 			instanceKeys = append(instanceKeys, "target")
 			sameKeys(t, id+" target", in["target"], "http_tokens", "hop_limit", "http_endpoint")

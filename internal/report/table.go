@@ -35,6 +35,9 @@ func writeTable(w io.Writer, p *Plan) error {
 		fmt.Fprintln(w, emptyLine(p))
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, apiCallsLine(p.APICalls))
+		if err := writeTableSources(w, p, "", ""); err != nil {
+			return err
+		}
 		writeTableFailures(w, p)
 		return nil
 	}
@@ -52,6 +55,9 @@ func writeTable(w io.Writer, p *Plan) error {
 		header = append(header, "REGION")
 	}
 	header = append(header, "INSTANCE", "NAME", "STATE", "ACTION", "REASON", "EVIDENCE")
+	if hasOrigins(p) {
+		header = append(header, "SOURCE")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, in := range p.Instances {
@@ -77,6 +83,9 @@ func writeTable(w io.Writer, p *Plan) error {
 				fmt.Fprintf(w, "    WARNING %s\n", clean(reasonLine(*y.theft)))
 			}
 		}
+	}
+	if err := writeTableSources(w, p, account, region); err != nil {
+		return err
 	}
 	writeTableFailures(w, p)
 	return nil

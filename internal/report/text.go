@@ -317,7 +317,7 @@ func rowCells(p *Plan, in Instance, account, region, name string) []string {
 	if region == "" {
 		row = append(row, orDash(in.Region))
 	}
-	return append(row,
+	row = append(row,
 		orDash(in.InstanceID),
 		orDash(name),
 		orDash(in.State),
@@ -325,4 +325,19 @@ func rowCells(p *Plan, in Instance, account, region, name string) []string {
 		reasonText(in),
 		evidenceText(in, p.Settings, p.GeneratedAt),
 	)
+	if hasOrigins(p) {
+		row = append(row, orDash(in.Source.Label()))
+	}
+	return row
+}
+
+// hasOrigins reports whether any instance names its source: the tables then have a
+// column for it.
+func hasOrigins(p *Plan) bool {
+	for _, in := range p.Instances {
+		if in.Source != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/imdsguard/imdsguard/internal/evidence"
+	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
 // DefaultsAPI is the part of the EC2 client the account defaults are read with.
@@ -16,16 +17,8 @@ type DefaultsAPI interface {
 }
 
 // AccountDefaults are the account's instance metadata defaults in one region: what a
-// launch that sets no option of its own gets. An empty field is "no preference".
-type AccountDefaults struct {
-	HTTPTokens, HTTPEndpoint string
-	HopLimit                 int32
-	// HTTPTokensEnforced is "enabled" when the account refuses launches without IMDSv2.
-	HTTPTokensEnforced string
-	// ManagedBy is "account", or "declarative-policy" when an organization's declarative
-	// policy sets them (imdsguard then cannot change them); ManagedMessage says more.
-	ManagedBy, ManagedMessage string
-}
+// launch that sets no option of its own gets.
+type AccountDefaults = policy.AccountDefaults
 
 const opGetDefaults = "ec2:GetInstanceMetadataDefaults"
 

@@ -28,76 +28,166 @@ type Assessment struct {
 // Watch says what imdsguard knows of an enforcement: being verified, or verified.
 type Watch struct{ Verifying, Verified bool }
 
-// Judge links the judged instances to the launch templates and groups that launched
-// them (by their tags, and by the groups' instance lists) and judges each source from
-// them: every launch template, and every launch configuration a group launches from.
-// watches are the enforcements imdsguard knows of, by instance id.
-func Judge(templates []LaunchTemplate, groups []Group, assessments []guard.Assessment, watches map[string]Watch, s policy.Settings, now time.Time) []Assessment {
+// Origin is the source that launched an instance, and launches its replacement when
+// its group replaces it.
+type Origin struct {
+	Kind policy.SourceKind
+	ID   string
+	// Group is the Auto Scaling group that launched it; empty for a launch outside any.
+	Group string
+}
+
+// Judgement is the verdicts of an account-region's sources, and the origin of each
+// instance that has one, by instance id.
+type Judgement struct {
+	Sources []Assessment
+	Origins map[string]Origin
+}
+
+// Judge links the judged instances of one account-region to the sources that launched
+// them and judges every source from them: each launch template and each launch
+// configuration a group launches from (by the instances they launched), the account's
+// instance metadata defaults (by every instance), and each AMI in use. An instance links
+// to a launch template by its aws:ec2launchtemplate:id tag, and to a group by its
+// aws:autoscaling:groupName tag or the group's instance list. watches are the
+// enforcements imdsguard knows of, by instance id.
+func Judge(inv Inventory, account, region string, assessments []guard.Assessment, watches map[string]Watch, s policy.Settings, now time.Time) Judgement {
 	byInstance := map[string]guard.Assessment{}
 	for _, a := range assessments {
 		byInstance[a.Evidence.InstanceID] = a
 	}
-	member := func(id string) (policy.SourceMember, bool) {
-		a, ok := byInstance[id]
-		if !ok || a.Evidence.Instance == nil || a.Evidence.Instance.State != policy.StateRunning {
-			return policy.SourceMember{}, false
+	groupOf := map[string]string{}
+	groups := map[string]Group{}
+	for _, g := range inv.Groups {
+		groups[g.Name] = g
+		for _, id := range g.Instances {
+			groupOf[id] = g.Name
 		}
-		w := watches[id]
-		return policy.SourceMember{InstanceID: id, Verdict: a.Verdict, Verified: w.Verified, Verifying: w.Verifying,
-			ContainerHost: s.IsContainerHost(*a.Evidence.Instance)}, true
 	}
+	for _, a := range assessments {
+		if inst := a.Evidence.Instance; inst != nil && inst.Tags[TagGroupName] != "" && groupOf[inst.InstanceID] == "" {
+			if _, known := groups[inst.Tags[TagGroupName]]; known {
+				groupOf[inst.InstanceID] = inst.Tags[TagGroupName]
+			}
+		}
+	}
+	templateByName := map[string]string{}
+	for _, lt := range inv.Templates {
+		templateByName[lt.Name] = lt.ID
+	}
+	origins := map[string]Origin{}
+	for _, a := range assessments {
+		inst := a.Evidence.Instance
+		if inst == nil {
+			continue
+		}
+		o := Origin{Group: groupOf[inst.InstanceID]}
+		if g, ok := groups[o.Group]; ok {
+			switch {
+			case g.LaunchConfiguration != "":
+				o.Kind, o.ID = policy.SourceLaunchConfiguration, g.LaunchConfiguration
+			case g.LaunchTemplateID != "":
+				o.Kind, o.ID = policy.SourceLaunchTemplate, g.LaunchTemplateID
+			case templateByName[g.LaunchTemplateName] != "":
+				o.Kind, o.ID = policy.SourceLaunchTemplate, templateByName[g.LaunchTemplateName]
+			}
+		}
+		if o.ID == "" && inst.Tags[TagLaunchTemplateID] != "" {
+			o.Kind, o.ID = policy.SourceLaunchTemplate, inst.Tags[TagLaunchTemplateID]
+		}
+		if o.ID != "" {
+			origins[inst.InstanceID] = o
+		}
+	}
+	member := func(a guard.Assessment) policy.SourceMember {
+		id := a.Evidence.InstanceID
+		w := watches[id]
+		m := policy.SourceMember{InstanceID: id, Verdict: a.Verdict, Verified: w.Verified, Verifying: w.Verifying}
+		if a.Evidence.Instance != nil {
+			m.ContainerHost = s.IsContainerHost(*a.Evidence.Instance)
+		}
+		return m
+	}
+	running := func(kind policy.SourceKind, id string) ([]policy.SourceMember, []string) {
+		var members []policy.SourceMember
+		var ids []string
+		for _, a := range assessments {
+			inst := a.Evidence.Instance
+			if inst == nil || inst.State != policy.StateRunning {
+				continue
+			}
+			if o := origins[inst.InstanceID]; o.Kind == kind && o.ID == id {
+				members = append(members, member(a))
+				ids = append(ids, inst.InstanceID)
+			}
+		}
+		return members, ids
+	}
+
 	var out []Assessment
-	for _, lt := range templates {
+	for _, lt := range inv.Templates {
 		src := policy.Source{Kind: policy.SourceLaunchTemplate, ID: lt.ID, Name: lt.Name, Options: lt.Default, Tags: lt.Tags}
-		for _, g := range groups {
-			if g.LaunchTemplateID == lt.ID || (g.LaunchTemplateID == "" && g.LaunchTemplateName != "" && g.LaunchTemplateName == lt.Name) {
+		for _, g := range inv.Groups {
+			if g.LaunchConfiguration == "" && (g.LaunchTemplateID == lt.ID || (g.LaunchTemplateID == "" && g.LaunchTemplateName != "" && g.LaunchTemplateName == lt.Name)) {
 				src.Groups = append(src.Groups, g.Name)
 				if g.Pinned() {
 					src.PinnedBy = append(src.PinnedBy, g.Name)
 				}
 			}
 		}
-		var members []policy.SourceMember
-		var ids []string
-		for _, a := range assessments {
-			inst := a.Evidence.Instance
-			if inst == nil || inst.Tags[TagLaunchTemplateID] != lt.ID {
-				continue
-			}
-			if m, ok := member(inst.InstanceID); ok {
-				members = append(members, m)
-				ids = append(ids, m.InstanceID)
-			}
-		}
+		members, ids := running(policy.SourceLaunchTemplate, lt.ID)
 		out = append(out, Assessment{Source: src, Instances: ids, Verdict: policy.DecideSource(src, members, s, now)})
 	}
-	// Launch configurations, by the groups that launch from them.
-	configs := map[string][]Group{}
-	for _, g := range groups {
+	configs := map[string][]string{}
+	for _, g := range inv.Groups {
 		if g.LaunchConfiguration != "" {
-			configs[g.LaunchConfiguration] = append(configs[g.LaunchConfiguration], g)
+			configs[g.LaunchConfiguration] = append(configs[g.LaunchConfiguration], g.Name)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
-		src := policy.Source{Kind: policy.SourceLaunchConfiguration, ID: name}
-		var members []policy.SourceMember
-		var ids []string
-		for _, g := range configs[name] {
-			src.Groups = append(src.Groups, g.Name)
-			for _, id := range g.Instances {
-				if m, ok := member(id); ok {
-					members = append(members, m)
-					ids = append(ids, id)
-				}
-			}
-		}
+		src := policy.Source{Kind: policy.SourceLaunchConfiguration, ID: name, Groups: configs[name]}
+		members, ids := running(policy.SourceLaunchConfiguration, name)
 		out = append(out, Assessment{Source: src, Instances: ids, Verdict: policy.DecideSource(src, members, s, now)})
 	}
+
+	// The account defaults, by every instance of the account-region.
+	defaults := policy.Source{Kind: policy.SourceAccountDefaults, ID: account + "/" + region}
+	if inv.Defaults.HTTPTokens != "" {
+		defaults.Options = &policy.MetadataOptions{HTTPTokens: inv.Defaults.HTTPTokens, HopLimit: inv.Defaults.HopLimit, HTTPEndpoint: inv.Defaults.HTTPEndpoint}
+	}
+	var everyone []policy.SourceMember
+	var everyID []string
+	for _, a := range assessments {
+		everyone = append(everyone, member(a))
+		everyID = append(everyID, a.Evidence.InstanceID)
+	}
+	out = append(out, Assessment{Source: defaults, Instances: everyID, Verdict: policy.DecideAccountDefaults(account, region, inv.Defaults, everyone)})
+
+	// The AMIs in use, for the report.
+	byImage := map[string][]string{}
+	for _, a := range assessments {
+		if inst := a.Evidence.Instance; inst != nil && inst.ImageID != "" && inst.State == policy.StateRunning {
+			byImage[inst.ImageID] = append(byImage[inst.ImageID], inst.InstanceID)
+		}
+	}
+	for _, image := range slices.Sorted(maps.Keys(byImage)) {
+		support, known := inv.Images[image]
+		src := policy.Source{Kind: policy.SourceAMI, ID: image}
+		if support == policy.ImdsSupportV2 {
+			src.Options = &policy.MetadataOptions{HTTPTokens: policy.TokensRequired}
+		}
+		v := policy.DecideImage(image, support, len(byImage[image]))
+		if !known {
+			v.Reasons[0].Detail += " (the AMI is deregistered or no longer shared)"
+		}
+		out = append(out, Assessment{Source: src, Instances: byImage[image], Verdict: v})
+	}
+
 	slices.SortFunc(out, func(a, b Assessment) int {
 		if c := strings.Compare(string(a.Source.Kind), string(b.Source.Kind)); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Source.ID, b.Source.ID)
 	})
-	return out
+	return Judgement{Sources: out, Origins: origins}
 }

@@ -49,11 +49,12 @@ func TestJudge(t *testing.T) {
 		inst("i-0000000b", "", unused),
 	}
 	got := map[string]Assessment{}
-	for _, a := range Judge(templates, groups, assessments, nil, s, now) {
+	judged := Judge(Inventory{Templates: templates, Groups: groups}, "123456789012", "us-east-1", assessments, nil, s, now)
+	for _, a := range judged.Sources {
 		got[a.Source.ID] = a
 	}
-	if len(got) != 5 {
-		t.Fatalf("%d sources %v, want the 4 templates and the launch configuration", len(got), got)
+	if len(got) != 6 {
+		t.Fatalf("%d sources %v, want the 4 templates, the launch configuration and the account defaults", len(got), got)
 	}
 	want := map[string]struct {
 		action policy.SourceAction
@@ -65,6 +66,8 @@ func TestJudge(t *testing.T) {
 		"lt-pinned": {policy.SourceTicket, policy.ReasonSourcePinnedVersion, 1},
 		"lt-idle":   {policy.SourceDefer, policy.ReasonSourceNoInstances, 0},
 		"legacy-lc": {policy.SourceTicket, policy.ReasonSourceLaunchConfig, 1},
+		// Every instance counts for the account defaults, and i-00000004 uses IMDSv1.
+		"123456789012/us-east-1": {policy.SourceDefer, policy.ReasonSourceEvidencePending, 6},
 	}
 	for id, w := range want {
 		a := got[id]
@@ -79,6 +82,15 @@ func TestJudge(t *testing.T) {
 	if groups := got["lt-user"].Source.Groups; len(groups) != 1 || groups[0] != "user-asg" {
 		t.Errorf("lt-user's groups %v", groups)
 	}
+	// The instance rows name what launches them again: the group's source first.
+	for id, want := range map[string]Origin{
+		"i-00000001": {Kind: policy.SourceLaunchTemplate, ID: "lt-clean"},
+		"i-0000000b": {Kind: policy.SourceLaunchConfiguration, ID: "legacy-lc", Group: "legacy-asg"},
+	} {
+		if got := judged.Origins[id]; got != want {
+			t.Errorf("origin of %s = %+v, want %+v", id, got, want)
+		}
+	}
 	// A verified enforcement counts as proof; one still being verified does not.
 	compliant := policy.Verdict{Action: policy.ActionSkip, Reasons: []policy.Reason{{Code: policy.ReasonCompliant, Detail: "x"}}}
 	watched := []guard.Assessment{inst("i-00000001", "lt-clean", compliant), inst("i-00000002", "lt-clean", compliant)}
@@ -87,7 +99,7 @@ func TestJudge(t *testing.T) {
 		"verifying": {"i-00000001": {Verified: true}, "i-00000002": {Verifying: true}},
 	} {
 		var a Assessment
-		for _, x := range Judge(templates[:1], groups, watched, watches, s, now) {
+		for _, x := range Judge(Inventory{Templates: templates[:1], Groups: groups}, "123456789012", "us-east-1", watched, watches, s, now).Sources {
 			if x.Source.ID == "lt-clean" {
 				a = x
 			}
