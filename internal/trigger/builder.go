@@ -5,17 +5,19 @@ import (
 	"strings"
 )
 
-// builder collects the refs and sweep regions of one request, filing each as the
+// builder collects the refs, sources and sweep regions of one request, filing each as the
 // function's own or foreign, once.
 type builder struct {
 	cfg     Config
 	req     Request
 	seen    map[Ref]bool
+	sources map[ForeignSource]bool // every source added, own or foreign, with where it is
 	regions map[string]bool
 }
 
 func newBuilder(cfg Config, source string) *builder {
-	return &builder{cfg: cfg, req: Request{Source: source}, seen: map[Ref]bool{}, regions: map[string]bool{}}
+	return &builder{cfg: cfg, req: Request{Source: source}, seen: map[Ref]bool{},
+		sources: map[ForeignSource]bool{}, regions: map[string]bool{}}
 }
 
 // add files ref under Refs or Foreign, once.
@@ -28,6 +30,20 @@ func (b *builder) add(ref Ref) {
 		b.req.Refs = append(b.req.Refs, ref)
 	} else {
 		b.req.Foreign = append(b.req.Foreign, ref)
+	}
+}
+
+// addSource files a source in account and region under Sources or ForeignSources, once.
+func (b *builder) addSource(account, region string, s SourceRef) {
+	at := ForeignSource{AccountID: account, Region: region, Source: s}
+	if b.sources[at] {
+		return
+	}
+	b.sources[at] = true
+	if account == b.cfg.AccountID && region == b.cfg.Region {
+		b.req.Sources = append(b.req.Sources, s)
+	} else {
+		b.req.ForeignSources = append(b.req.ForeignSources, at)
 	}
 }
 
@@ -46,24 +62,28 @@ func (b *builder) addSweep(region string) {
 
 // empty reports whether nothing, own or foreign, has been added.
 func (b *builder) empty() bool {
-	return len(b.req.Refs)+len(b.req.Foreign)+len(b.req.Sweep)+len(b.req.ForeignRegions) == 0
+	return len(b.req.Refs)+len(b.req.Foreign)+len(b.req.Sweep)+len(b.req.ForeignRegions)+
+		len(b.req.Sources)+len(b.req.ForeignSources) == 0
 }
 
 // ignore returns a request that asks for nothing, for the reason given.
 func (b *builder) ignore(format string, args ...any) (Request, error) {
-	b.req.Refs, b.req.Sweep = nil, nil
+	b.req.Refs, b.req.Sweep, b.req.Sources = nil, nil, nil
 	b.req.Ignored = fmt.Sprintf(format, args...)
 	return b.req, nil
 }
 
 // done returns the request, saying why when all it names is foreign.
 func (b *builder) done() (Request, error) {
-	if len(b.req.Refs) > 0 || len(b.req.Sweep) > 0 {
+	if len(b.req.Refs) > 0 || len(b.req.Sweep) > 0 || len(b.req.Sources) > 0 {
 		return b.req, nil
 	}
 	var parts []string
 	if n := len(b.req.Foreign); n > 0 {
 		parts = append(parts, fmt.Sprintf("%s in another account or region", plural(n, "instance", "instances")))
+	}
+	if n := len(b.req.ForeignSources); n > 0 {
+		parts = append(parts, fmt.Sprintf("%s in another account or region", plural(n, "source", "sources")))
 	}
 	if n := len(b.req.ForeignRegions); n > 0 {
 		parts = append(parts, fmt.Sprintf("%s to sweep (%s)", plural(n, "other region", "other regions"), strings.Join(b.req.ForeignRegions, ", ")))

@@ -18,11 +18,60 @@ type cloudTrailDetail struct {
 	ResponseElements   json.RawMessage `json:"responseElements"`
 }
 
-// parseCloudTrail reads an EC2 API call CloudTrail recorded: RunInstances asks for every
-// instance it launched, and ModifyInstanceMetadataOptions for its instance unless it set
-// HttpTokens=required (someone may have turned IMDSv1 back on). Failed calls and other
-// API calls are ignored.
-func parseCloudTrail(e *event) (Request, error) {
+// An apiCall is one API call that CloudTrail records and detect reads: its name and the
+// parser of the record of a successful call.
+type apiCall struct {
+	name  string
+	parse func(*apiCallRecord) (Request, error)
+}
+
+// A cloudTrailService is the API calls of one AWS service that detect reads from
+// CloudTrail, in the order ignore messages list them. To read one more call, write its
+// parser and add it here (and to the EventBridge rule in template.yaml that sends these
+// calls to detect).
+type cloudTrailService struct {
+	eventSource string
+	calls       []apiCall
+}
+
+// ec2Calls are the EC2 calls that launch instances or change their metadata options, and
+// those that change a source of instances: a launch template, the account's instance
+// metadata defaults.
+var ec2Calls = cloudTrailService{"ec2.amazonaws.com", []apiCall{
+	{"RunInstances", parseRunInstances},
+	{"ModifyInstanceMetadataOptions", parseModifyMetadataOptions},
+	{"CreateLaunchTemplateVersion", parseCreateLaunchTemplateVersion},
+	{"ModifyLaunchTemplate", parseModifyLaunchTemplate},
+	{"ModifyInstanceMetadataDefaults", parseModifyMetadataDefaults},
+}}
+
+// autoScalingCalls are the Auto Scaling calls that make or change a group, a source of
+// instances.
+var autoScalingCalls = cloudTrailService{"autoscaling.amazonaws.com", []apiCall{
+	{"CreateAutoScalingGroup", parseAutoScalingGroupCall},
+	{"UpdateAutoScalingGroup", parseAutoScalingGroupCall},
+}}
+
+// parseEC2CloudTrail reads an EC2 API call CloudTrail recorded (source aws.ec2).
+func parseEC2CloudTrail(e *event) (Request, error) { return ec2Calls.parse(e) }
+
+// parseAutoScalingCloudTrail reads an Auto Scaling API call CloudTrail recorded (source
+// aws.autoscaling).
+func parseAutoScalingCloudTrail(e *event) (Request, error) { return autoScalingCalls.parse(e) }
+
+// apiCallRecord is the record of one successful API call being parsed: the event, its
+// detail, the account and region the call was made in, and the request it makes.
+type apiCallRecord struct {
+	e               *event
+	d               cloudTrailDetail
+	account, region string
+	b               *builder
+}
+
+// parse reads an API call of the service that CloudTrail recorded: each call the service
+// lists has its parser. Failed calls, calls of another event source and other API calls
+// are ignored.
+func (s cloudTrailService) parse(e *event) (Request, error) {
 	var d cloudTrailDetail
 	if err := e.decodeDetail(&d); err != nil {
 		return Request{}, err
@@ -38,11 +87,19 @@ func parseCloudTrail(e *event) (Request, error) {
 		}
 		return b.ignore("the %s call failed (%s)", show(d.EventName), msg)
 	}
-	if d.EventSource != "" && d.EventSource != "ec2.amazonaws.com" {
-		return b.ignore("event source %s is not ec2.amazonaws.com", show(d.EventSource))
+	if d.EventSource != "" && d.EventSource != s.eventSource {
+		return b.ignore("event source %s is not %s", show(d.EventSource), s.eventSource)
 	}
-	if d.EventName != "RunInstances" && d.EventName != "ModifyInstanceMetadataOptions" {
-		return b.ignore("API call %s is neither RunInstances nor ModifyInstanceMetadataOptions", show(d.EventName))
+	var call *apiCall
+	names := make([]string, len(s.calls))
+	for i := range s.calls {
+		names[i] = s.calls[i].name
+		if s.calls[i].name == d.EventName {
+			call = &s.calls[i]
+		}
+	}
+	if call == nil {
+		return b.ignore("API call %s is not %s", show(d.EventName), orList(names))
 	}
 	account, accountField := firstOf(e.account, "account", d.RecipientAccountID, "detail.recipientAccountId")
 	region, regionField := firstOf(e.region, "region", d.AwsRegion, "detail.awsRegion")
@@ -50,25 +107,33 @@ func parseCloudTrail(e *event) (Request, error) {
 	if err != nil {
 		return Request{}, err
 	}
-	if d.EventName == "RunInstances" {
-		ids, err := runInstances(e, d)
-		if err != nil {
-			return Request{}, err
-		}
-		for _, id := range ids {
-			b.add(Ref{AccountID: account, Region: region, InstanceID: id})
-		}
-		return b.done()
+	return call.parse(&apiCallRecord{e: e, d: d, account: account, region: region, b: b})
+}
+
+// parseRunInstances asks for every instance RunInstances launched.
+func parseRunInstances(c *apiCallRecord) (Request, error) {
+	ids, err := runInstances(c.e, c.d)
+	if err != nil {
+		return Request{}, err
 	}
-	id, tokens, err := modifyMetadataOptions(e, d)
+	for _, id := range ids {
+		c.b.add(Ref{AccountID: c.account, Region: c.region, InstanceID: id})
+	}
+	return c.b.done()
+}
+
+// parseModifyMetadataOptions asks for the instance of a ModifyInstanceMetadataOptions
+// call unless the call set HttpTokens=required (someone may have turned IMDSv1 back on).
+func parseModifyMetadataOptions(c *apiCallRecord) (Request, error) {
+	id, tokens, err := modifyMetadataOptions(c.e, c.d)
 	if err != nil {
 		return Request{}, err
 	}
 	if strings.EqualFold(tokens, "required") {
-		return b.ignore("ModifyInstanceMetadataOptions set HttpTokens=required on %s", id)
+		return c.b.ignore("ModifyInstanceMetadataOptions set HttpTokens=required on %s", id)
 	}
-	b.add(Ref{AccountID: account, Region: region, InstanceID: id})
-	return b.done()
+	c.b.add(Ref{AccountID: c.account, Region: c.region, InstanceID: id})
+	return c.b.done()
 }
 
 // runInstances returns detail.responseElements.instancesSet.items[].instanceId.

@@ -86,21 +86,26 @@ func checkParse(t *testing.T, raw []byte, c Config, req Request, err error) {
 	case req.Source == sourceConfig+" / "+typeConfigCompliance,
 		req.Source == sourceSecurityHub+" / "+typeFindingsImported,
 		req.Source == sourceEC2+" / "+typeStateChange,
-		req.Source == sourceEC2+" / "+typeCloudTrail:
+		req.Source == sourceEC2+" / "+typeCloudTrail,
+		req.Source == sourceAutoScaling+" / "+typeCloudTrail:
 	default:
 		t.Errorf("Source %q is none of the accepted inputs", req.Source)
 	}
 	n := 0
-	for _, b := range []bool{len(req.Refs) > 0, len(req.Sweep) > 0, req.Ignored != ""} {
+	for _, b := range []bool{len(req.Refs) > 0, len(req.Sweep) > 0, len(req.Sources) > 0, req.Ignored != ""} {
 		if b {
 			n++
 		}
 	}
 	if n != 1 {
-		t.Errorf("want exactly one of Refs, Sweep and Ignored: %+v", req)
+		t.Errorf("want exactly one of Refs, Sweep, Sources and Ignored: %+v", req)
 	}
 	if len(req.Sweep) > 0 && req.Source != SourceSweep || len(req.ForeignRegions) > 0 && req.Source != SourceSweep {
 		t.Errorf("a %s request sweeps: %+v", req.Source, req)
+	}
+	cloudTrail := req.Source == sourceEC2+" / "+typeCloudTrail || req.Source == sourceAutoScaling+" / "+typeCloudTrail
+	if len(req.Sources)+len(req.ForeignSources) > 0 && !cloudTrail {
+		t.Errorf("a %s request names sources: %+v", req.Source, req)
 	}
 	strs := inputStrings(raw)
 	seen := map[Ref]bool{}
@@ -134,6 +139,32 @@ func checkParse(t *testing.T, raw []byte, c Config, req Request, err error) {
 	for _, r := range req.Foreign {
 		check("foreign ref", r, false)
 	}
+	sources := map[ForeignSource]bool{}
+	checkSource := func(kind string, at ForeignSource, own bool) {
+		s := at.Source
+		if !validSourceRef(s) || !policy.ValidAccountID(at.AccountID) || !policy.ValidRegion(at.Region) {
+			t.Errorf("%s %+v is not a valid source", kind, at)
+		}
+		if sources[at] {
+			t.Errorf("%s %+v is listed twice: %+v", kind, at, req)
+		}
+		sources[at] = true
+		if mine := at.AccountID == c.AccountID && at.Region == c.Region; mine != own {
+			t.Errorf("%s %+v: in the function's account %s and region %s = %v", kind, at, c.AccountID, c.Region, mine)
+		}
+		// Nothing is made up: the source's id, name, account and region are in the input.
+		for _, v := range []string{s.ID, s.Name, at.AccountID, at.Region} {
+			if v != "" && !inInput(strs, v) {
+				t.Errorf("%s %+v: %q is not in the input", kind, at, v)
+			}
+		}
+	}
+	for _, s := range req.Sources {
+		checkSource("source", ForeignSource{AccountID: c.AccountID, Region: c.Region, Source: s}, true)
+	}
+	for _, f := range req.ForeignSources {
+		checkSource("foreign source", f, false)
+	}
 	if len(req.Sweep) > 1 || len(req.Sweep) == 1 && req.Sweep[0] != c.Region {
 		t.Errorf("Sweep = %q, want at most the function's region %s", req.Sweep, c.Region)
 	}
@@ -144,7 +175,7 @@ func checkParse(t *testing.T, raw []byte, c Config, req Request, err error) {
 		}
 		regions[r] = true
 	}
-	if req.Ignored != "" && len(req.Refs)+len(req.Foreign)+len(req.ForeignRegions) > 0 {
+	if req.Ignored != "" && len(req.Refs)+len(req.Foreign)+len(req.ForeignRegions)+len(req.Sources)+len(req.ForeignSources) > 0 {
 		if !strings.Contains(req.Ignored, "another account or region") && !strings.Contains(req.Ignored, "other region") {
 			t.Errorf("Ignored %q does not say that all there is is foreign: %+v", req.Ignored, req)
 		}
@@ -186,6 +217,28 @@ func FuzzParseInvariants(f *testing.F) {
 		`{"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "RunInstances",
 		  "recipientAccountId": "210987654321", "awsRegion": "eu-west-1",
 		  "responseElements": {"instancesSet": {"items": [{"instanceId": "i-1a2b3c4d"}, {"instanceId": "i-1a2b3c4d"}]}}}}`,
+		`{"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "region": "us-east-1",
+		  "detail": {"eventName": "CreateLaunchTemplateVersion", "requestParameters": {"LaunchTemplateName": "web"}}}`,
+		`{"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "region": "us-east-1",
+		  "detail": {"eventName": "CreateLaunchTemplateVersion", "requestParameters": {"CreateLaunchTemplateVersionRequest": null,
+		  "LaunchTemplateId": "lt-1a2b3c4d"}, "responseElements": {"CreateLaunchTemplateVersionResponse": {"launchTemplateVersion": null}}}}`,
+		`{"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "ModifyLaunchTemplate",
+		  "recipientAccountId": "210987654321", "awsRegion": "eu-west-1",
+		  "requestParameters": {"ModifyLaunchTemplateRequest": {"LaunchTemplateId": "lt-1a2b3c4d", "LaunchTemplateName": "web"}},
+		  "responseElements": {"ModifyLaunchTemplateResponse": {"launchTemplate": {"launchTemplateId": "lt-1a2b3c4d", "launchTemplateName": "web"}}}}}`,
+		`{"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "region": "us-east-1",
+		  "detail": {"eventName": "ModifyLaunchTemplate", "responseElements": {"ModifyLaunchTemplateResponse": {"launchTemplate": {"launchTemplateId": "lt-1a2b3c4d"}}}}}`,
+		`{"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "region": "us-east-1",
+		  "detail": {"eventName": "ModifyInstanceMetadataDefaults", "requestParameters": {"HttpTokens": "REQUIRED"}}}`,
+		`{"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "region": "us-east-1",
+		  "detail": {"eventName": "ModifyInstanceMetadataDefaults", "requestParameters": {"ModifyInstanceMetadataDefaultsRequest": []}}}`,
+		`{"source": "aws.autoscaling", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "region": "us-east-1",
+		  "detail": {"eventSource": "autoscaling.amazonaws.com", "eventName": "UpdateAutoScalingGroup",
+		  "requestParameters": {"autoScalingGroupName": "web:1"}}}`,
+		`{"source": "aws.autoscaling", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "region": "us-east-1",
+		  "detail": {"eventName": "CreateAutoScalingGroup", "requestParameters": {"AutoScalingGroupName": "web", "autoScalingGroupName": "web"}}}`,
+		`{"source": "aws.autoscaling", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "region": "us-east-1",
+		  "detail": {"eventName": "RunInstances", "responseElements": {"instancesSet": {"items": [{"instanceId": "i-1a2b3c4d"}]}}}}`,
 		`{"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "account": "123456789012",
 		  "region": "us-east-1", "detail": {"instance-id": "i-1a2b3c4d", "state": "running"}}`,
 		`{"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "account": 123456789012,
@@ -228,8 +281,12 @@ func FuzzParseInvariants(f *testing.F) {
 type expectation struct {
 	err     bool
 	ignored bool
-	refs    []Ref // Refs and Foreign together, in input order
+	refs    []Ref           // Refs and Foreign together, in input order
+	sources []ForeignSource // Sources and ForeignSources together, in input order
 }
+
+// eventFieldKinds is how many kinds of input FuzzParseEventFields builds.
+const eventFieldKinds = 9
 
 // FuzzParseEventFields builds each kind of input from fuzzed field values (encoded by
 // encoding/json, so the input is always well-formed) and checks Parse's answer against
@@ -239,7 +296,7 @@ func FuzzParseEventFields(f *testing.F) {
 		id1 = "i-0a1b2c3d4e5f60718"
 		id2 = "i-1a2b3c4d"
 	)
-	for kind := range uint8(6) {
+	for kind := range uint8(eventFieldKinds) {
 		for pick := range uint8(3) {
 			f.Add(kind, pick, account, region, id1, "running", "ec2-imdsv2-check")
 			f.Add(kind, pick, member, "eu-west-1", id2, "NON_COMPLIANT", "EC2.8")
@@ -254,13 +311,21 @@ func FuzzParseEventFields(f *testing.F) {
 		f.Add(kind, uint8(0), "12345678901", "us-east", "i-0A1B2C3D", "stopped", "PASSED")
 		f.Add(kind, uint8(0), account+":x", region+":"+account, "i-1a2b3c4d/x", "required", "EC2.9")
 		f.Add(kind, uint8(0), account, "moon-1", "i-1a2b3c4d\x00", "\u2028", "ec2-IMDSv2-CHECK")
+		f.Add(kind, uint8(0), account, region, templateID, templateID, "worker")
+		f.Add(kind, uint8(1), member, region, "", "lt-1a2b3c4d", "worker-asg")
+		f.Add(kind, uint8(2), account, "eu-west-1", "lt-1a2b3c4d", "", "w")
+		f.Add(kind, uint8(0), account, region, "", "", "")
+		f.Add(kind, uint8(0), account, region, "lt-1a2b3c4d", templateID, "web:1")
+		f.Add(kind, uint8(0), account, region, "LT-1A2B3C4D", "required", "my worker")
+		f.Add(kind, uint8(0), account, region, "", "required", "enabled")
+		f.Add(kind, uint8(0), account, region, "", "required", "disabled")
 	}
 	f.Fuzz(func(t *testing.T, kind, pick uint8, acct, reg, id, s1, s2 string) {
 		c := fuzzConfigs[int(pick)%3]
 		var doc map[string]any
 		var want expectation
 		where := func(a, r string) bool { return policy.ValidAccountID(a) && policy.ValidRegion(r) }
-		switch kind % 6 {
+		switch kind % eventFieldKinds {
 		case 0: // EC2 state change
 			doc = map[string]any{"source": "aws.ec2", "detail-type": typeStateChange, "account": acct, "region": reg,
 				"detail": map[string]any{"instance-id": id, "state": s1}}
@@ -349,6 +414,53 @@ func FuzzParseEventFields(f *testing.F) {
 			default:
 				want.refs = dedup([]Ref{{AccountID: c.AccountID, Region: r, InstanceID: id}, {AccountID: c.AccountID, Region: r, InstanceID: s1}})
 			}
+		case 6: // CloudTrail CreateLaunchTemplateVersion: id in the request, s1 the response's id, s2 the request's name
+			doc = map[string]any{"source": "aws.ec2", "detail-type": typeCloudTrail, "account": acct, "region": reg,
+				"detail": map[string]any{"eventSource": "ec2.amazonaws.com", "eventName": "CreateLaunchTemplateVersion",
+					"requestParameters": map[string]any{"CreateLaunchTemplateVersionRequest": map[string]any{
+						"LaunchTemplateId": id, "LaunchTemplateName": s2}},
+					"responseElements": map[string]any{"CreateLaunchTemplateVersionResponse": map[string]any{
+						"launchTemplateVersion": map[string]any{"launchTemplateId": s1}}}}}
+			switch {
+			case !where(acct, reg) || id == "" && s1 == "" && s2 == "":
+				want.err = true
+			case id != "" && !validLaunchTemplateID(id) || s1 != "" && !validLaunchTemplateID(s1):
+				want.err = true
+			case s2 != "" && !validLaunchTemplateName(s2) || id != "" && s1 != "" && id != s1:
+				want.err = true
+			default:
+				lt := SourceRef{Kind: SourceRefLaunchTemplate, ID: s1, Name: s2}
+				if lt.ID == "" {
+					lt.ID = id
+				}
+				want.sources = []ForeignSource{{AccountID: acct, Region: reg, Source: lt}}
+			}
+		case 7: // CloudTrail UpdateAutoScalingGroup of group s2, account and region in the detail only
+			s2 = string([]rune(s2)) // as encoding/json sends it: each invalid byte a U+FFFD
+			doc = map[string]any{"source": "aws.autoscaling", "detail-type": typeCloudTrail,
+				"detail": map[string]any{"eventSource": "autoscaling.amazonaws.com", "eventName": "UpdateAutoScalingGroup",
+					"recipientAccountId": acct, "awsRegion": reg,
+					"requestParameters": map[string]any{"autoScalingGroupName": s2, "launchTemplate": map[string]any{
+						"launchTemplateId": id, "version": s1}}}}
+			switch {
+			case !where(acct, reg) || !validAutoScalingGroupName(s2):
+				want.err = true
+			default:
+				want.sources = []ForeignSource{{AccountID: acct, Region: reg, Source: SourceRef{Kind: SourceRefAutoScalingGroup, Name: s2}}}
+			}
+		case 8: // CloudTrail ModifyInstanceMetadataDefaults to HttpTokens s1, HttpTokensEnforced s2
+			doc = map[string]any{"source": "aws.ec2", "detail-type": typeCloudTrail, "account": acct, "region": reg,
+				"detail": map[string]any{"eventSource": "ec2.amazonaws.com", "eventName": "ModifyInstanceMetadataDefaults",
+					"requestParameters": map[string]any{"ModifyInstanceMetadataDefaultsRequest": map[string]any{
+						"HttpTokens": s1, "HttpTokensEnforced": s2}}}}
+			switch {
+			case !where(acct, reg):
+				want.err = true
+			case strings.EqualFold(s1, "required") && (s2 == "" || strings.EqualFold(s2, "enabled")):
+				want.ignored = true
+			default:
+				want.sources = []ForeignSource{{AccountID: acct, Region: reg, Source: SourceRef{Kind: SourceRefAccountDefaults}}}
+			}
 		}
 		raw, err := json.Marshal(doc)
 		if err != nil {
@@ -366,7 +478,7 @@ func FuzzParseEventFields(f *testing.F) {
 			t.Fatalf("Parse(%s): %v", raw, err)
 		}
 		if want.ignored {
-			if req.Ignored == "" || len(req.Refs)+len(req.Foreign) > 0 {
+			if req.Ignored == "" || len(req.Refs)+len(req.Foreign)+len(req.Sources)+len(req.ForeignSources) > 0 {
 				t.Fatalf("Parse(%s) = %+v, want it ignored", raw, req)
 			}
 			return
@@ -381,6 +493,19 @@ func FuzzParseEventFields(f *testing.F) {
 		}
 		if !reflect.DeepEqual(req.Refs, own) || !reflect.DeepEqual(req.Foreign, foreign) {
 			t.Fatalf("Parse(%s) = Refs %v, Foreign %v; want Refs %v, Foreign %v", raw, req.Refs, req.Foreign, own, foreign)
+		}
+		var ownSources []SourceRef
+		var foreignSources []ForeignSource
+		for _, s := range want.sources {
+			if s.AccountID == c.AccountID && s.Region == c.Region {
+				ownSources = append(ownSources, s.Source)
+			} else {
+				foreignSources = append(foreignSources, s)
+			}
+		}
+		if !reflect.DeepEqual(req.Sources, ownSources) || !reflect.DeepEqual(req.ForeignSources, foreignSources) {
+			t.Fatalf("Parse(%s) = Sources %v, ForeignSources %v; want Sources %v, ForeignSources %v",
+				raw, req.Sources, req.ForeignSources, ownSources, foreignSources)
 		}
 	})
 }

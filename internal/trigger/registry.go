@@ -11,6 +11,7 @@ const (
 	sourceConfig      = "aws.config"
 	sourceSecurityHub = "aws.securityhub"
 	sourceEC2         = "aws.ec2"
+	sourceAutoScaling = "aws.autoscaling"
 
 	typeConfigCompliance = "Config Rules Compliance Change"
 	typeFindingsImported = "Security Hub Findings - Imported"
@@ -33,7 +34,8 @@ var eventKinds = []eventKind{
 	{sourceConfig, typeConfigCompliance, parseConfigCompliance},
 	{sourceSecurityHub, typeFindingsImported, parseFindingsImported},
 	{sourceEC2, typeStateChange, parseStateChange},
-	{sourceEC2, typeCloudTrail, parseCloudTrail},
+	{sourceEC2, typeCloudTrail, parseEC2CloudTrail},
+	{sourceAutoScaling, typeCloudTrail, parseAutoScalingCloudTrail},
 }
 
 // A payloadKind is an input that is not an EventBridge event: a schedule or a person

@@ -8,7 +8,13 @@
 //     active, unsuppressed findings for control EC2.8;
 //   - "EC2 Instance State-change Notification" (source aws.ec2) for state running;
 //   - "AWS API Call via CloudTrail" (source aws.ec2) for RunInstances and for
-//     ModifyInstanceMetadataOptions calls that do not set HttpTokens=required;
+//     ModifyInstanceMetadataOptions calls that do not set HttpTokens=required (the
+//     instances), for CreateLaunchTemplateVersion and ModifyLaunchTemplate (the launch
+//     template, a source), and for ModifyInstanceMetadataDefaults unless the call set
+//     HttpTokens=required without turning HttpTokensEnforced off (the account's instance
+//     metadata defaults in the region, a source);
+//   - "AWS API Call via CloudTrail" (source aws.autoscaling) for CreateAutoScalingGroup
+//     and UpdateAutoScalingGroup (the group, a source);
 //   - a scheduled sweep {"sweep": {"regions": [...]}};
 //   - a direct invoke {"instance_ids": [...], "region": "..."}.
 //
@@ -43,9 +49,9 @@ type Ref = policy.Ref
 
 // Request is what an input asks detect to do.
 //
-// Exactly one of these holds for a Request returned without error: Refs or Sweep is not
-// empty, or Ignored says why nothing is to be done. Foreign and ForeignRegions are
-// reported in either case; when they are all there is, Ignored says so.
+// Exactly one of these holds for a Request returned without error: Refs, Sweep or Sources
+// is not empty, or Ignored says why nothing is to be done. Foreign, ForeignRegions and
+// ForeignSources are reported in either case; when they are all there is, Ignored says so.
 type Request struct {
 	// Source names the input: "<source> / <detail-type>" for EventBridge events,
 	// SourceSweep or SourceDirect otherwise.
@@ -55,11 +61,18 @@ type Request struct {
 	Refs []Ref
 	// Sweep holds the function's own region when the input asks for a sweep of it.
 	Sweep []string
+	// Sources are the sources of instances (launch templates, Auto Scaling groups, the
+	// account's instance metadata defaults) to judge again, in the function's own account
+	// and region: deduplicated, in input order.
+	Sources []SourceRef
 	// ForeignRegions are sweep regions other than the function's: reported, not swept.
 	ForeignRegions []string
 	// Foreign are instances in another account or region than the function's:
 	// reported, not acted on. Deduplicated, in input order.
 	Foreign []Ref
+	// ForeignSources are sources in another account or region than the function's:
+	// reported, not acted on. Deduplicated, in input order.
+	ForeignSources []ForeignSource
 	// Ignored is non-empty when the input is well-formed but asks for nothing; it says why.
 	Ignored string
 }
@@ -86,7 +99,8 @@ func (c Config) ruleSubstring() string {
 }
 
 // Parse reads one input of the detect function. cfg is the function's own account and
-// region: instances and sweep regions elsewhere are reported as foreign, not acted on.
+// region: instances, sources and sweep regions elsewhere are reported as foreign, not
+// acted on.
 func Parse(raw []byte, cfg Config) (Request, error) {
 	if err := cfg.Validate(); err != nil {
 		return Request{}, err

@@ -23,9 +23,19 @@ const (
 	securityHubSource = "aws.securityhub / Security Hub Findings - Imported"
 	stateSource       = "aws.ec2 / EC2 Instance State-change Notification"
 	cloudTrailSource  = "aws.ec2 / AWS API Call via CloudTrail"
+	autoScalingSource = "aws.autoscaling / AWS API Call via CloudTrail"
+
+	templateID = "lt-0a1b2c3d4e5f60718"
 )
 
 func ref(id string) Ref { return Ref{AccountID: account, Region: region, InstanceID: id} }
+
+// The sources of the samples.
+var (
+	workerTemplate = SourceRef{Kind: SourceRefLaunchTemplate, ID: templateID, Name: "worker"}
+	accountDefault = SourceRef{Kind: SourceRefAccountDefaults}
+	workerGroup    = SourceRef{Kind: SourceRefAutoScalingGroup, Name: "worker-asg"}
+)
 
 func readSample(t testing.TB, name string) []byte {
 	t.Helper()
@@ -204,7 +214,173 @@ func TestParseAccepted(t *testing.T) {
 			raw: patched(t, "cloudtrail-modify-optional.json", map[string]any{
 				"detail.eventName": "ModifyInstanceAttribute"}),
 			want:    Request{Source: cloudTrailSource},
-			ignored: "API call ModifyInstanceAttribute is neither RunInstances nor ModifyInstanceMetadataOptions",
+			ignored: "API call ModifyInstanceAttribute is not RunInstances, ModifyInstanceMetadataOptions, CreateLaunchTemplateVersion, ModifyLaunchTemplate or ModifyInstanceMetadataDefaults",
+		},
+		{
+			name: "cloudtrail call of another event source is ignored",
+			raw: patched(t, "cloudtrail-modify-launch-template.json", map[string]any{
+				"detail.eventSource": "autoscaling.amazonaws.com"}),
+			want:    Request{Source: cloudTrailSource},
+			ignored: "event source autoscaling.amazonaws.com is not ec2.amazonaws.com",
+		},
+		{
+			name: "cloudtrail CreateLaunchTemplateVersion: the template, id and name from the response",
+			raw:  readSample(t, "cloudtrail-create-launch-template-version.json"),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{workerTemplate}},
+		},
+		{
+			name: "cloudtrail CreateLaunchTemplateVersion without response: the request's id",
+			raw: patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+				"detail.responseElements": nil}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{{Kind: SourceRefLaunchTemplate, ID: templateID}}},
+		},
+		{
+			name: "cloudtrail CreateLaunchTemplateVersion by name without response: no id",
+			raw: patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+				"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId":   nil,
+				"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateName": "worker",
+				"detail.responseElements": nil}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{{Kind: SourceRefLaunchTemplate, Name: "worker"}}},
+		},
+		{
+			name: "cloudtrail CreateLaunchTemplateVersion: the response alone names it",
+			raw: patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+				"detail.requestParameters": nil}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{workerTemplate}},
+		},
+		{
+			name: "cloudtrail CreateLaunchTemplateVersion with unwrapped request parameters",
+			raw: patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+				"detail.requestParameters": map[string]any{"LaunchTemplateId": "lt-1a2b3c4d"},
+				"detail.responseElements":  nil}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{{Kind: SourceRefLaunchTemplate, ID: "lt-1a2b3c4d"}}},
+		},
+		{
+			name: "cloudtrail CreateLaunchTemplateVersion that failed is ignored",
+			raw: patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+				"detail.errorCode": "InvalidLaunchTemplateId.NotFound", "detail.responseElements": nil}),
+			want:    Request{Source: cloudTrailSource},
+			ignored: "the CreateLaunchTemplateVersion call failed (InvalidLaunchTemplateId.NotFound)",
+		},
+		{
+			name: "cloudtrail CreateLaunchTemplateVersion in another account is foreign",
+			raw: patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+				"account": member, "detail.recipientAccountId": member}),
+			want: Request{Source: cloudTrailSource,
+				ForeignSources: []ForeignSource{{AccountID: member, Region: region, Source: workerTemplate}}},
+			ignored: "1 source in another account or region",
+		},
+		{
+			name: "cloudtrail ModifyLaunchTemplate by name: the id from the response",
+			raw:  readSample(t, "cloudtrail-modify-launch-template.json"),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{workerTemplate}},
+		},
+		{
+			name: "cloudtrail ModifyLaunchTemplate by id without response",
+			raw: patched(t, "cloudtrail-modify-launch-template.json", map[string]any{
+				"detail.requestParameters.ModifyLaunchTemplateRequest": map[string]any{"LaunchTemplateId": templateID, "SetDefaultVersion": "4"},
+				"detail.responseElements":                              nil}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{{Kind: SourceRefLaunchTemplate, ID: templateID}}},
+		},
+		{
+			name: "cloudtrail ModifyInstanceMetadataDefaults to no-preference: the account defaults",
+			raw:  readSample(t, "cloudtrail-modify-metadata-defaults.json"),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{accountDefault}},
+		},
+		{
+			name: "cloudtrail ModifyInstanceMetadataDefaults without HttpTokens",
+			raw: patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+				"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokens": nil}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{accountDefault}},
+		},
+		{
+			name: "cloudtrail ModifyInstanceMetadataDefaults without request parameters",
+			raw: patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+				"detail.requestParameters": nil}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{accountDefault}},
+		},
+		{
+			name: "cloudtrail ModifyInstanceMetadataDefaults to required is ignored",
+			raw: patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+				"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokens": "required"}),
+			want:    Request{Source: cloudTrailSource},
+			ignored: "ModifyInstanceMetadataDefaults set HttpTokens=required for account 123456789012 in us-east-1",
+		},
+		{
+			name: "cloudtrail ModifyInstanceMetadataDefaults to required and enforced is ignored",
+			raw: patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+				"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokens":         "required",
+				"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokensEnforced": "enabled"}),
+			want:    Request{Source: cloudTrailSource},
+			ignored: "ModifyInstanceMetadataDefaults set HttpTokens=required",
+		},
+		{
+			name: "cloudtrail ModifyInstanceMetadataDefaults to required that stops enforcing it",
+			raw: patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+				"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokens":         "required",
+				"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokensEnforced": "disabled"}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{accountDefault}},
+		},
+		{
+			name: "cloudtrail ModifyInstanceMetadataDefaults enforcing with no preference for HttpTokens",
+			raw: patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+				"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokensEnforced": "enabled"}),
+			want: Request{Source: cloudTrailSource, Sources: []SourceRef{accountDefault}},
+		},
+		{
+			name: "cloudtrail ModifyInstanceMetadataDefaults in another region is foreign",
+			raw: patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+				"region": "eu-west-1", "detail.awsRegion": "eu-west-1"}),
+			want: Request{Source: cloudTrailSource,
+				ForeignSources: []ForeignSource{{AccountID: account, Region: "eu-west-1", Source: accountDefault}}},
+			ignored: "1 source in another account or region",
+		},
+		{
+			name: "autoscaling UpdateAutoScalingGroup: the group",
+			raw:  readSample(t, "cloudtrail-autoscaling-update.json"),
+			want: Request{Source: autoScalingSource, Sources: []SourceRef{workerGroup}},
+		},
+		{
+			name: "autoscaling CreateAutoScalingGroup: the group",
+			raw:  readSample(t, "cloudtrail-autoscaling-create.json"),
+			want: Request{Source: autoScalingSource, Sources: []SourceRef{
+				{Kind: SourceRefAutoScalingGroup, Name: "platform-BatchGroup-1X9ZQ4EXAMPLE"}}},
+		},
+		{
+			name: "autoscaling group name of 255 characters",
+			raw: patched(t, "cloudtrail-autoscaling-update.json", map[string]any{
+				"detail.requestParameters.autoScalingGroupName": strings.Repeat("é", 255)}),
+			want: Request{Source: autoScalingSource, Sources: []SourceRef{
+				{Kind: SourceRefAutoScalingGroup, Name: strings.Repeat("é", 255)}}},
+		},
+		{
+			name: "autoscaling in another account is foreign",
+			raw: patched(t, "cloudtrail-autoscaling-update.json", map[string]any{
+				"account": member, "detail.recipientAccountId": member}),
+			want: Request{Source: autoScalingSource,
+				ForeignSources: []ForeignSource{{AccountID: member, Region: region, Source: workerGroup}}},
+			ignored: "1 source in another account or region",
+		},
+		{
+			name: "autoscaling other API call is ignored",
+			raw: patched(t, "cloudtrail-autoscaling-update.json", map[string]any{
+				"detail.eventName": "SetDesiredCapacity"}),
+			want:    Request{Source: autoScalingSource},
+			ignored: "API call SetDesiredCapacity is not CreateAutoScalingGroup or UpdateAutoScalingGroup",
+		},
+		{
+			name: "autoscaling call that failed is ignored",
+			raw: patched(t, "cloudtrail-autoscaling-update.json", map[string]any{
+				"detail.errorCode": "ValidationError", "detail.errorMessage": "AutoScalingGroup name not found - AutoScalingGroup worker-asg not found"}),
+			want:    Request{Source: autoScalingSource},
+			ignored: "the UpdateAutoScalingGroup call failed (ValidationError: AutoScalingGroup name not found",
+		},
+		{
+			name: "autoscaling call of another event source is ignored",
+			raw: patched(t, "cloudtrail-autoscaling-update.json", map[string]any{
+				"detail.eventSource": "ec2.amazonaws.com"}),
+			want:    Request{Source: autoScalingSource},
+			ignored: "event source ec2.amazonaws.com is not autoscaling.amazonaws.com",
 		},
 		{
 			name: "sweep of the function's region by default",
@@ -360,6 +536,83 @@ func TestParseRejected(t *testing.T) {
 		{"cloudtrail Modify with ids that differ", patched(t, "cloudtrail-modify-optional.json", map[string]any{
 			"detail.responseElements.ModifyInstanceMetadataOptionsResponse.instanceId": "i-0f9e8d7c6b5a49382"}),
 			"differ"},
+		{"cloudtrail CreateLaunchTemplateVersion naming no template", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId": nil,
+			"detail.responseElements": nil}),
+			"event from aws.ec2 / AWS API Call via CloudTrail: no launch template id or name in detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId or .LaunchTemplateName, nor in detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion.launchTemplateId or .launchTemplateName"},
+		{"cloudtrail CreateLaunchTemplateVersion bad request id", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId": "lt-XYZ"}),
+			`detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId "lt-XYZ" is not a launch template id`},
+		{"cloudtrail CreateLaunchTemplateVersion request id of 12 hex digits", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId": "lt-0a1b2c3d4e5f"}),
+			`LaunchTemplateId "lt-0a1b2c3d4e5f" is not a launch template id`},
+		{"cloudtrail CreateLaunchTemplateVersion upper-case response id", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion.launchTemplateId": "lt-0A1B2C3D4E5F60718"}),
+			`detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion.launchTemplateId "lt-0A1B2C3D4E5F60718" is not a launch template id`},
+		{"cloudtrail CreateLaunchTemplateVersion ids that differ", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion.launchTemplateId": "lt-1a2b3c4d"}),
+			`detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId "lt-0a1b2c3d4e5f60718" and detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion.launchTemplateId "lt-1a2b3c4d" differ`},
+		{"cloudtrail CreateLaunchTemplateVersion name too short", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion.launchTemplateName": "wk"}),
+			`launchTemplateVersion.launchTemplateName "wk" is not a launch template name`},
+		{"cloudtrail CreateLaunchTemplateVersion name with a space", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateName": "my worker"}),
+			`detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateName "my worker" is not a launch template name`},
+		{"cloudtrail CreateLaunchTemplateVersion name of 129 characters", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateName": strings.Repeat("w", 129)}),
+			"is not a launch template name"},
+		{"cloudtrail CreateLaunchTemplateVersion names that differ", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateName": "batch"}),
+			`LaunchTemplateName "batch" and detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion.launchTemplateName "worker" differ`},
+		{"cloudtrail CreateLaunchTemplateVersion id not a string", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId": 7}),
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId is a number, not a string"},
+		{"cloudtrail CreateLaunchTemplateVersion request not an object", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest": "lt-0a1b2c3d4e5f60718"}),
+			"detail.requestParameters.CreateLaunchTemplateVersionRequest is a string, not an object"},
+		{"cloudtrail CreateLaunchTemplateVersion response a list", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.responseElements": []any{}}),
+			"detail.responseElements is a list, not an object"},
+		{"cloudtrail CreateLaunchTemplateVersion version not an object", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion": "4"}),
+			"detail.responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion is a string, not an object"},
+		{"cloudtrail CreateLaunchTemplateVersion without account", patched(t, "cloudtrail-create-launch-template-version.json", map[string]any{
+			"account": nil, "detail.recipientAccountId": nil}),
+			"event from aws.ec2 / AWS API Call via CloudTrail: the account is missing (account or detail.recipientAccountId)"},
+		{"cloudtrail ModifyLaunchTemplate naming no template", patched(t, "cloudtrail-modify-launch-template.json", map[string]any{
+			"detail.requestParameters.ModifyLaunchTemplateRequest.LaunchTemplateName": nil,
+			"detail.responseElements.ModifyLaunchTemplateResponse":                    nil}),
+			"no launch template id or name in detail.requestParameters.ModifyLaunchTemplateRequest.LaunchTemplateId or .LaunchTemplateName, nor in detail.responseElements.ModifyLaunchTemplateResponse.launchTemplate.launchTemplateId or .launchTemplateName"},
+		{"cloudtrail ModifyLaunchTemplate bad response id", patched(t, "cloudtrail-modify-launch-template.json", map[string]any{
+			"detail.responseElements.ModifyLaunchTemplateResponse.launchTemplate.launchTemplateId": "i-0a1b2c3d4e5f60718"}),
+			`detail.responseElements.ModifyLaunchTemplateResponse.launchTemplate.launchTemplateId "i-0a1b2c3d4e5f60718" is not a launch template id`},
+		{"cloudtrail ModifyInstanceMetadataDefaults HttpTokens not a string", patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+			"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokens": true}),
+			"detail.requestParameters.ModifyInstanceMetadataDefaultsRequest.HttpTokens is a boolean, not a string"},
+		{"cloudtrail ModifyInstanceMetadataDefaults bad region", patched(t, "cloudtrail-modify-metadata-defaults.json", map[string]any{
+			"region": "moon-1"}),
+			`event from aws.ec2 / AWS API Call via CloudTrail: region "moon-1" is not a region`},
+		{"autoscaling without eventName", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{"detail.eventName": nil}),
+			"event from aws.autoscaling / AWS API Call via CloudTrail: detail.eventName is missing"},
+		{"autoscaling without request parameters", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{"detail.requestParameters": nil}),
+			"event from aws.autoscaling / AWS API Call via CloudTrail: detail.requestParameters is missing"},
+		{"autoscaling request parameters not an object", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{"detail.requestParameters": "worker-asg"}),
+			"event from aws.autoscaling / AWS API Call via CloudTrail: detail.requestParameters is a string, not an object"},
+		{"autoscaling without group name", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{"detail.requestParameters.autoScalingGroupName": nil}),
+			"event from aws.autoscaling / AWS API Call via CloudTrail: detail.requestParameters.autoScalingGroupName is missing"},
+		{"autoscaling group name not a string", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{"detail.requestParameters.autoScalingGroupName": []any{"worker-asg"}}),
+			"detail.requestParameters.autoScalingGroupName is a list, not a string"},
+		{"autoscaling group ARN for a name", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{
+			"detail.requestParameters.autoScalingGroupName": "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:4f1e2d3c:autoScalingGroupName/worker-asg"}),
+			`detail.requestParameters.autoScalingGroupName "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:4f1e2d3c:autoScalingGroupName/worker-asg" is not an Auto Scaling group name`},
+		{"autoscaling group name with a control character", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{
+			"detail.requestParameters.autoScalingGroupName": "worker\nasg"}),
+			`autoScalingGroupName "worker\nasg" is not an Auto Scaling group name`},
+		{"autoscaling group name of 256 characters", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{
+			"detail.requestParameters.autoScalingGroupName": strings.Repeat("w", 256)}),
+			"is not an Auto Scaling group name"},
+		{"autoscaling bad account", patched(t, "cloudtrail-autoscaling-update.json", map[string]any{"account": "12345"}),
+			`event from aws.autoscaling / AWS API Call via CloudTrail: account "12345" is not a 12-digit account id`},
 		{"direct invoke empty", []byte(`{"instance_ids": []}`), "direct invoke: instance_ids is empty"},
 		{"direct invoke null", []byte(`{"instance_ids": null}`), "direct invoke: instance_ids is empty"},
 		{"direct invoke name not id", []byte(`{"instance_ids": ["web-1"]}`), `direct invoke: instance_ids[0] "web-1" is not an instance id`},
@@ -421,9 +674,26 @@ func checkRequest(t *testing.T, req Request) {
 	if req.Source == "" {
 		t.Errorf("Source is empty: %+v", req)
 	}
-	actionable := len(req.Refs) > 0 || len(req.Sweep) > 0
+	actionable := len(req.Refs) > 0 || len(req.Sweep) > 0 || len(req.Sources) > 0
 	if actionable == (req.Ignored != "") {
-		t.Errorf("want exactly one of Refs/Sweep and Ignored: %+v", req)
+		t.Errorf("want exactly one of Refs/Sweep/Sources and Ignored: %+v", req)
+	}
+	sources := map[ForeignSource]bool{}
+	for _, s := range req.Sources {
+		at := ForeignSource{AccountID: cfg.AccountID, Region: cfg.Region, Source: s}
+		if !validSourceRef(s) || sources[at] {
+			t.Errorf("source %+v is invalid or repeated: %+v", s, req)
+		}
+		sources[at] = true
+	}
+	for _, f := range req.ForeignSources {
+		if !validSourceRef(f.Source) || !policy.ValidAccountID(f.AccountID) || !policy.ValidRegion(f.Region) || sources[f] {
+			t.Errorf("foreign source %+v is invalid or repeated: %+v", f, req)
+		}
+		if f.AccountID == cfg.AccountID && f.Region == cfg.Region {
+			t.Errorf("foreign source %+v is in the function's account and region", f)
+		}
+		sources[f] = true
 	}
 	seen := map[Ref]bool{}
 	for _, r := range append(append([]Ref(nil), req.Refs...), req.Foreign...) {
@@ -451,6 +721,67 @@ func checkRequest(t *testing.T, req Request) {
 	for _, r := range req.ForeignRegions {
 		if !policy.ValidRegion(r) || r == cfg.Region {
 			t.Errorf("foreign region %q", r)
+		}
+	}
+}
+
+// validSourceRef reports whether a source has the fields its kind has, each of its shape.
+func validSourceRef(s SourceRef) bool {
+	switch s.Kind {
+	case SourceRefLaunchTemplate:
+		return (s.ID != "" || s.Name != "") &&
+			(s.ID == "" || validLaunchTemplateID(s.ID)) && (s.Name == "" || validLaunchTemplateName(s.Name))
+	case SourceRefAutoScalingGroup:
+		return s.ID == "" && validAutoScalingGroupName(s.Name)
+	case SourceRefAccountDefaults:
+		return s.ID == "" && s.Name == ""
+	}
+	return false
+}
+
+func TestSourceNames(t *testing.T) {
+	for _, tt := range []struct {
+		s    ForeignSource
+		want string
+	}{
+		{ForeignSource{member, region, workerTemplate}, "210987654321/us-east-1/launch-template/lt-0a1b2c3d4e5f60718 (worker)"},
+		{ForeignSource{member, region, SourceRef{Kind: SourceRefLaunchTemplate, ID: templateID}}, "210987654321/us-east-1/launch-template/lt-0a1b2c3d4e5f60718"},
+		{ForeignSource{member, region, SourceRef{Kind: SourceRefLaunchTemplate, Name: "worker"}}, "210987654321/us-east-1/launch-template/worker"},
+		{ForeignSource{account, "eu-west-1", workerGroup}, "123456789012/eu-west-1/auto-scaling-group/worker-asg"},
+		{ForeignSource{account, "eu-west-1", accountDefault}, "123456789012/eu-west-1/account-defaults"},
+	} {
+		if got := tt.s.Name(); got != tt.want {
+			t.Errorf("%#v.Name() = %q, want %q", tt.s, got, tt.want)
+		}
+	}
+}
+
+func TestSourceNameShapes(t *testing.T) {
+	for _, tt := range []struct {
+		valid func(string) bool
+		name  string
+		ok    []string
+		bad   []string
+	}{
+		{validLaunchTemplateID, "launch template id",
+			[]string{"lt-0a1b2c3d4e5f60718", "lt-1a2b3c4d"},
+			[]string{"", "lt-", "lt-1a2b3c4", "lt-1a2b3c4d5", "lt-0a1b2c3d4e5f6071", "lt-0a1b2c3d4e5f607189", "lt-0A1B2C3D", "i-1a2b3c4d", "lt-1a2b3c4d\n", " lt-1a2b3c4d"}},
+		{validLaunchTemplateName, "launch template name",
+			[]string{"web", "worker", "a.b/c_d-(e)", strings.Repeat("w", 128)},
+			[]string{"", "wk", "my worker", "w:x", "wörker", strings.Repeat("w", 129), "web\n"}},
+		{validAutoScalingGroupName, "Auto Scaling group name",
+			[]string{"w", "worker-asg", "platform-BatchGroup-1X9ZQ4EXAMPLE", "batch (spot) v2", strings.Repeat("w", 255), strings.Repeat("é", 255)},
+			[]string{"", "arn:aws:autoscaling", strings.Repeat("w", 256), "worker\tasg", "worker\x7f", "\xff\xfe"}},
+	} {
+		for _, s := range tt.ok {
+			if !tt.valid(s) {
+				t.Errorf("%q is not a %s, want it to be", s, tt.name)
+			}
+		}
+		for _, s := range tt.bad {
+			if tt.valid(s) {
+				t.Errorf("%q is a %s, want it not to be", s, tt.name)
+			}
 		}
 	}
 }
@@ -523,7 +854,11 @@ func TestSampleMutations(t *testing.T) {
 		findings Id Compliance Status SecurityControlId ProductFields ControlId Workflow RecordState Resources Type
 		instance-id state eventSource eventName recipientAccountId errorCode errorMessage requestParameters
 		responseElements instancesSet items instanceId InstanceId HttpTokens
-		ModifyInstanceMetadataOptionsRequest ModifyInstanceMetadataOptionsResponse sweep regions instance_ids`) {
+		ModifyInstanceMetadataOptionsRequest ModifyInstanceMetadataOptionsResponse sweep regions instance_ids
+		CreateLaunchTemplateVersionRequest CreateLaunchTemplateVersionResponse launchTemplateVersion
+		ModifyLaunchTemplateRequest ModifyLaunchTemplateResponse launchTemplate
+		LaunchTemplateId LaunchTemplateName launchTemplateId launchTemplateName
+		ModifyInstanceMetadataDefaultsRequest HttpTokensEnforced autoScalingGroupName`) {
 		read[k] = true
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
@@ -574,5 +909,25 @@ func TestSampleMutations(t *testing.T) {
 	}
 	if runs < 500 {
 		t.Errorf("only %d mutations tried", runs)
+	}
+}
+
+// TestBuilderFilesSourcesOnce: a source named twice is filed once, under Sources in the
+// function's account and region and under ForeignSources elsewhere, in input order.
+func TestBuilderFilesSourcesOnce(t *testing.T) {
+	b := newBuilder(cfg, cloudTrailSource)
+	b.addSource(account, region, workerTemplate)
+	b.addSource(member, region, workerTemplate)
+	b.addSource(account, region, workerGroup)
+	b.addSource(account, region, workerTemplate)
+	b.addSource(member, region, workerTemplate)
+	got, err := b.done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Request{Source: cloudTrailSource, Sources: []SourceRef{workerTemplate, workerGroup},
+		ForeignSources: []ForeignSource{{AccountID: member, Region: region, Source: workerTemplate}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("done() =\n%+v\nwant\n%+v", got, want)
 	}
 }
