@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -60,9 +61,14 @@ func main() {
 			Decisions: &decisionlog.Log{API: db, Table: table},
 			Tickets:   &openticket.Index{API: db, Table: table},
 			Rollbacks: &rollbacks.Index{API: db, Table: table},
-			Now:       time.Now,
-			Log:       log,
-			Metrics:   &emf.Emitter{W: os.Stdout, Now: time.Now},
+			// Sweeps and events about sources judge the launch templates, groups and
+			// account defaults too (DESIGN.md section 10).
+			Sources: &detect.Sources{EC2: clients.EC2(), AutoScaling: wiring.Client(clients, autoscaling.ServiceID, autoscaling.NewFromConfig),
+				Enforcements: &rollbacks.Index{API: db, Table: table}},
+			Waves:   settings.Waves,
+			Now:     time.Now,
+			Log:     log,
+			Metrics: &emf.Emitter{W: os.Stdout, Now: time.Now},
 		}, nil
 	})
 	lambda.Start(func(ctx context.Context, event json.RawMessage) (detect.Summary, error) {

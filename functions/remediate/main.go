@@ -23,6 +23,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/pause"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
+	"github.com/imdsguard/imdsguard/internal/sourcefix"
 	"github.com/imdsguard/imdsguard/internal/ticket"
 	"github.com/imdsguard/imdsguard/internal/ticket/jira"
 	"github.com/imdsguard/imdsguard/internal/wiring"
@@ -66,6 +67,7 @@ func main() {
 			return nil, err
 		}
 		clients := wiring.New(cfg, wiring.Options{})
+		book := &ledger.Ledger{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
 		return &remediate.Handler{
 			Settings: settings.Guard,
 			Limits:   policy.RecheckLimits{MaxAge: settings.MaxVerdictAge, MaxClockSkew: maxClockSkew},
@@ -73,13 +75,16 @@ func main() {
 			Region:   clients.Region(),
 			Clients:  clients.Guard(),
 			Enforcer: &enforce.Enforcer{EC2: clients.EC2(), MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
-			Ledger:   &ledger.Ledger{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table},
-			Tickets:  tickets(clients),
-			Rollout:  settings.Rollout,
-			Pause:    &pause.Switch{API: wiring.Client(clients, ssm.ServiceID, ssm.NewFromConfig), Name: settings.PauseParameter},
-			Now:      time.Now,
-			Log:      log,
-			Metrics:  &emf.Emitter{W: os.Stdout, Now: time.Now},
+			Ledger:   book,
+			// Launch templates and the account defaults, fixed on detect's verdicts.
+			Sources:      &sourcefix.Fixer{EC2: clients.EC2()},
+			SourceLedger: book,
+			Tickets:      tickets(clients),
+			Rollout:      settings.Rollout,
+			Pause:        &pause.Switch{API: wiring.Client(clients, ssm.ServiceID, ssm.NewFromConfig), Name: settings.PauseParameter},
+			Now:          time.Now,
+			Log:          log,
+			Metrics:      &emf.Emitter{W: os.Stdout, Now: time.Now},
 		}, nil
 	})
 	lambda.Start(func(ctx context.Context, batch events.SQSEvent) (events.SQSEventResponse, error) {

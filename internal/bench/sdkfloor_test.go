@@ -14,8 +14,7 @@ import (
 var sdkFloors = map[string]string{
 	"./functions/detect":    "./internal/bench/testdata/sdkfloor/detect",
 	"./functions/remediate": "./internal/bench/testdata/sdkfloor/remediate",
-	// verify links the same SDK packages as detect.
-	"./functions/verify": "./internal/bench/testdata/sdkfloor/detect",
+	"./functions/verify":    "./internal/bench/testdata/sdkfloor/verify",
 }
 
 // TestSDKFloorsLinkWhatTheFunctionsLink keeps each floor honest: it must link exactly

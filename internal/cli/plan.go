@@ -151,15 +151,17 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 			break // interrupted: writePlan will refuse to write
 		}
 		as, err := planRegion(ctx, env, clients, ids, settings, now)
-		if err == nil && len(ids) == 0 {
-			// Sources are judged by every instance they launched: only a plan of the
-			// whole region reads them.
-			inv, readErr := readSources(ctx, clients, as)
-			inventories[i], err = &inv, readErr
-		}
 		scope := report.Scope{Region: clients.Region(), Status: report.ScopeOK}
 		if err != nil {
 			scope.Status, scope.Error = report.ScopeFailed, err.Error()
+		} else if len(ids) == 0 {
+			// Sources are judged by every instance they launched: only a plan of the
+			// whole region reads them.
+			if inv, err := readSources(ctx, clients, as); err != nil {
+				scope.SourcesError = err.Error()
+			} else {
+				inventories[i] = &inv
+			}
 		}
 		scopes = append(scopes, scope)
 		assessments = append(assessments, as...)
@@ -175,7 +177,7 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 		}
 		judged, err := judgeSources(ctx, scopeClients[i], opts.table, *inv, *scopes[i].AccountID, scopes[i].Region, assessments, settings, now)
 		if err != nil {
-			scopes[i].Status, scopes[i].Error = report.ScopeFailed, err.Error()
+			scopes[i].SourcesError = err.Error()
 			continue
 		}
 		for _, a := range judged.Sources {
@@ -201,6 +203,11 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	failed := plan.Failed()
 	for _, s := range failed {
 		fmt.Fprintf(env.Stderr, "imdsguard: scope %s failed: %s\n", s.Label(), s.Error)
+	}
+	for _, s := range plan.Scopes {
+		if s.SourcesError != "" {
+			fmt.Fprintf(env.Stderr, "imdsguard: warning: the sources of %s are not in the plan: %s\n", s.Label(), s.SourcesError)
+		}
 	}
 	if w := evidenceErrorWarning(assessments); w != "" {
 		fmt.Fprintf(env.Stderr, "imdsguard: warning: %s\n", w)

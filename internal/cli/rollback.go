@@ -20,7 +20,7 @@ import (
 )
 
 func newRollbackCommand(env Env) *cobra.Command {
-	var table, account, region, decisionID, why, format string
+	var table, account, region, decisionID, why, format, source string
 	var instanceIDs []string
 	var since, until string
 	var yes bool
@@ -32,21 +32,26 @@ func newRollbackCommand(env Env) *cobra.Command {
 			"applied, and records the rollback: the instances are then not enforced again for a\n" +
 			"lookback. Choose the instances by id (--instance-id, repeated), by the decision that\n" +
 			"enforced one (--decision-id), or by when they were enforced (--since, --until: the\n" +
-			"enforcements still being verified). It shows what it would do and asks before doing it;\n" +
-			"--yes skips the question, for scripts.",
+			"enforcements still being verified). --source puts back a source imdsguard fixed: a launch\n" +
+			"template's default version from before the fix (--source lt-...), or the account's\n" +
+			"instance metadata defaults (--source account-defaults). It shows what it would do and\n" +
+			"asks before doing it; --yes skips the question, for scripts.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkLedgerFlags(table, format, &account); err != nil {
 				return err
 			}
 			chosen := 0
-			for _, set := range []bool{len(instanceIDs) > 0, decisionID != "", since != "" || until != ""} {
+			for _, set := range []bool{len(instanceIDs) > 0, decisionID != "", since != "" || until != "", source != ""} {
 				if set {
 					chosen++
 				}
 			}
 			if chosen != 1 {
-				return usagef("choose the instances one way: --instance-id, --decision-id, or --since/--until")
+				return usagef("choose what to roll back one way: --instance-id, --decision-id, --since/--until, or --source")
+			}
+			if source != "" && !launchTemplateID.MatchString(source) && source != string(policy.SourceAccountDefaults) {
+				return usagef("--source %q: want a launch template id (lt-...) or account-defaults", source)
 			}
 			if err := evidence.ValidateInstanceIDs(instanceIDs); err != nil {
 				return usagef("--instance-id: %w", err)
@@ -59,6 +64,9 @@ func newRollbackCommand(env Env) *cobra.Command {
 			clients, l, err := openLedger(cmd, env, table, region)
 			if err != nil {
 				return err
+			}
+			if source != "" {
+				return rollbackSource(cmd, env, l, clients, account, source, why, format, yes)
 			}
 			refs, err := rollbackRefs(cmd, l, account, clients.Region(), instanceIDs, decisionID, from, to)
 			if err != nil {
@@ -125,6 +133,7 @@ func newRollbackCommand(env Env) *cobra.Command {
 	f.StringVar(&decisionID, "decision-id", "", "the decision whose enforcement to roll back")
 	f.StringVar(&since, "since", "", "roll back the enforcements still being verified that were made at or after this time (RFC 3339, or a duration ago as 6h)")
 	f.StringVar(&until, "until", "", "... and before this time (RFC 3339, or a duration ago; default now)")
+	f.StringVar(&source, "source", "", "a source imdsguard fixed: a launch template id, or account-defaults")
 	f.StringVar(&why, "why", "rolled back by an operator", "why, for the ledger and the instance's ticket")
 	f.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	f.StringVar(&format, "format", "table", "output format: table, or json (what was done, at the end)")

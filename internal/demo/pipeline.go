@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -25,6 +26,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
+	"github.com/imdsguard/imdsguard/internal/sourcefix"
 	"github.com/imdsguard/imdsguard/internal/ticket"
 	"github.com/imdsguard/imdsguard/internal/verdictqueue"
 	"github.com/imdsguard/imdsguard/internal/wiring"
@@ -67,6 +69,9 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipe
 		Settings: settings, RuleMatch: "ec2-imdsv2-check", Region: Region, Clients: clients,
 		Queue: sqsClient, QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table},
 		Rollbacks: &rollbacks.Index{API: db, Table: res.Table}, Now: clock, Log: quiet, Metrics: metrics,
+		Sources: &detect.Sources{EC2: ec2Client, AutoScaling: wiring.Client(awsClients, autoscaling.ServiceID, autoscaling.NewFromConfig),
+			Enforcements: &rollbacks.Index{API: db, Table: res.Table}},
+		Waves: lambdaenv.DefaultRollout().Waves,
 	}
 	sum, err := detector.Handle(ctx, accountID, []byte(`{"sweep": {}}`))
 	if err != nil {
@@ -80,9 +85,10 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipe
 		ClaimTTL: 15 * time.Minute, Region: Region, Clients: clients,
 		Enforcer: enforcer,
 		Ledger:   book,
-		Tickets:  &ticket.SNS{API: snsClient, TopicARN: res.TopicARN},
-		Rollout:  lambdaenv.DefaultRollout(),
-		Now:      clock, Log: quiet, Metrics: metrics,
+		Sources:  &sourcefix.Fixer{EC2: ec2Client}, SourceLedger: book,
+		Tickets: &ticket.SNS{API: snsClient, TopicARN: res.TopicARN},
+		Rollout: lambdaenv.DefaultRollout(),
+		Now:     clock, Log: quiet, Metrics: metrics,
 	}
 	drain := func() (int, error) {
 		handled := 0

@@ -6,6 +6,7 @@ package detect
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/sources"
 	"github.com/imdsguard/imdsguard/internal/trigger"
 	"github.com/imdsguard/imdsguard/internal/verdictqueue"
 )
@@ -55,6 +57,11 @@ type Handler struct {
 	// rolled back instances are judged by rule 5b without reading their metrics or
 	// CloudTrail (remediate checks each one again before it acts).
 	Rollbacks Rollbacks
+	// Sources, when set, has detect judge the sources of instances too (DESIGN.md
+	// section 10): on a sweep, and when an event names a source. Waves are the rollout's,
+	// which a source fix counts in.
+	Sources *Sources
+	Waves   []policy.Wave
 	// QueueingReserve is the time kept at the end of an invocation for queueing the
 	// verdicts; zero means defaultQueueingReserve.
 	QueueingReserve time.Duration
@@ -69,8 +76,10 @@ type Summary struct {
 	Ignored   string         `json:"ignored,omitempty"`
 	Instances int            `json:"instances"`
 	Verdicts  map[string]int `json:"verdicts"`
-	Sent      int            `json:"sent"`
-	Foreign   []string       `json:"foreign,omitempty"`
+	// Sources counts the source verdicts by action.
+	Sources map[string]int `json:"sources,omitempty"`
+	Sent    int            `json:"sent"`
+	Foreign []string       `json:"foreign,omitempty"`
 }
 
 // defaultQueueingReserve covers queueing 10,000 verdicts in batches of 10.
@@ -92,6 +101,9 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 	for _, region := range req.ForeignRegions {
 		sum.Foreign = append(sum.Foreign, "region "+region)
 	}
+	for _, src := range req.ForeignSources {
+		sum.Foreign = append(sum.Foreign, src.Name())
+	}
 	if len(sum.Foreign) > 0 {
 		h.Log.WarnContext(ctx, "instances outside this function's account and region are reported, not acted on",
 			"source", req.Source, "foreign", sum.Foreign)
@@ -104,7 +116,40 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 	for _, ref := range req.Refs {
 		ids = append(ids, ref.InstanceID)
 	}
-	if len(ids) == 0 && len(req.Sweep) == 0 {
+	// Which sources to judge: all of them on a sweep, the named ones for an event about
+	// sources (with the instances they launched).
+	var scope sourceScope
+	var inv *sources.Inventory
+	switch {
+	case h.Sources == nil:
+		if len(req.Sources) > 0 && len(ids) == 0 && len(req.Sweep) == 0 {
+			h.Log.WarnContext(ctx, "the event names sources, which this function is not set up to judge", "source", req.Source)
+			return sum, nil
+		}
+	case len(req.Sweep) > 0:
+		scope.all = true
+	case len(req.Sources) > 0:
+		var members []string
+		members, scope, inv, err = h.sourceRequest(ctx, req.Sources)
+		if err != nil {
+			h.count("Errors", 1, map[string]string{"Stage": "sources"})
+			return sum, err
+		}
+		if !scope.all && len(scope.named) == 0 {
+			h.Log.InfoContext(ctx, "the sources the event names are not in the inventory (deleted since)", "source", req.Source)
+			if len(ids) == 0 {
+				return sum, nil
+			}
+		}
+		ids = append(ids, members...)
+		if scope.all {
+			ids = nil // every instance of the region
+		} else if len(ids) == 0 {
+			// Sources without instances: judged from none (they wait).
+			return h.queueSources(ctx, accountID, req, sum, inv, scope, nil, "")
+		}
+	}
+	if len(ids) == 0 && len(req.Sweep) == 0 && !scope.all {
 		return sum, nil
 	}
 	now := h.Now().UTC()
@@ -153,12 +198,46 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 	for action, n := range sum.Verdicts {
 		h.count("Verdicts", n, map[string]string{"Action": action})
 	}
+	// A source that cannot be judged must not hold back the instances' verdicts: they
+	// are queued, and the invocation then fails on the sources, to be retried.
+	var sourcesErr error
+	if scope.all || len(scope.named) > 0 {
+		srcMessages, counts, err := h.judgeSources(ctx, accountID, inv, scope, assessments, sweepID, now)
+		if err != nil {
+			h.count("Errors", 1, map[string]string{"Stage": "sources"})
+			sourcesErr = err
+		}
+		sum.Sources = counts
+		for action, n := range counts {
+			h.count("SourceVerdicts", n, map[string]string{"Action": action})
+		}
+		messages = append(messages, srcMessages...)
+	}
 	q := verdictqueue.Sender{Queue: h.Queue, QueueURL: h.QueueURL, Decisions: h.Decisions}
 	sent, err := q.RecordAndSend(ctx, messages)
 	sum.Sent = sent
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "queue"})
+		return sum, errors.Join(err, sourcesErr)
+	}
+	return sum, sourcesErr
+}
+
+// queueSources judges and queues the named sources alone, from the given assessments.
+func (h *Handler) queueSources(ctx context.Context, accountID string, req trigger.Request, sum Summary, inv *sources.Inventory,
+	scope sourceScope, assessments []guard.Assessment, sweepID string) (Summary, error) {
+	messages, counts, err := h.judgeSources(ctx, accountID, inv, scope, assessments, sweepID, h.Now().UTC())
+	if err != nil {
+		h.count("Errors", 1, map[string]string{"Stage": "sources"})
 		return sum, err
+	}
+	sum.Sources = counts
+	q := verdictqueue.Sender{Queue: h.Queue, QueueURL: h.QueueURL, Decisions: h.Decisions}
+	sent, err := q.RecordAndSend(ctx, messages)
+	sum.Sent = sent
+	if err != nil {
+		h.count("Errors", 1, map[string]string{"Stage": "queue"})
+		return sum, fmt.Errorf("queueing the verdicts of %s: %w", req.Source, err)
 	}
 	return sum, nil
 }

@@ -71,7 +71,9 @@ type pipeline struct {
 	detect     *function
 	remediate  *function
 	motoURL    string
-	cfg        aws.Config
+	// ec2Front is the EC2 stand-in in front of moto (its account defaults).
+	ec2Front *fakeaws.EC2DryRun
+	cfg      aws.Config
 	// env is the functions' environment, for a function a test starts itself.
 	env map[string]string
 	ct  *fakeaws.CloudTrail
@@ -142,7 +144,7 @@ func newPipelineWith(t *testing.T, mode string, extra func(p *pipeline, env map[
 	env["IMDSGUARD_QUEUE_URL"] = p.queueURL
 	env["IMDSGUARD_LEDGER_TABLE"] = res.Table
 	env["IMDSGUARD_TOPIC_ARN"] = res.TopicARN
-	p.motoURL, p.cfg = moto.URL, cfg
+	p.motoURL, p.cfg, p.ec2Front = moto.URL, cfg, moto.EC2()
 	if extra != nil {
 		extra(p, env)
 	}

@@ -2,6 +2,7 @@ package fakeaws
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -14,10 +15,11 @@ import (
 )
 
 // EC2DryRun sits in front of moto's EC2 and answers the way real EC2 does where moto
-// does not: for ModifyInstanceMetadataOptions, for the instance metadata defaults,
+// does not: for dry runs of any action, for ModifyInstanceMetadataOptions, for the
+// instance metadata defaults,
 // which moto does not serve at all (ec2_defaults.go), and for the AMIs' ImdsSupport,
 // which it never returns (ec2_images.go):
-//   - moto 5.2 ignores DryRun and makes the change, while EC2 changes nothing and
+//   - moto 5.2 ignores DryRun (on every action) and makes the change, while EC2 changes nothing and
 //     answers HTTP 412 with the DryRunOperation error ("Request would have succeeded,
 //     but DryRun flag is set.");
 //   - moto resets every option the call leaves out, while EC2 keeps it: the proxy fills
@@ -57,13 +59,11 @@ func NewEC2DryRun(motoURL string) (*EC2DryRun, error) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		form, err := url.ParseQuery(string(body))
-		if err == nil && p.serveMetadataDefaults(w, r, form) {
-			return
-		}
-		r.Header.Set(actionHeader, form.Get("Action"))
-		if err == nil && form.Get("Action") == "ModifyInstanceMetadataOptions" && strings.EqualFold(form.Get("DryRun"), "true") {
+		// EC2 changes nothing on a dry run, whatever the action, and answers a permitted
+		// one with HTTP 412 DryRunOperation; moto ignores DryRun and makes the change.
+		if err == nil && form.Get("Action") != "" && strings.EqualFold(form.Get("DryRun"), "true") {
 			p.mu.Lock()
-			p.dryRun[form.Get("InstanceId")]++
+			p.dryRun[cmp.Or(form.Get("InstanceId"), form.Get("LaunchTemplateId"), form.Get("Action"))]++
 			p.mu.Unlock()
 			w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 			w.WriteHeader(http.StatusPreconditionFailed)
@@ -72,6 +72,10 @@ func NewEC2DryRun(motoURL string) (*EC2DryRun, error) {
 				newUUID())
 			return
 		}
+		if err == nil && p.serveMetadataDefaults(w, r, form) {
+			return
+		}
+		r.Header.Set(actionHeader, form.Get("Action"))
 		if err == nil && form.Get("Action") == "ModifyInstanceMetadataOptions" {
 			if err := keepUnspecified(r, target, form); err != nil {
 				http.Error(w, err.Error(), http.StatusBadGateway)
@@ -84,7 +88,8 @@ func NewEC2DryRun(motoURL string) (*EC2DryRun, error) {
 	return p, nil
 }
 
-// DryRuns returns how many dry-run ModifyInstanceMetadataOptions calls named the instance.
+// DryRuns returns how many dry-run calls named the instance (by InstanceId), the launch
+// template (by LaunchTemplateId), or, naming neither, the action.
 func (p *EC2DryRun) DryRuns(instanceID string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -120,9 +120,10 @@ var (
 	}
 	Waves = Spec{
 		Env: "IMDSGUARD_WAVES", Param: "Waves", Default: policy.DefaultWaves,
-		Usage: "(remediate): the rollout's waves before the last, in order, as TagKey=value|value;TagKey=value " +
+		Usage: "(detect, remediate): the rollout's waves before the last, in order, as TagKey=value|value;TagKey=value " +
 			"(values compared without regard to case); every other instance is in the last wave. A wave enforces " +
-			"only once every earlier wave's enforced instances are verified and have soaked for WaveSoak.",
+			"only once every earlier wave's enforced instances are verified and have soaked for WaveSoak; a " +
+			"launch template fix counts in the latest wave of the instances it launched.",
 		Allowed: "waves separated by ;, each a tag key, = and values separated by |, with no spaces or control " +
 			"characters, at most 1024 characters in all, or empty for one wave of everything",
 		Constraint: policy.Constraint{AllowedPattern: `^$|^` + waveSelector + `(?:;` + waveSelector + `)*$`, MaxLength: 1024},
@@ -172,7 +173,7 @@ var Specs = []Spec{MaxVerdictAge, ConfigRuleMatch, TicketBackend, JiraSecretArn,
 // DetectSpecs, RemediateSpecs and VerifySpecs are the function-only settings each
 // function reads; template.yaml passes each to its function only.
 var (
-	DetectSpecs    = []Spec{ConfigRuleMatch}
+	DetectSpecs    = []Spec{ConfigRuleMatch, Waves}
 	VerifySpecs    = []Spec{VerifyWindow, BreakerRollbacks}
 	RemediateSpecs = []Spec{MaxVerdictAge, TicketBackend, JiraSecretArn, JiraProject, JiraIssueType, JiraLabels,
 		MaxEnforcePerHour, MaxEnforcePerSweep, Waves, WaveSoak, PauseParameter}
@@ -250,6 +251,8 @@ type Detect struct {
 	Guard policy.Settings
 	// ConfigRuleMatch: AWS Config rules whose name contains it trigger detect.
 	ConfigRuleMatch string
+	// Waves are the rollout's, which a launch template fix counts in.
+	Waves []policy.Wave
 }
 
 // LoadDetect reads and checks detect's settings: the guard's (policy.LoadSettings) and
@@ -263,7 +266,11 @@ func LoadDetect(lookup func(string) (string, bool)) (Detect, error) {
 	if err != nil {
 		return Detect{}, err
 	}
-	return Detect{Guard: guard, ConfigRuleMatch: values[ConfigRuleMatch.Param]}, nil
+	waves, err := policy.ParseWaves(values[Waves.Param])
+	if err != nil {
+		return Detect{}, &SettingError{Spec: Waves, Value: values[Waves.Param], Reason: err.Error()}
+	}
+	return Detect{Guard: guard, ConfigRuleMatch: values[ConfigRuleMatch.Param], Waves: waves}, nil
 }
 
 // Tickets says where remediate opens tickets.

@@ -170,9 +170,12 @@ func TestSpecsAreComplete(t *testing.T) {
 			read[s.Param]++
 		}
 	}
+	// The waves are the one setting two functions share: detect puts a source fix in
+	// a wave, remediate holds enforcements to them.
+	shared := map[string]int{Waves.Param: 2}
 	for _, s := range Specs {
-		if read[s.Param] != 1 {
-			t.Errorf("%s is read by %d functions, want 1", s.Param, read[s.Param])
+		if want := max(1, shared[s.Param]); read[s.Param] != want {
+			t.Errorf("%s is read by %d functions, want %d", s.Param, read[s.Param], want)
 		}
 	}
 	for _, r := range Rules {

@@ -55,7 +55,7 @@ var Results = []string{
 	ResultEnforced, ResultDryRun, ResultReported, ResultTicketed,
 	ResultDeferred, ResultAlreadyCompliant, ResultSuperseded, ResultFailed,
 	ResultTicketUpdated, ResultTicketUnchanged, ResultTicketResolved,
-	ResultVerified, ResultRolledBack,
+	ResultVerified, ResultRolledBack, ResultSourceFixed,
 }
 
 var (

@@ -115,6 +115,15 @@ type Gate struct {
 // pause switch first, then the breaker, then the waves. The budget is taken after it,
 // atomically (BudgetSpent says why it was refused).
 func RolloutGate(inst Instance, st RolloutState, s RolloutSettings, now time.Time) Gate {
+	if g := rolloutBrakes(st); !g.Allowed {
+		return g
+	}
+	return WaveReady(WaveOf(inst, s.Waves), st, s, now)
+}
+
+// rolloutBrakes are the brakes every change passes first: the pause switch, then the
+// breaker.
+func rolloutBrakes(st RolloutState) Gate {
 	if st.Paused {
 		return blocked(ReasonPaused, "enforcement is paused (%s): nothing is enforced until it is resumed", st.PausedBy)
 	}
@@ -123,7 +132,7 @@ func RolloutGate(inst Instance, st RolloutState, s RolloutSettings, now time.Tim
 			"nothing is enforced here until a person closes it (imdsguard status --reset-breaker)",
 			st.BreakerOpenedAt.UTC().Format(time.RFC3339), st.BreakerWhy)
 	}
-	return WaveReady(WaveOf(inst, s.Waves), st, s, now)
+	return Gate{Allowed: true}
 }
 
 // WaveReady tells whether the wave of index wave may enforce now: every earlier wave's

@@ -27,6 +27,20 @@ const (
 	SourceAMI                 SourceKind = "ami"
 )
 
+// SourceSubject is what the ledger keys a source's decisions, history, snapshot, ticket
+// and rollback by, in the place of an instance id: the launch template id, the kind and
+// the name of a launch configuration ("launch-configuration:web-lc"), or
+// "account-defaults".
+func SourceSubject(kind SourceKind, id string) string {
+	switch kind {
+	case SourceLaunchTemplate:
+		return id
+	case SourceAccountDefaults:
+		return string(SourceAccountDefaults)
+	}
+	return string(kind) + ":" + id
+}
+
 // SourceAction is what the guard decides to do with a source.
 type SourceAction string
 
@@ -73,6 +87,8 @@ type Source struct {
 	PinnedBy []string
 	// Groups names the Auto Scaling groups that launch from it.
 	Groups []string
+	// RolledBack is the latest rollback of imdsguard's fix of it, nil for none.
+	RolledBack *Rollback
 }
 
 // SourceMember is one running instance a source launched, with its verdict.
@@ -97,6 +113,7 @@ type SourceVerdict struct {
 //
 //  1. it launches with HttpTokens required already: skip, source-compliant;
 //  2. the exemption tag is on it (and not expired): skip, source-exempt;
+//     2b. imdsguard's fix of it was rolled back within a lookback: ticket, rolled-back;
 //  3. any instance uses IMDSv1 (a ticket verdict for IMDSv1 use, or a rollback): ticket,
 //     source-imdsv1-used, naming them;
 //  4. no running instance: defer, source-no-instances (no evidence);
@@ -115,6 +132,9 @@ func DecideSource(src Source, members []SourceMember, s Settings, now time.Time)
 		if ex := parseExemption(s.ExemptTag, value, now.UTC()); !ex.expired {
 			return sourceVerdict(SourceSkip, ReasonSourceExempt, "%s", ex.detail)
 		}
+	}
+	if v, held := HeldBackSource(src, s, now); held {
+		return v
 	}
 	var users, pending []string
 	proven := 0
@@ -165,6 +185,18 @@ func DecideSource(src Source, members []SourceMember, s Settings, now time.Time)
 	v := sourceVerdict(SourceFix, ReasonSourceIMDSv1Unused, "none of the %d running instances %s launched uses IMDSv1, at boot or since", len(members), src.label())
 	v.Target = &MetadataOptions{HTTPTokens: TokensRequired, HopLimit: hop}
 	return v
+}
+
+// HeldBackSource is the ticket of a source whose fix imdsguard rolled back less than a
+// lookback ago: as for an instance (rule 5b), the evidence that led to the fix is not
+// trusted to fix it again.
+func HeldBackSource(src Source, s Settings, now time.Time) (SourceVerdict, bool) {
+	rb := src.RolledBack
+	if rb == nil || now.Sub(rb.At) >= s.Lookback {
+		return SourceVerdict{}, false
+	}
+	return sourceVerdict(SourceTicket, ReasonRolledBack, "imdsguard's fix of %s was rolled back at %s (%s): it is not fixed again "+
+		"before %s, a full lookback later", src.label(), rb.At.UTC().Format(time.RFC3339), rb.Why, rb.At.Add(s.Lookback).UTC().Format(time.RFC3339)), true
 }
 
 func (s Source) label() string {

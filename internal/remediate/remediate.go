@@ -68,9 +68,13 @@ type Handler struct {
 	// kill switch, read before each enforcement (nil: there is none).
 	Rollout policy.RolloutSettings
 	Pause   PauseSwitch
-	Now     func() time.Time
-	Log     *slog.Logger
-	Metrics *emf.Emitter
+	// Sources and SourceLedger fix the sources of instances (DESIGN.md section 10); a
+	// Handler without them refuses to fix one (the message fails, and is retried).
+	Sources      SourceFixer
+	SourceLedger SourceLedger
+	Now          func() time.Time
+	Log          *slog.Logger
+	Metrics      *emf.Emitter
 }
 
 // RefusedError is a message remediate will not act on: forged, altered, foreign or
@@ -108,6 +112,9 @@ func (h *Handler) Handle(ctx context.Context, accountID string, batch events.SQS
 }
 
 func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSMessage) error {
+	if message.SchemaOf(rec.Body) == message.SourceSchema {
+		return h.processSource(ctx, accountID, rec)
+	}
 	v, err := message.Parse(rec.Body)
 	if err != nil {
 		return fmt.Errorf("message %s: %w", rec.MessageId, err)
@@ -121,47 +128,69 @@ func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSM
 	if last := v.Evidence.LastDatapoint; last != nil {
 		in.Queued.UsageFrom = *last
 	}
-	claimed := false
-	if !in.Queued.Foreign {
-		// The claim authenticates the message too: it succeeds only for the decision detect
-		// recorded, with this very body.
-		switch err := h.Ledger.Claim(ctx, v.DecisionID, ref, decisionlog.Digest([]byte(rec.Body)), now, h.ClaimTTL); {
-		case errors.Is(err, ledger.ErrDone):
-			h.Log.InfoContext(ctx, "decision already processed; redelivery ignored", "decision_id", v.DecisionID, "instance_id", v.InstanceID)
-			return nil
-		case errors.Is(err, ledger.ErrNotRecorded):
-			in.Queued.Authenticity = policy.NotRecorded
-		case errors.Is(err, ledger.ErrAltered):
-			in.Queued.Authenticity = policy.Altered
-		case err != nil:
-			return err
-		default:
-			in.Queued.Authenticity, claimed = policy.Recorded, true
-		}
-	}
-	outcome, err := h.recheckAndAct(ctx, v, in, now)
-	if err != nil {
-		var refused *RefusedError
-		if errors.As(err, &refused) {
-			refused.MessageID = rec.MessageId
-		}
-		if claimed {
-			if relErr := h.Ledger.Release(ctx, v.DecisionID); relErr != nil {
-				err = errors.Join(err, relErr)
-			}
-		}
+	claim, err := h.claim(ctx, v.DecisionID, ref, rec.Body, in.Queued.Foreign, now)
+	if err != nil || claim.done {
 		return err
 	}
-	outcome.Ref, outcome.DecisionID, outcome.At, outcome.Mode = ref, v.DecisionID, now, string(h.Settings.Mode)
+	in.Queued.Authenticity = claim.authenticity
+	outcome, err := h.recheckAndAct(ctx, v, in, now)
+	return h.finish(ctx, rec, v.DecisionID, ref, claim.claimed, outcome, err, now)
+}
+
+// claimed is what the ledger said to a claim of a decision.
+type claimed struct {
+	authenticity policy.Authenticity
+	// claimed is set when this invocation holds the decision; done when it was processed
+	// already (a redelivery: nothing to do).
+	claimed, done bool
+}
+
+// claim claims the decision of a message about ref. The claim authenticates the message
+// too: it succeeds only for the decision detect recorded, with this very body. A foreign
+// message is not claimed (it is refused).
+func (h *Handler) claim(ctx context.Context, decisionID string, ref ledger.Ref, body string, foreign bool, now time.Time) (claimed, error) {
+	if foreign {
+		return claimed{}, nil
+	}
+	switch err := h.Ledger.Claim(ctx, decisionID, ref, decisionlog.Digest([]byte(body)), now, h.ClaimTTL); {
+	case errors.Is(err, ledger.ErrDone):
+		h.Log.InfoContext(ctx, "decision already processed; redelivery ignored", "decision_id", decisionID, "instance_id", ref.InstanceID)
+		return claimed{done: true}, nil
+	case errors.Is(err, ledger.ErrNotRecorded):
+		return claimed{authenticity: policy.NotRecorded}, nil
+	case errors.Is(err, ledger.ErrAltered):
+		return claimed{authenticity: policy.Altered}, nil
+	case err != nil:
+		return claimed{}, err
+	}
+	return claimed{authenticity: policy.Recorded, claimed: true}, nil
+}
+
+// finish records the outcome of a claimed decision, or releases the claim when acting on
+// it failed (actErr), so that the retry may claim it at once.
+func (h *Handler) finish(ctx context.Context, rec events.SQSMessage, decisionID string, ref ledger.Ref, held bool, outcome ledger.Outcome, actErr error, now time.Time) error {
+	if actErr != nil {
+		var refused *RefusedError
+		if errors.As(actErr, &refused) {
+			refused.MessageID = rec.MessageId
+		}
+		if held {
+			if relErr := h.Ledger.Release(ctx, decisionID); relErr != nil {
+				actErr = errors.Join(actErr, relErr)
+			}
+		}
+		return actErr
+	}
+	outcome.Ref, outcome.DecisionID, outcome.At, outcome.Mode = ref, decisionID, now, string(h.Settings.Mode)
 	if err := h.Ledger.Record(ctx, outcome); err != nil {
 		// The retry may claim at once; a Record that did succeed (its reply was lost) left
 		// the decision done, and the release changes nothing then.
-		if relErr := h.Ledger.Release(ctx, v.DecisionID); relErr != nil {
+		if relErr := h.Ledger.Release(ctx, decisionID); relErr != nil {
 			err = errors.Join(err, relErr)
 		}
 		return err
 	}
-	h.Log.InfoContext(ctx, "outcome", "decision_id", v.DecisionID, "instance_id", v.InstanceID, "action", outcome.Action,
+	h.Log.InfoContext(ctx, "outcome", "decision_id", decisionID, "instance_id", ref.InstanceID, "action", outcome.Action,
 		"result", outcome.Result, "mode", h.Settings.Mode, "detail", outcome.Detail)
 	return nil
 }
@@ -333,9 +362,22 @@ func (h *Handler) gate(ctx context.Context, v message.Verdict, live policy.Insta
 	if h.Rollout.MaxPerHour <= 0 {
 		return policy.Gate{}, fmt.Errorf("decision %s: no hourly enforcement budget is set (IMDSGUARD_MAX_ENFORCE_PER_HOUR)", v.DecisionID)
 	}
-	r, err := h.Ledger.ReadRollout(ctx, v.AccountID, v.Region)
+	st, err := h.rolloutState(ctx, v.AccountID, v.Region)
 	if err != nil {
 		return policy.Gate{}, err
+	}
+	if g := policy.RolloutGate(live, st, h.Rollout, now); !g.Allowed {
+		return g, nil
+	}
+	return h.takeBudget(ctx, v.AccountID, v.Region, v.SweepID, now)
+}
+
+// rolloutState is the account-region's rollout as the gate reads it: the ledger's state
+// and the pause switch. A switch that cannot be read counts as set.
+func (h *Handler) rolloutState(ctx context.Context, account, region string) (policy.RolloutState, error) {
+	r, err := h.Ledger.ReadRollout(ctx, account, region)
+	if err != nil {
+		return policy.RolloutState{}, err
 	}
 	st := r.State(len(h.Rollout.Waves) + 1)
 	if h.Pause != nil {
@@ -345,11 +387,14 @@ func (h *Handler) gate(ctx context.Context, v message.Verdict, live policy.Insta
 		}
 		st.Paused, st.PausedBy = paused, by
 	}
-	if g := policy.RolloutGate(live, st, h.Rollout, now); !g.Allowed {
-		return g, nil
-	}
-	err = h.Ledger.TakeBudget(ctx, ledger.Budget{AccountID: v.AccountID, Region: v.Region, Hour: policy.BudgetHourOf(now),
-		SweepID: v.SweepID, MaxPerHour: h.Rollout.MaxPerHour, MaxPerSweep: h.Rollout.MaxPerSweep}, now)
+	return st, nil
+}
+
+// takeBudget takes a slot of the account-region's enforcement budget, of the hour and
+// of the sweep.
+func (h *Handler) takeBudget(ctx context.Context, account, region, sweepID string, now time.Time) (policy.Gate, error) {
+	err := h.Ledger.TakeBudget(ctx, ledger.Budget{AccountID: account, Region: region, Hour: policy.BudgetHourOf(now),
+		SweepID: sweepID, MaxPerHour: h.Rollout.MaxPerHour, MaxPerSweep: h.Rollout.MaxPerSweep}, now)
 	var spent *ledger.BudgetSpentError
 	if errors.As(err, &spent) {
 		return policy.BudgetSpent(spent.Kind, h.Rollout, now), nil
@@ -391,8 +436,15 @@ func (h *Handler) openOrUpdateTicket(ctx context.Context, v message.Verdict, out
 		return out, nil
 	}
 	t := ticket.NewTicket(v, ticket.ComposeOptions{ExemptTag: h.Settings.ExemptTag, DryRun: h.dryRun()})
+	return h.keepTicket(ctx, refOf(v), t, out, detail, now)
+}
+
+// keepTicket keeps the one open ticket of ref, an instance or a source: it opens t when
+// there is none, adds its evidence when that is new, and leaves the ticket alone when
+// it is not.
+func (h *Handler) keepTicket(ctx context.Context, ref ledger.Ref, t ticket.Ticket, out ledger.Outcome, detail string, now time.Time) (ledger.Outcome, error) {
 	digest := t.Content.EvidenceDigest()
-	rec, err := h.Ledger.GetTicket(ctx, refOf(v))
+	rec, err := h.Ledger.GetTicket(ctx, ref)
 	if err != nil {
 		return ledger.Outcome{}, err
 	}
@@ -416,7 +468,7 @@ func (h *Handler) openOrUpdateTicket(ctx context.Context, v message.Verdict, out
 	if err != nil {
 		return ledger.Outcome{}, err
 	}
-	if err := h.Ledger.PutTicket(ctx, ledger.Ticket{Ref: refOf(v), Backend: h.Tickets.Name(), TicketRef: tref, Status: ledger.TicketOpen,
+	if err := h.Ledger.PutTicket(ctx, ledger.Ticket{Ref: ref, Backend: h.Tickets.Name(), TicketRef: tref, Status: ledger.TicketOpen,
 		Digest: digest, Title: t.Content.Title, OpenedAt: now, UpdatedAt: now}); err != nil {
 		return ledger.Outcome{}, err
 	}

@@ -51,6 +51,10 @@ type Scope struct {
 	Status    ScopeStatus `json:"status"`
 	// Error says why a failed scope failed; empty (and absent from JSON) otherwise.
 	Error string `json:"error,omitempty"`
+	// SourcesError says why the scope's sources could not be read or judged: its
+	// instances are in the plan, its sources are not (none of them is judged on half the
+	// evidence). Empty (and absent) otherwise.
+	SourcesError string `json:"sources_error,omitempty"`
 }
 
 // Label names the scope for people: "eu-west-1 (account 123456789012)", or "(account

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
 // Inventory is what the sources of one account-region are judged by.
@@ -46,9 +48,11 @@ func Read(ctx context.Context, ec2 API, autoScaling AutoScalingAPI, imageIDs []s
 }
 
 // Enforcements lists the instances of an account-region that imdsguard enforced and is
-// verifying, and those it verified (rollbacks.Index implements it).
+// verifying, those it verified, and the latest rollbacks, of instances and of sources
+// (rollbacks.Index implements it).
 type Enforcements interface {
 	Enforcements(ctx context.Context, account, region string) (verifying, verified map[string]bool, err error)
+	Rollbacks(ctx context.Context, account, region string) (map[string]policy.Rollback, error)
 }
 
 // ReadWatches reads the enforcements of an account-region as Judge takes them. Without a
@@ -62,6 +66,13 @@ func ReadWatches(ctx context.Context, e Enforcements, account, region string) (m
 	verifying, verified, err := e.Enforcements(ctx, account, region)
 	if err != nil {
 		return nil, fmt.Errorf("reading imdsguard's enforcements: %w", err)
+	}
+	rollbacks, err := e.Rollbacks(ctx, account, region)
+	if err != nil {
+		return nil, fmt.Errorf("reading imdsguard's rollbacks: %w", err)
+	}
+	for subject, rb := range rollbacks {
+		out[subject] = Watch{RolledBack: &rb}
 	}
 	for id := range verified {
 		out[id] = Watch{Verified: true}

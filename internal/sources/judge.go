@@ -25,8 +25,13 @@ type Assessment struct {
 	Verdict   policy.SourceVerdict
 }
 
-// Watch says what imdsguard knows of an enforcement: being verified, or verified.
-type Watch struct{ Verifying, Verified bool }
+// Watch says what imdsguard knows of its own changes to an instance (being verified, or
+// verified) or, keyed by its subject (policy.SourceSubject), to a source: its latest
+// rollback.
+type Watch struct {
+	Verifying, Verified bool
+	RolledBack          *policy.Rollback
+}
 
 // Origin is the source that launched an instance, and launches its replacement when
 // its group replaces it.
@@ -126,7 +131,8 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 
 	var out []Assessment
 	for _, lt := range inv.Templates {
-		src := policy.Source{Kind: policy.SourceLaunchTemplate, ID: lt.ID, Name: lt.Name, Options: lt.Default, Tags: lt.Tags}
+		src := policy.Source{Kind: policy.SourceLaunchTemplate, ID: lt.ID, Name: lt.Name, Options: lt.Default, Tags: lt.Tags,
+			RolledBack: watches[policy.SourceSubject(policy.SourceLaunchTemplate, lt.ID)].RolledBack}
 		for _, g := range inv.Groups {
 			if g.LaunchConfiguration == "" && (g.LaunchTemplateID == lt.ID || (g.LaunchTemplateID == "" && g.LaunchTemplateName != "" && g.LaunchTemplateName == lt.Name)) {
 				src.Groups = append(src.Groups, g.Name)
@@ -151,7 +157,8 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 	}
 
 	// The account defaults, by every instance of the account-region.
-	defaults := policy.Source{Kind: policy.SourceAccountDefaults, ID: account + "/" + region}
+	defaults := policy.Source{Kind: policy.SourceAccountDefaults, ID: account + "/" + region,
+		RolledBack: watches[policy.SourceSubject(policy.SourceAccountDefaults, "")].RolledBack}
 	if inv.Defaults.HTTPTokens != "" {
 		defaults.Options = &policy.MetadataOptions{HTTPTokens: inv.Defaults.HTTPTokens, HopLimit: inv.Defaults.HopLimit, HTTPEndpoint: inv.Defaults.HTTPEndpoint}
 	}
@@ -161,7 +168,11 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 		everyone = append(everyone, member(a))
 		everyID = append(everyID, a.Evidence.InstanceID)
 	}
-	out = append(out, Assessment{Source: defaults, Instances: everyID, Verdict: policy.DecideAccountDefaults(account, region, inv.Defaults, everyone)})
+	verdict, held := policy.HeldBackSource(defaults, s, now)
+	if !held || inv.Defaults.HTTPTokens == policy.TokensRequired {
+		verdict = policy.DecideAccountDefaults(account, region, inv.Defaults, everyone)
+	}
+	out = append(out, Assessment{Source: defaults, Instances: everyID, Verdict: verdict})
 
 	// The AMIs in use, for the report.
 	byImage := map[string][]string{}

@@ -28,6 +28,8 @@ type evidenceKey struct {
 	TrailShowsV1 bool     `json:"cloudtrail_shows_v1"`
 	UserAgents   []string `json:"user_agents"`
 	SourceIPs    []string `json:"source_ips"`
+	// Instances are the instances a source's ticket names (absent from an instance's).
+	Instances []string `json:"instances,omitempty"`
 }
 
 func newEvidenceKey(v message.Verdict) evidenceKey {

@@ -150,3 +150,20 @@ func (s *Sender) send(ctx context.Context, messages []Outgoing) (int, error) {
 	}
 	return sent, nil
 }
+
+// NewOutgoingSource encodes a verdict about a source as its message. Its decision is
+// recorded under the source's ledger subject (message.SourceVerdict.Subject) in the
+// place of an instance id.
+func NewOutgoingSource(m message.SourceVerdict) (Outgoing, error) {
+	body, err := m.Encode()
+	if err != nil {
+		return Outgoing{}, err
+	}
+	return Outgoing{
+		decision: decisionlog.Decision{
+			AccountID: m.AccountID, Region: m.Region, InstanceID: m.Subject(),
+			DecisionID: m.DecisionID, Action: policy.Action(m.Action), CreatedAt: m.CreatedAt, Digest: decisionlog.Digest(body),
+		},
+		body: string(body),
+	}, nil
+}

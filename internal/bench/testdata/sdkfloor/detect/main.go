@@ -1,6 +1,6 @@
-// Command detect is the SDK floor of the detect and verify functions for BenchmarkLambda:
-// the minimal bootstrap, linking exactly the AWS SDK packages functions/detect and
-// functions/verify link (TestSDKFloorsLinkWhatTheFunctionsLink keeps the sets equal) and
+// Command detect is the SDK floor of the detect function for BenchmarkLambda: the
+// minimal bootstrap, linking exactly the AWS SDK packages functions/detect links
+// (TestSDKFloorsLinkWhatTheFunctionsLink keeps the sets equal) and
 // doing nothing with them. Its cold start is what those packages' initialisation costs
 // before any of imdsguard's code runs.
 package main
@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	_ "github.com/aws/aws-sdk-go-v2/config"
 	_ "github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	_ "github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	_ "github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	_ "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	_ "github.com/aws/aws-sdk-go-v2/service/dynamodb"

@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/imdsguard/imdsguard/internal/cli"
+	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
+	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
+)
+
+// group is an Auto Scaling group made for a test, from its own launch template.
+type group struct {
+	name, templateID string
+	instances        []string
+}
+
+// newGroup makes a launch template with HttpTokens optional and an Auto Scaling group
+// of size instances that launches its version (empty: $Default), in moto.
+func (p *pipeline) newGroup(name string, size int32, version string) group {
+	p.t.Helper()
+	lt, err := p.ec2.CreateLaunchTemplate(p.ctx, &ec2.CreateLaunchTemplateInput{
+		LaunchTemplateName: aws.String(name + "-lt"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(fakeaws.DefaultAMI), InstanceType: ec2types.InstanceTypeT3Micro,
+			MetadataOptions: &ec2types.LaunchTemplateInstanceMetadataOptionsRequest{HttpTokens: ec2types.LaunchTemplateHttpTokensStateOptional,
+				HttpPutResponseHopLimit: aws.Int32(2), HttpEndpoint: ec2types.LaunchTemplateInstanceMetadataEndpointStateEnabled}},
+	})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	id := aws.ToString(lt.LaunchTemplate.LaunchTemplateId)
+	spec := &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(id)}
+	if version != "" {
+		spec.Version = aws.String(version)
+	}
+	asg := autoscaling.NewFromConfig(p.cfg)
+	if _, err := asg.CreateAutoScalingGroup(p.ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String(name),
+		LaunchTemplate: spec, MinSize: aws.Int32(size), MaxSize: aws.Int32(size), DesiredCapacity: aws.Int32(size),
+		AvailabilityZones: []string{demo.Region + "a"}}); err != nil {
+		p.t.Fatal(err)
+	}
+	out, err := asg.DescribeAutoScalingGroups(p.ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+	if err != nil || len(out.AutoScalingGroups) != 1 {
+		p.t.Fatalf("describing %s: %v", name, err)
+	}
+	g := group{name: name, templateID: id}
+	for _, i := range out.AutoScalingGroups[0].Instances {
+		g.instances = append(g.instances, aws.ToString(i.InstanceId))
+	}
+	if len(g.instances) != int(size) {
+		p.t.Fatalf("group %s has %d instances, want %d", name, len(g.instances), size)
+	}
+	return g
+}
+
+// metrics writes two weeks of hourly MetadataNoToken datapoints for the instance: none
+// of them above zero, or calls every day when usesV1.
+func (p *pipeline) metrics(id string, usesV1 bool) {
+	p.t.Helper()
+	end := time.Now().UTC().Truncate(time.Hour)
+	series := func(h int) (float64, bool) {
+		if usesV1 && h%24 == 3 {
+			return 9, true
+		}
+		return 0, true
+	}
+	if err := fakeaws.PutMetadataNoToken(p.ctx, cloudwatch.NewFromConfig(p.cfg), id, fakeaws.HourlyPoints(end, 336, series)); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// defaultVersion is the launch template's default version and its HttpTokens and hop
+// limit.
+func (p *pipeline) defaultVersion(id string) (int64, string, int32) {
+	p.t.Helper()
+	out, err := p.ec2.DescribeLaunchTemplateVersions(p.ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id), Versions: []string{"$Default"}})
+	if err != nil || len(out.LaunchTemplateVersions) != 1 {
+		p.t.Fatalf("default version of %s: %v", id, err)
+	}
+	v := out.LaunchTemplateVersions[0]
+	mo := v.LaunchTemplateData.MetadataOptions
+	return aws.ToInt64(v.VersionNumber), string(mo.HttpTokens), aws.ToInt32(mo.HttpPutResponseHopLimit)
+}
+
+func (p *pipeline) openTicket(subject string) bool {
+	p.t.Helper()
+	rec, err := p.ledger.GetTicket(p.ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: subject})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return rec != nil && rec.Status == ledger.TicketOpen
+}
+
+// rollback runs `imdsguard rollback` in process with the pipeline's environment.
+func (p *pipeline) rollback(args ...string) (int, string, string) {
+	p.t.Helper()
+	for k, v := range p.env {
+		p.t.Setenv(k, v)
+	}
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(p.ctx, append([]string{"rollback", "--table", p.ledger.Table, "--account", account, "--yes"}, args...), cli.Env{
+		Stdout: &stdout, Stderr: &stderr, LookupEnv: os.LookupEnv, Now: time.Now,
+	})
+	return code, stdout.String(), stderr.String()
+}
+
+// TestSourcesEndToEnd runs the built bootstraps on three Auto Scaling groups: a sweep
+// fixes the launch template of the group whose instances are all proven not to use
+// IMDSv1 (a new default version with HttpTokens required), tickets the template of the
+// group with one IMDSv1 user (naming it) and leaves it untouched, and tickets the
+// template a group pins to a fixed version. The account defaults wait while instances
+// are being verified. `imdsguard rollback --source` then puts the fixed template's
+// default version back, and the next sweep does not fix it again.
+func TestSourcesEndToEnd(t *testing.T) {
+	p := newPipeline(t, "enforce")
+	clean := p.newGroup("clean-asg", 2, "")
+	users := p.newGroup("legacy-asg", 2, "$Latest")
+	pinned := p.newGroup("pinned-asg", 1, "1")
+	for _, id := range clean.instances {
+		p.metrics(id, false)
+	}
+	p.metrics(users.instances[0], false)
+	p.metrics(users.instances[1], true)
+	p.metrics(pinned.instances[0], false)
+
+	p.sweepAndRemediate()
+
+	if v, tokens, hop := p.defaultVersion(clean.templateID); v != 2 || tokens != "required" || hop != 1 {
+		t.Errorf("clean template: default version %d with %s, hop %d; want a new version 2 with HttpTokens required, hop 1", v, tokens, hop)
+	}
+	if v, tokens, _ := p.defaultVersion(users.templateID); v != 1 || tokens != "optional" {
+		t.Errorf("the template of the group with an IMDSv1 user was changed: version %d, %s", v, tokens)
+	}
+	if !p.openTicket(users.templateID) {
+		t.Errorf("no open ticket for %s, whose instance %s uses IMDSv1", users.templateID, users.instances[1])
+	}
+	if v, _, _ := p.defaultVersion(pinned.templateID); v != 1 || !p.openTicket(pinned.templateID) {
+		t.Errorf("pinned template: default version %d, ticket open %v; want it untouched and ticketed", v, p.openTicket(pinned.templateID))
+	}
+	h := p.history(clean.templateID)
+	if len(h) != 1 || h[0].Result != ledger.ResultSourceFixed {
+		t.Fatalf("clean template's history %+v, want one source-fixed", h)
+	}
+	userHistory := p.history(users.templateID)
+	if len(userHistory) != 1 || !strings.Contains(userHistory[0].Reasons[0].Detail, users.instances[1]) {
+		t.Errorf("the ticket's outcome does not name the IMDSv1 user %s: %+v", users.instances[1], userHistory)
+	}
+	defaults := p.history(string(policy.SourceAccountDefaults))
+	if len(defaults) != 0 {
+		t.Errorf("the account defaults were acted on (%+v) while instances are being verified", defaults)
+	}
+	if got, _ := p.ec2Front.MetadataDefaultsOf(demo.Region); got.HTTPTokens != "" {
+		t.Errorf("account defaults %+v changed", got)
+	}
+
+	// A person rolls the fix back.
+	code, stdout, stderr := p.rollback("--source", clean.templateID, "--why", "a job broke", "--format", "json")
+	if code != cli.ExitOK {
+		t.Fatalf("rollback --source exited %d: %s %s", code, stdout, stderr)
+	}
+	schematest.ValidateAgainstSchema(t, "rollback.schema.json", []byte(stdout))
+	var doc struct {
+		Sources []struct{ Result string } `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc.Sources) != 1 || doc.Sources[0].Result != "rolled-back" {
+		t.Fatalf("rollback JSON %s: %v", stdout, err)
+	}
+	if v, tokens, _ := p.defaultVersion(clean.templateID); v != 1 || tokens != "optional" {
+		t.Errorf("after the rollback the default version is %d (%s), want 1 again", v, tokens)
+	}
+	// The next sweep tickets the rolled back template instead of fixing it again.
+	p.sweepAndRemediate()
+	if v, _, _ := p.defaultVersion(clean.templateID); v != 1 {
+		t.Errorf("the next sweep fixed the rolled back template again: default version %d", v)
+	}
+	if !p.openTicket(clean.templateID) {
+		t.Error("the rolled back template has no open ticket")
+	}
+}
+
+// TestAccountDefaultsEndToEnd: the account defaults become HttpTokens required once
+// every instance of the account-region is compliant, and rollback --source puts them
+// back.
+func TestAccountDefaultsEndToEnd(t *testing.T) {
+	p := newPipeline(t, "enforce", "already-v2", "gone")
+	front := p.ec2Front
+	front.SetMetadataDefaults(demo.Region, fakeaws.MetadataDefaults{HTTPTokens: "optional"})
+
+	p.sweepAndRemediate()
+	if got, changes := front.MetadataDefaultsOf(demo.Region); got.HTTPTokens != "required" || changes != 1 {
+		t.Fatalf("account defaults %+v after %d changes, want HttpTokens required after one", got, changes)
+	}
+	if h := p.history(string(policy.SourceAccountDefaults)); len(h) != 1 || h[0].Result != ledger.ResultSourceFixed {
+		t.Errorf("account defaults history %+v", h)
+	}
+	code, stdout, stderr := p.rollback("--source", "account-defaults")
+	if code != cli.ExitOK {
+		t.Fatalf("rollback exited %d: %s %s", code, stdout, stderr)
+	}
+	if got, _ := front.MetadataDefaultsOf(demo.Region); got.HTTPTokens != "optional" {
+		t.Errorf("after the rollback the defaults are %+v, want HttpTokens optional again", got)
+	}
+}
