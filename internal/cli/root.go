@@ -136,6 +136,7 @@ func newRoot(env Env) *cobra.Command {
 		"imdsguard enforces IMDSv2 (HttpTokens=required) only where IMDSv1 is provably unused,\n"+
 			"judged from the MetadataNoToken metric and CloudTrail's credential deliveries.", env)
 	root.AddCommand(newPlanCommand(env), newAuditCommand(env), newApplyCommand(env), newStatusCommand(env), newRollbackCommand(env), newDemoCommand(env), newVersionCommand(env))
+	root.AddCommand(newGuardrailsCommand(env))
 	return root
 }
 
