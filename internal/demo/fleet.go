@@ -8,10 +8,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/policy"
@@ -36,6 +39,29 @@ type Kind struct {
 	// adds a record whose JSON is broken.
 	TrailDenied    bool
 	MalformedTrail bool
+	// Group names the Auto Scaling group the kind's instances run in (GroupKinds); empty
+	// for an instance launched on its own. Its Spec is then unused: the group's launch
+	// template says how the instances launch.
+	Group string
+}
+
+// GroupKinds are the instances of the sample fleet that Auto Scaling groups run, each
+// group from a launch template of its own with HttpTokens optional (DESIGN.md section
+// 10): web-asg, whose instances never use IMDSv1, so its template gets a fixed default
+// version; and batch-asg, one kind of whose instances still uses IMDSv1, so its template
+// is ticketed, naming them, and left as it is.
+func GroupKinds() []Kind {
+	return []Kind{
+		{Name: "asg-web", Group: "web-asg", Series: zeros, Hours: 336},
+		{Name: "asg-batch", Group: "batch-asg", Series: zeros, Hours: 336},
+		{Name: "asg-batch-v1", Group: "batch-asg", Hours: 336,
+			Series: func(h int) (float64, bool) {
+				if h%24 == 5 {
+					return 4, true
+				}
+				return 0, true
+			}},
+	}
 }
 
 const profile = "app-role"
@@ -124,7 +150,15 @@ func Seed(ctx context.Context, c Clients, kinds []Kind, copies int, now time.Tim
 	hour := now.UTC().Truncate(time.Hour)
 	var out []Seeded
 	denied := map[string]bool{}
+	grouped, err := seedGroups(ctx, c, kinds, copies, hour, now)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, grouped...)
 	for _, k := range kinds {
+		if k.Group != "" {
+			continue
+		}
 		for n := 1; n <= copies; n++ {
 			spec := k.Spec
 			spec.Name = fmt.Sprintf("%s-%d", k.Name, n)
@@ -151,6 +185,44 @@ func Seed(ctx context.Context, c Clients, kinds []Kind, copies int, now time.Tim
 		}
 		return nil
 	})
+	return out, nil
+}
+
+// seedGroups makes the Auto Scaling groups the kinds name, each sized for copies
+// instances of every kind in it, and gives each kind its share of the group's instances,
+// with their evidence.
+func seedGroups(ctx context.Context, c Clients, kinds []Kind, copies int, hour, now time.Time) ([]Seeded, error) {
+	var groups []string
+	members := map[string][]Kind{}
+	for _, k := range kinds {
+		if k.Group == "" {
+			continue
+		}
+		if members[k.Group] == nil {
+			groups = append(groups, k.Group)
+		}
+		members[k.Group] = append(members[k.Group], k)
+	}
+	var out []Seeded
+	for _, name := range groups {
+		g, err := fakeaws.SeedGroup(ctx, c.EC2, fakeaws.GroupSpec{Name: name, Template: strings.TrimSuffix(name, "-asg") + "-lt",
+			HopLimit: 2, Size: int32(copies * len(members[name]))})
+		if err != nil {
+			return nil, err
+		}
+		for i, inst := range g.Instances {
+			k := members[name][i/copies]
+			instName := fmt.Sprintf("%s-%d", k.Name, i%copies+1)
+			if _, err := c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{inst.ID},
+				Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(instName)}}}); err != nil {
+				return nil, fmt.Errorf("naming %s: %w", inst.ID, err)
+			}
+			if err := seedEvidence(ctx, c, k, inst, hour, now); err != nil {
+				return nil, fmt.Errorf("seeding evidence of %s (%s): %w", k.Name, inst.ID, err)
+			}
+			out = append(out, Seeded{SeededInstance: inst, Name: instName, Kind: k})
+		}
+	}
 	return out, nil
 }
 

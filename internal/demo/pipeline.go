@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -27,6 +28,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/remediate"
 	"github.com/imdsguard/imdsguard/internal/sourcefix"
+	"github.com/imdsguard/imdsguard/internal/sources"
 	"github.com/imdsguard/imdsguard/internal/ticket"
 	"github.com/imdsguard/imdsguard/internal/verdictqueue"
 	"github.com/imdsguard/imdsguard/internal/wiring"
@@ -116,6 +118,9 @@ func (e *Emulators) RunPipeline(ctx context.Context, now time.Time, result *Pipe
 	if err := e.readOutcomes(ctx, result, book, sqsClient, res.InboxURL); err != nil {
 		return err
 	}
+	if result.Sources, err = readSourceOutcomes(ctx, ec2Client, book); err != nil {
+		return err
+	}
 	// The safety net: verify watches the enforcements, and puts back the one that broke.
 	sender := &verdictqueue.Sender{Queue: sqsClient, QueueURL: res.QueueURL, Decisions: &decisionlog.Log{API: db, Table: res.Table}}
 	if result.SafetyNet, err = e.runSafetyNet(ctx, now, result, book, awsClients.CloudWatch(), enforcer, sender, Region); err != nil {
@@ -139,6 +144,20 @@ type Pipeline struct {
 	Tickets []Ticket
 	// SafetyNet is what verify did after the enforcements; nil when nothing was enforced.
 	SafetyNet *SafetyNet
+	// Sources is what became of each launch template and of the account defaults, in
+	// the order of their ids (the account defaults last).
+	Sources []SourceOutcome
+}
+
+// SourceOutcome is what became of one source of instances.
+type SourceOutcome struct {
+	// Kind, ID and Name name it; DefaultVersion is a template's default version after
+	// the pipeline ran.
+	Kind           policy.SourceKind
+	ID, Name       string
+	DefaultVersion int64
+	// Last is its latest outcome in the ledger; nil when detect queued nothing for it.
+	Last *ledger.Outcome
 }
 
 // Outcome is what became of one instance of the fleet.
@@ -186,6 +205,30 @@ func (e *Emulators) readOutcomes(ctx context.Context, p *Pipeline, l *ledger.Led
 			p.Tickets = append(p.Tickets, t)
 		}
 	}
+}
+
+// readSourceOutcomes reads each launch template's default version and the last outcome
+// of each source from the ledger.
+func readSourceOutcomes(ctx context.Context, client *ec2.Client, l *ledger.Ledger) ([]SourceOutcome, error) {
+	templates, err := sources.LaunchTemplates(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SourceOutcome, 0, len(templates)+1)
+	for _, lt := range templates {
+		out = append(out, SourceOutcome{Kind: policy.SourceLaunchTemplate, ID: lt.ID, Name: lt.Name, DefaultVersion: lt.DefaultVersion})
+	}
+	out = append(out, SourceOutcome{Kind: policy.SourceAccountDefaults, ID: accountID + "/" + Region})
+	for i := range out {
+		hist, err := l.History(ctx, ledger.Ref{AccountID: accountID, Region: Region, InstanceID: policy.SourceSubject(out[i].Kind, out[i].ID)})
+		if err != nil {
+			return nil, err
+		}
+		if len(hist) > 0 {
+			out[i].Last = &hist[len(hist)-1]
+		}
+	}
+	return out, nil
 }
 
 // parseNotification reads the envelope in which SNS delivers a message to an SQS

@@ -51,7 +51,7 @@ func Start(ctx context.Context, copies int, now time.Time) (*Emulators, error) {
 		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(moto.URL) }),
 		CloudTrail: e.CloudTrail,
 	}
-	e.Fleet, err = Seed(ctx, clients, Kinds(now.UTC()), copies, now)
+	e.Fleet, err = Seed(ctx, clients, append(Kinds(now.UTC()), GroupKinds()...), copies, now)
 	if err != nil {
 		e.Stop()
 		return nil, err

@@ -187,21 +187,31 @@ func Parse(body string) (Verdict, error) {
 		return Verdict{}, fmt.Errorf("verdict message of %d bytes is longer than %d", len(body), MaxBodyBytes)
 	}
 	var v Verdict
-	dec := json.NewDecoder(strings.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return Verdict{}, fmt.Errorf("verdict message is not valid %s JSON: %w", Schema, err)
-	}
-	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
-		return Verdict{}, fmt.Errorf("verdict message has more after its JSON object")
-	}
-	if err := exactFields([]byte(body), reflect.TypeFor[Verdict](), ""); err != nil {
-		return Verdict{}, fmt.Errorf("verdict message is not valid %s JSON: %w", Schema, err)
+	if err := decodeExactly(body, &v, "verdict message", Schema); err != nil {
+		return Verdict{}, err
 	}
 	if err := v.Validate(); err != nil {
 		return Verdict{}, err
 	}
 	return v, nil
+}
+
+// decodeExactly decodes body, one JSON object and nothing after it, into v (a pointer to
+// a struct), refusing any member that is not one of v's fields spelt as its tag spells
+// it, or that repeats one. what and schema name the message in errors.
+func decodeExactly[T any](body string, v *T, what, schema string) error {
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s is not valid %s JSON: %w", what, schema, err)
+	}
+	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
+		return fmt.Errorf("%s has more after its JSON object", what)
+	}
+	if err := exactFields([]byte(body), reflect.TypeFor[T](), ""); err != nil {
+		return fmt.Errorf("%s is not valid %s JSON: %w", what, schema, err)
+	}
+	return nil
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -111,16 +109,8 @@ func ParseSource(body string) (SourceVerdict, error) {
 		return SourceVerdict{}, fmt.Errorf("source verdict message of %d bytes is longer than %d", len(body), MaxBodyBytes)
 	}
 	var v SourceVerdict
-	dec := json.NewDecoder(strings.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return SourceVerdict{}, fmt.Errorf("source verdict message is not valid %s JSON: %w", SourceSchema, err)
-	}
-	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
-		return SourceVerdict{}, fmt.Errorf("source verdict message has more after its JSON object")
-	}
-	if err := exactFields([]byte(body), reflect.TypeFor[SourceVerdict](), ""); err != nil {
-		return SourceVerdict{}, fmt.Errorf("source verdict message is not valid %s JSON: %w", SourceSchema, err)
+	if err := decodeExactly(body, &v, "source verdict message", SourceSchema); err != nil {
+		return SourceVerdict{}, err
 	}
 	if err := v.Validate(); err != nil {
 		return SourceVerdict{}, err

@@ -325,11 +325,7 @@ func (h *Handler) remediate(ctx context.Context, v message.Verdict, live policy.
 		return ledger.Outcome{}, err
 	}
 	if !gate.Allowed {
-		h.count("Deferrals", map[string]string{"Reason": string(gate.Reason.Code)})
-		out.Action, out.Result = policy.ActionDefer, ledger.ResultDeferred
-		out.Reasons = append([]policy.Reason{gate.Reason}, out.Reasons...)
-		out.Detail = detail + "enforcement held back: " + gate.Reason.Detail
-		return out, nil
+		return h.heldBack(out, gate, detail+"enforcement held back: "), nil
 	}
 	out.Wave = policy.WaveOf(live, h.Rollout.Waves)
 	// The snapshot is written before the change, so a rollback always has the original.
@@ -370,6 +366,16 @@ func (h *Handler) gate(ctx context.Context, v message.Verdict, live policy.Insta
 		return g, nil
 	}
 	return h.takeBudget(ctx, v.AccountID, v.Region, v.SweepID, now)
+}
+
+// heldBack is the outcome of a change the rollout's gate did not allow: deferred, for
+// the gate's reason.
+func (h *Handler) heldBack(out ledger.Outcome, gate policy.Gate, detail string) ledger.Outcome {
+	h.count("Deferrals", map[string]string{"Reason": string(gate.Reason.Code)})
+	out.Action, out.Result = policy.ActionDefer, ledger.ResultDeferred
+	out.Reasons = append([]policy.Reason{gate.Reason}, out.Reasons...)
+	out.Detail = detail + gate.Reason.Detail
+	return out
 }
 
 // rolloutState is the account-region's rollout as the gate reads it: the ledger's state

@@ -90,11 +90,7 @@ func (h *Handler) actOnSource(ctx context.Context, v message.SourceVerdict, ref 
 		return ledger.Outcome{}, err
 	}
 	if !gate.Allowed {
-		h.count("Deferrals", map[string]string{"Reason": string(gate.Reason.Code)})
-		out.Action, out.Result = policy.ActionDefer, ledger.ResultDeferred
-		out.Reasons = append([]policy.Reason{gate.Reason}, out.Reasons...)
-		out.Detail = "source fix held back: " + gate.Reason.Detail
-		return out, nil
+		return h.heldBack(out, gate, "source fix held back: "), nil
 	}
 	// The snapshot is written before the change, so a rollback always has the original.
 	snap := ledger.SourceSnapshot{Ref: ref, DecisionID: v.DecisionID, At: now, DefaultVersion: tmpl.DefaultVersion}

@@ -139,19 +139,22 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 				if g.Pinned() {
 					src.PinnedBy = append(src.PinnedBy, g.Name)
 				}
+				src.Tags = withExemption(src.Tags, g, s.ExemptTag)
 			}
 		}
 		members, ids := running(policy.SourceLaunchTemplate, lt.ID)
 		out = append(out, Assessment{Source: src, Instances: ids, Verdict: policy.DecideSource(src, members, s, now)})
 	}
 	configs := map[string][]string{}
+	configTags := map[string]map[string]string{}
 	for _, g := range inv.Groups {
 		if g.LaunchConfiguration != "" {
 			configs[g.LaunchConfiguration] = append(configs[g.LaunchConfiguration], g.Name)
+			configTags[g.LaunchConfiguration] = withExemption(configTags[g.LaunchConfiguration], g, s.ExemptTag)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
-		src := policy.Source{Kind: policy.SourceLaunchConfiguration, ID: name, Groups: configs[name]}
+		src := policy.Source{Kind: policy.SourceLaunchConfiguration, ID: name, Groups: configs[name], Tags: configTags[name]}
 		members, ids := running(policy.SourceLaunchConfiguration, name)
 		out = append(out, Assessment{Source: src, Instances: ids, Verdict: policy.DecideSource(src, members, s, now)})
 	}
@@ -201,4 +204,24 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 		return strings.Compare(a.Source.ID, b.Source.ID)
 	})
 	return Judgement{Sources: out, Origins: origins}
+}
+
+// withExemption is tags with the exemption tag of group g added, when g has it and tags
+// do not: an exemption on a group counts for the source it launches from, as one on an
+// instance counts for the instance (its instances may need IMDSv1, and the source's
+// next launch would break them).
+func withExemption(tags map[string]string, g Group, exemptTag string) map[string]string {
+	value, tagged := g.Tags[exemptTag]
+	if !tagged {
+		return tags
+	}
+	if _, has := tags[exemptTag]; has {
+		return tags
+	}
+	out := maps.Clone(tags)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[exemptTag] = value
+	return out
 }

@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -81,6 +82,13 @@ func TestJudge(t *testing.T) {
 	}
 	if groups := got["lt-user"].Source.Groups; len(groups) != 1 || groups[0] != "user-asg" {
 		t.Errorf("lt-user's groups %v", groups)
+	}
+	// An exemption tag on a group exempts the template it launches from.
+	exemptGroups := append(slices.Clone(groups[:1]), Group{Name: "clean-asg-2", LaunchTemplateID: "lt-clean", Tags: map[string]string{s.ExemptTag: "true"}})
+	for _, a := range Judge(Inventory{Templates: templates[:1], Groups: exemptGroups}, "123456789012", "us-east-1", assessments, nil, s, now).Sources {
+		if a.Source.ID == "lt-clean" && (a.Verdict.Action != policy.SourceSkip || a.Verdict.Reasons[0].Code != policy.ReasonSourceExempt) {
+			t.Errorf("a template launched by an exempt group: %s %+v, want a skip source-exempt", a.Verdict.Action, a.Verdict.Reasons)
+		}
 	}
 	// The instance rows name what launches them again: the group's source first.
 	for id, want := range map[string]Origin{

@@ -71,17 +71,23 @@ func Compose(v message.Verdict, opts ComposeOptions) Content {
 	c.Sections = append(c.Sections, whySection(v), evidenceSection(v), softwareSection(c.Advice))
 	c.Sections = append(c.Sections, nextSteps(v, c.Advice, tag, id, region))
 
-	c.Footer = []Span{
-		{"Decision ", Plain}, {nonEmpty(clean(v.DecisionID, maxTextRunes)), Code},
-		{" made " + timeText(v.CreatedAt) + ". ", Plain},
-	}
-	if opts.DryRun {
-		c.Footer = append(c.Footer, Span{"Dry run: nothing was changed.", Strong})
-	} else {
-		c.Footer = append(c.Footer, Span{"Not a dry run.", Plain})
-	}
-	c.Footer = append(c.Footer, Span{" Evidence digest ", Plain}, Span{c.EvidenceDigest()[:16], Code}, Span{".", Plain})
+	c.Footer = footer(v.DecisionID, v.CreatedAt, opts.DryRun, c.EvidenceDigest())
 	return c
+}
+
+// footer is a ticket's closing line: the decision, its time, dry run or not, and the
+// start of the evidence digest.
+func footer(decisionID string, createdAt time.Time, dryRun bool, digest string) []Span {
+	spans := []Span{
+		{"Decision ", Plain}, {nonEmpty(clean(decisionID, maxTextRunes)), Code},
+		{" made " + timeText(createdAt) + ". ", Plain},
+	}
+	if dryRun {
+		spans = append(spans, Span{"Dry run: nothing was changed.", Strong})
+	} else {
+		spans = append(spans, Span{"Not a dry run.", Plain})
+	}
+	return append(spans, Span{" Evidence digest ", Plain}, Span{digest[:16], Code}, Span{".", Plain})
 }
 
 // whySection states the verdict: the primary reason, then the secondary ones.

@@ -55,16 +55,7 @@ func NewSourceTicket(v message.SourceVerdict, opts ComposeOptions) Ticket {
 		c.Sections = append(c.Sections, s)
 	}
 	c.Sections = append(c.Sections, sourceNextSteps(v))
-	c.Footer = []Span{
-		{"Decision ", Plain}, {nonEmpty(clean(v.DecisionID, maxTextRunes)), Code},
-		{" made " + timeText(v.CreatedAt) + ". ", Plain},
-	}
-	if opts.DryRun {
-		c.Footer = append(c.Footer, Span{"Dry run: nothing was changed.", Strong})
-	} else {
-		c.Footer = append(c.Footer, Span{"Not a dry run.", Plain})
-	}
-	c.Footer = append(c.Footer, Span{" Evidence digest ", Plain}, Span{c.EvidenceDigest()[:16], Code}, Span{".", Plain})
+	c.Footer = footer(v.DecisionID, v.CreatedAt, opts.DryRun, c.EvidenceDigest())
 	return Ticket{Verdict: verdict, Content: c}
 }
 

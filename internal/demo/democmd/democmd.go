@@ -60,7 +60,7 @@ func Command(env cli.Env) *cobra.Command {
 		ctx := cmd.Context()
 		now := env.Now()
 		fmt.Fprintf(env.Stderr, "imdsguard-demo: starting moto_server and the CloudTrail stand-in, seeding %d instances...\n",
-			copies*len(demo.Kinds(now.UTC())))
+			copies*(len(demo.Kinds(now.UTC()))+len(demo.GroupKinds())))
 		emulators, err := demo.Start(ctx, copies, now)
 		if err != nil {
 			return err

@@ -67,7 +67,7 @@ func runDemo(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // kinds are the names of the sample fleet's kinds, sorted.
 func kinds() []string {
 	var names []string
-	for _, k := range demo.Kinds(time.Now().UTC()) {
+	for _, k := range append(demo.Kinds(time.Now().UTC()), demo.GroupKinds()...) {
 		names = append(names, k.Name)
 	}
 	slices.Sort(names)
@@ -113,8 +113,9 @@ func TestDemoDefaultOutput(t *testing.T) {
 			t.Errorf("line %d is %d columns wide (at most %d): %q", i+1, n, Width, l)
 		}
 	}
-	if len(lines) > 60 {
-		t.Errorf("%d lines, want at most 60 (about one screen):\n%s", len(lines), stdout)
+	// About one screen: 60 lines for the instances, and a few for their sources.
+	if len(lines) > 68 {
+		t.Errorf("%d lines, want at most 68 (about one screen):\n%s", len(lines), stdout)
 	}
 	// The start-up progress on stderr is short; the plan writes nothing there.
 	if n := strings.Count(stderr, "\n"); n < 1 || n > 2 {
@@ -158,6 +159,14 @@ func TestDemoDefaultOutput(t *testing.T) {
 	for _, k := range kinds() {
 		counts[fleetwant.For(k).Action] += 2
 	}
+	// The sources, after the plan: the clean group's template is fixed, the other's
+	// ticketed.
+	sources := strings.Join(strings.Fields(strings.Join(section(t, lines, "Sources: "), " ")), " ")
+	for _, want := range []string{"template web-lt fix", "template batch-lt ticket", "account defaults defer"} {
+		if !strings.Contains(sources, want) {
+			t.Errorf("the plan's sources lack %q: %s", want, sources)
+		}
+	}
 	if want := fmt.Sprintf("%d remediate, %d ticket, %d defer, %d skip (%d instances)",
 		counts[policy.ActionRemediate], counts[policy.ActionTicket], counts[policy.ActionDefer], counts[policy.ActionSkip],
 		2*len(kinds())); !strings.HasPrefix(summary, want) {
@@ -175,6 +184,12 @@ func TestDemoDefaultOutput(t *testing.T) {
 		t.Errorf("pipeline summary does not say all went as planned: %s", pipeline)
 	}
 	checkEnforced(t, pipeline)
+	for _, want := range []string{"template batch-lt ticketed, unchanged (asg-batch-v1-1 and asg-batch-v1-2 still use IMDSv1)",
+		"template web-lt fixed (new default version 2, HttpTokens required)"} {
+		if !strings.Contains(pipeline, want) {
+			t.Errorf("the pipeline does not say %q: %s", want, pipeline)
+		}
+	}
 
 	// The safety net: one enforcement breaks, and is put back; the others are verified.
 	net := strings.Join(strings.Fields(strings.Join(section(t, lines, "4. "), " ")), " ")
@@ -185,7 +200,9 @@ func TestDemoDefaultOutput(t *testing.T) {
 
 	// The example ticket: the subject and the start of the body, shortened.
 	ticket := section(t, lines, "3. ")
-	if want := fmt.Sprintf("3. One of the %d tickets on the notifications topic", counts[policy.ActionTicket]); !strings.HasPrefix(ticket[0], want) {
+	// Every instance ticket, and the ticket of the launch template one of whose
+	// instances still uses IMDSv1 (batch-lt).
+	if want := fmt.Sprintf("3. One of the %d tickets on the notifications topic", counts[policy.ActionTicket]+1); !strings.HasPrefix(ticket[0], want) {
 		t.Errorf("ticket heading %q, want %q", ticket[0], want)
 	}
 	if len(ticket) < 6 || len(ticket) > 16 {

@@ -114,7 +114,50 @@ func (v *view) plan(p *report.Plan) error {
 	}
 	v.columns(cells)
 	v.wrapped("", summary(p))
+	v.sources(p)
 	return nil
+}
+
+// sources prints the plan's sources, what launches the instances, in one paragraph (a
+// table with --verbose, where the plan table has them too).
+func (v *view) sources(p *report.Plan) {
+	var parts []string
+	for _, s := range p.Sources {
+		if s.Kind == policy.SourceAMI || len(s.Reasons) == 0 {
+			continue
+		}
+		label := "template " + cmp.Or(s.Name, s.ID)
+		if s.Kind == policy.SourceAccountDefaults {
+			label = "account defaults"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", label, s.Action, sourceWhy(s)))
+	}
+	if len(parts) == 0 || v.verbose {
+		return
+	}
+	v.printf("\n")
+	v.wrapped("", "Sources: "+strings.Join(parts, "; ")+".")
+}
+
+// sourceWhy is a source's reason, short: the instances it names by their kind.
+func sourceWhy(s report.Source) string {
+	switch s.Action {
+	case policy.SourceFix:
+		return fmt.Sprintf("none of its %d instances uses IMDSv1", len(s.Instances))
+	case policy.SourceTicket:
+		if s.Reasons[0].Code == policy.ReasonSourceIMDSv1Used {
+			return fmt.Sprintf("some of its %d instances still use IMDSv1", len(s.Instances))
+		}
+	case policy.SourceDefer:
+		if s.Kind == policy.SourceAccountDefaults {
+			return "until every instance is compliant or verified"
+		}
+	}
+	detail := s.Reasons[0].Detail
+	if len(detail) > 60 {
+		detail = detail[:57] + "..."
+	}
+	return detail
 }
 
 // columns prints rows of three cells: the first two aligned, the third wrapped in the
@@ -283,7 +326,7 @@ func (v *view) pipeline(p *demo.Pipeline) error {
 	}
 	v.wrapped("   ", fmt.Sprintf("detect judged %d instances, queued %d verdicts; %s: %s.",
 		p.Judged, p.Queued, handled, strings.Join(results, ", ")))
-	v.wrapped("   ", strings.TrimSpace(v.enforced(p)+" "+v.asPlanned(p)))
+	v.wrapped("   ", strings.TrimSpace(v.sourceOutcomes(p)+" "+v.enforced(p)+" "+v.asPlanned(p)))
 	if !v.verbose {
 		return nil
 	}
@@ -300,6 +343,50 @@ func (v *view) pipeline(p *demo.Pipeline) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.ID, o.Name, o.Last.Action, o.Last.Result, options(o.Last.Applied))
 	}
 	return tw.Flush()
+}
+
+var instanceIDs = regexp.MustCompile(`i-[0-9a-f]{8,17}`)
+
+// sourceOutcomes says what became of the sources: a template fixed, one ticketed, with
+// the instances that keep it so named.
+func (v *view) sourceOutcomes(p *demo.Pipeline) string {
+	names := map[string]string{}
+	for _, s := range v.fleet {
+		names[s.ID] = s.Name
+	}
+	var parts []string
+	for _, s := range p.Sources {
+		if s.Last == nil {
+			continue
+		}
+		name := "template " + cmp.Or(s.Name, s.ID)
+		if s.Kind == policy.SourceAccountDefaults {
+			name = "the account defaults"
+		}
+		switch s.Last.Result {
+		case ledger.ResultSourceFixed:
+			if s.Kind == policy.SourceLaunchTemplate {
+				parts = append(parts, fmt.Sprintf("%s fixed (new default version %d, HttpTokens required)", name, s.DefaultVersion))
+			} else {
+				parts = append(parts, name+" fixed (HttpTokens required)")
+			}
+		case ledger.ResultTicketed, ledger.ResultTicketUpdated, ledger.ResultTicketUnchanged:
+			var users []string
+			if len(s.Last.Reasons) > 0 {
+				for _, id := range instanceIDs.FindAllString(s.Last.Reasons[0].Detail, -1) {
+					users = append(users, cmp.Or(names[id], id))
+				}
+			}
+			slices.Sort(users)
+			parts = append(parts, fmt.Sprintf("%s ticketed, unchanged (%s still use IMDSv1)", name, strings.Join(users, " and ")))
+		default:
+			parts = append(parts, fmt.Sprintf("%s %s", name, s.Last.Result))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Sources: " + strings.Join(parts, "; ") + "."
 }
 
 // safetyNet prints what verify did after the enforcements.
@@ -584,7 +671,7 @@ func excerpt(subject, body string, width, n int) []string {
 
 // next says what to run against a real account.
 func (v *view) next() {
-	v.printf("\nNext, plan a real account (read-only: DescribeInstances, GetMetricData and LookupEvents):\n")
+	v.printf("\nNext, plan a real account (read-only; README lists the permissions plan needs):\n")
 	v.printf("   AWS_PROFILE=<profile> bin/imdsguard plan --region <region>\n")
 	if !v.verbose && !v.hinted {
 		v.printf("This demo in full: bin/imdsguard-demo --verbose\n")
