@@ -19,6 +19,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/sourcefix/launchtemplate"
 	"github.com/imdsguard/imdsguard/internal/verdictqueue"
 	"github.com/imdsguard/imdsguard/internal/verify"
 	"github.com/imdsguard/imdsguard/internal/wiring"
@@ -51,6 +52,7 @@ func main() {
 		}
 		clients := wiring.New(cfg, wiring.Options{})
 		db := wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig)
+		book := &ledger.Ledger{API: db, Table: table}
 		return &verify.Handler{
 			Settings:   settings.Guard,
 			Window:     settings.Window,
@@ -58,8 +60,10 @@ func main() {
 			Region:     clients.Region(),
 			EC2:        clients.EC2(),
 			CloudWatch: clients.CloudWatch(),
-			Ledger:     &ledger.Ledger{API: db, Table: table},
-			Restorer:   &enforce.Enforcer{EC2: clients.EC2(), MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
+			Ledger:     book,
+			// imdsguard's launch template fixes, watched on the instances launched from them.
+			Sources:  &verify.Sources{Ledger: book, Templates: &launchtemplate.Client{EC2: clients.EC2()}},
+			Restorer: &enforce.Enforcer{EC2: clients.EC2(), MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
 			Verdicts: &verdictqueue.Sender{Queue: wiring.Client(clients, sqs.ServiceID, sqs.NewFromConfig), QueueURL: queueURL,
 				Decisions: &decisionlog.Log{API: db, Table: table}},
 			Now:     time.Now,

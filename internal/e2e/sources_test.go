@@ -17,6 +17,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/cli"
 	"github.com/imdsguard/imdsguard/internal/demo"
+	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/policy"
@@ -213,5 +214,144 @@ func TestAccountDefaultsEndToEnd(t *testing.T) {
 	}
 	if got, _ := front.MetadataDefaultsOf(demo.Region); got.HTTPTokens != "optional" {
 		t.Errorf("after the rollback the defaults are %+v, want HttpTokens optional again", got)
+	}
+}
+
+// TestSourceFixVerifiedEndToEnd runs verify on a launch template fix: an instance the
+// group launches from the fixed version has IMDSv1 calls rejected, so verify puts the
+// template's default version back, gives that instance HttpTokens optional back, records
+// both, and remediate opens the template's ticket; the next sweep does not fix it again.
+func TestSourceFixVerifiedEndToEnd(t *testing.T) {
+	p := newPipelineWith(t, "enforce", func(p *pipeline, env map[string]string) {
+		env["IMDSGUARD_VERIFY_WINDOW"] = "1h"
+	})
+	clean := p.newGroup("clean-asg", 2, "")
+	for _, id := range clean.instances {
+		p.metrics(id, false)
+	}
+	verifyFn := p.start("verify", bootstraps.verify, p.env)
+	p.sweepAndRemediate()
+	if v, tokens, _ := p.defaultVersion(clean.templateID); v != 2 || tokens != "required" {
+		t.Fatalf("after the sweep: default version %d with %s, want the fix", v, tokens)
+	}
+
+	// The group launches one more instance, from the fixed version, and a workload on it
+	// still needs IMDSv1.
+	asg := autoscaling.NewFromConfig(p.cfg)
+	if _, err := asg.UpdateAutoScalingGroup(p.ctx, &autoscaling.UpdateAutoScalingGroupInput{AutoScalingGroupName: aws.String(clean.name),
+		MaxSize: aws.Int32(3), DesiredCapacity: aws.Int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := asg.DescribeAutoScalingGroups(p.ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{clean.name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added string
+	for _, i := range out.AutoScalingGroups[0].Instances {
+		if id := aws.ToString(i.InstanceId); id != clean.instances[0] && id != clean.instances[1] {
+			added = id
+		}
+	}
+	if added == "" {
+		t.Fatal("the group launched no instance")
+	}
+	// moto tags the instance with the version it launched from, but launches it with the
+	// default metadata options whatever the version says: set them as EC2 would have.
+	if _, err := p.ec2.ModifyInstanceMetadataOptions(p.ctx, &ec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(added),
+		HttpTokens: ec2types.HttpTokensStateRequired, HttpPutResponseHopLimit: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	desc, err := p.ec2.DescribeInstances(p.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{added}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged := ""
+	for _, tag := range desc.Reservations[0].Instances[0].Tags {
+		if aws.ToString(tag.Key) == "aws:ec2launchtemplate:version" {
+			tagged = aws.ToString(tag.Value)
+		}
+	}
+	if tagged != "2" {
+		t.Fatalf("the new instance was launched from version %q, want the fixed version 2", tagged)
+	}
+	now := time.Now().UTC()
+	if err := fakeaws.PutInstanceMetric(p.ctx, cloudwatch.NewFromConfig(p.cfg), evidence.MetadataNoTokenRejected, added,
+		[]fakeaws.Point{{Time: now, Value: 3}}); err != nil {
+		t.Fatal(err)
+	}
+
+	sum := decodeResponse[verifySummary](t, verifyFn.invoke(t, p.ctx, json.RawMessage(`{}`)))
+	if sum.Failed != 0 {
+		t.Fatalf("verify summary %+v\nlogs:\n%s", sum, verifyFn.proc.Logs())
+	}
+	if v, tokens, _ := p.defaultVersion(clean.templateID); v != 1 || tokens != "optional" {
+		t.Errorf("after verify: default version %d (%s), want version 1 back", v, tokens)
+	}
+	if tokens, _ := p.options(added); tokens != "optional" {
+		t.Errorf("the instance that broke has HttpTokens %s, want optional back", tokens)
+	}
+	if h := p.history(clean.templateID); h[len(h)-1].Result != ledger.ResultRolledBack {
+		t.Errorf("the template's last outcome is %s, want rolled-back", h[len(h)-1].Result)
+	}
+	if h := p.history(added); len(h) != 1 || h[0].Result != ledger.ResultRolledBack {
+		t.Errorf("the broken instance's history %+v, want one rolled-back", h)
+	}
+	// For the two instances the fix did not break, the group's own enforcements stay
+	// watched; the template's ticket goes through remediate.
+	p.remediateQueued()
+	if !p.openTicket(clean.templateID) {
+		t.Error("no open ticket for the rolled back template")
+	}
+	p.sweepAndRemediate()
+	if v, _, _ := p.defaultVersion(clean.templateID); v != 1 {
+		t.Errorf("the next sweep fixed the rolled back template again: default version %d", v)
+	}
+}
+
+// sourceEvent is a sample CloudTrail event of internal/trigger/testdata with its
+// template id or group name replaced by the test's.
+func sourceEvent(t *testing.T, file, from, to string) json.RawMessage {
+	t.Helper()
+	raw, err := os.ReadFile("../trigger/testdata/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), from) {
+		t.Fatalf("%s does not name %s", file, from)
+	}
+	return json.RawMessage(strings.ReplaceAll(string(raw), from, to))
+}
+
+// TestSourceEventsEndToEnd: a CloudTrail event about a source makes detect judge that
+// source at once, from the instances it launched, and nothing else: a new version of one
+// group's template gets it fixed, the other group's stays as it is until an event names
+// that group.
+func TestSourceEventsEndToEnd(t *testing.T) {
+	p := newPipeline(t, "enforce")
+	first := p.newGroup("first-asg", 1, "")
+	second := p.newGroup("second-asg", 1, "")
+	p.metrics(first.instances[0], false)
+	p.metrics(second.instances[0], false)
+
+	event := sourceEvent(t, "cloudtrail-create-launch-template-version.json", "lt-0a1b2c3d4e5f60718", first.templateID)
+	sum := decodeResponse[struct {
+		Instances int            `json:"instances"`
+		Sources   map[string]int `json:"sources"`
+	}](t, p.detect.invoke(t, p.ctx, event))
+	if sum.Instances != 1 || sum.Sources["fix"] != 1 || len(sum.Sources) != 1 {
+		t.Fatalf("detect on a new version of %s judged %d instances and sources %v; want its one instance and one fix", first.templateID, sum.Instances, sum.Sources)
+	}
+	p.remediateQueued()
+	if v, tokens, _ := p.defaultVersion(first.templateID); v != 2 || tokens != "required" {
+		t.Errorf("the template the event named: default version %d (%s), want the fix", v, tokens)
+	}
+	if v, _, _ := p.defaultVersion(second.templateID); v != 1 {
+		t.Errorf("the template no event named was changed: default version %d", v)
+	}
+
+	p.detect.invoke(t, p.ctx, sourceEvent(t, "cloudtrail-autoscaling-update.json", "worker-asg", second.name))
+	p.remediateQueued()
+	if v, tokens, _ := p.defaultVersion(second.templateID); v != 2 || tokens != "required" {
+		t.Errorf("after an UpdateAutoScalingGroup of %s its template is at version %d (%s), want the fix", second.name, v, tokens)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -37,6 +38,18 @@ func ValidateInstanceIDs(ids []string) error {
 		}
 	}
 	return nil
+}
+
+// LaunchedFrom lists the instances of one region launched from the given version of a
+// launch template: those EC2 tagged aws:ec2launchtemplate:id and :version so.
+func LaunchedFrom(ctx context.Context, api EC2API, region, templateID string, version int64) ([]policy.Instance, error) {
+	return describe(ctx, api, region, &ec2.DescribeInstancesInput{
+		Filters: []ec2types.Filter{
+			{Name: aws.String("tag:aws:ec2launchtemplate:id"), Values: []string{templateID}},
+			{Name: aws.String("tag:aws:ec2launchtemplate:version"), Values: []string{strconv.FormatInt(version, 10)}},
+		},
+		MaxResults: aws.Int32(describePageSize),
+	})
 }
 
 // Inventory lists instances in one region: all of them when ids is empty, else the

@@ -201,6 +201,14 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 		}
 		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: watch})
 	}
+	if o.Result == ResultSourceFixed && o.FixedVersion > 0 {
+		// A launch template's fix is verified on the instances launched from it.
+		watch, err := sourceWatchPut(l.Table, o)
+		if err != nil {
+			return err
+		}
+		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: watch})
+	}
 	_, err = l.API.TransactWriteItems(ctx, in)
 	if err == nil {
 		return nil

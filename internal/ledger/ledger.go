@@ -109,6 +109,9 @@ type Outcome struct {
 	// Wave is the rollout wave of an enforced instance (policy.WaveOf), which its watch
 	// keeps for the waves after it.
 	Wave int
+	// FixedVersion is the launch template version a source fix made (ResultSourceFixed):
+	// verify watches the instances launched from it.
+	FixedVersion int64
 }
 
 // Item layout constants; see the package documentation.

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
 )
 
 // Sources of instances (DESIGN.md section 10). A source's decisions, outcomes, ticket and
@@ -27,6 +29,16 @@ import (
 //
 // Like an instance's, it is written once and never overwritten, so that a rollback
 // restores what was there before imdsguard, not an intermediate state.
+//
+// Source watch items, one per launch template fix being verified, written with the fix's
+// outcome (Record) and deleted when it settles (SettleSource):
+//
+//	pk             S  SOURCEWATCH#<account id>#<region>
+//	sk             S  <subject>
+//	type           S  source-watch
+//	account_id, region, instance_id (the subject), decision_id  S  (the fix's decision)
+//	fixed_at       S  when the fix was made
+//	fixed_version  N  the version it made the default
 
 // ResultSourceFixed is the outcome of a source fix: a launch template's new default
 // version, or the account defaults, with HttpTokens required. It starts no watch: the
@@ -123,4 +135,141 @@ func (l *Ledger) GetSourceSnapshot(ctx context.Context, ref Ref) (*SourceSnapsho
 		return nil, fmt.Errorf("ledger: source snapshot of %s: at %q: %w", ref.Name(), it.At, err)
 	}
 	return &SourceSnapshot{Ref: it.ref(), DecisionID: it.DecisionID, At: at, DefaultVersion: it.DefaultVersion, HTTPTokens: it.HTTPTokens}, nil
+}
+
+const (
+	sourceWatchPrefix = "SOURCEWATCH#"
+	typeSourceWatch   = "source-watch"
+)
+
+// SourceWatch is a launch template fix being verified.
+type SourceWatch struct {
+	Ref
+	DecisionID   string
+	FixedAt      time.Time
+	FixedVersion int64
+}
+
+type sourceWatchItem struct {
+	PK           string `dynamodbav:"pk"`
+	SK           string `dynamodbav:"sk"`
+	Type         string `dynamodbav:"type"`
+	AccountID    string `dynamodbav:"account_id"`
+	Region       string `dynamodbav:"region"`
+	InstanceID   string `dynamodbav:"instance_id"`
+	DecisionID   string `dynamodbav:"decision_id"`
+	FixedAt      string `dynamodbav:"fixed_at"`
+	FixedVersion int64  `dynamodbav:"fixed_version"`
+}
+
+func sourceWatchPK(account, region string) string { return sourceWatchPrefix + account + "#" + region }
+
+func sourceWatchPut(table string, o Outcome) (*types.Put, error) {
+	item, err := attributevalue.MarshalMap(sourceWatchItem{
+		PK: sourceWatchPK(o.AccountID, o.Region), SK: o.InstanceID, Type: typeSourceWatch,
+		AccountID: o.AccountID, Region: o.Region, InstanceID: o.InstanceID, DecisionID: o.DecisionID,
+		FixedAt: formatTime(o.At), FixedVersion: o.FixedVersion,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: record decision %s: encoding the source watch: %w", o.DecisionID, err)
+	}
+	return &types.Put{TableName: aws.String(table), Item: item}, nil
+}
+
+// WatchingSources returns the launch template fixes of the account-region being
+// verified.
+func (l *Ledger) WatchingSources(ctx context.Context, account, region string) ([]SourceWatch, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	if err := validScope(account, region); err != nil {
+		return nil, err
+	}
+	var out []SourceWatch
+	err := l.queryAll(ctx, sourceWatchPK(account, region), func(item map[string]types.AttributeValue) error {
+		var w sourceWatchItem
+		if err := attributevalue.UnmarshalMap(item, &w); err != nil {
+			return err
+		}
+		at, err := parseTime(w.FixedAt)
+		if err != nil {
+			return fmt.Errorf("source watch of %s: fixed_at %q: %w", w.InstanceID, w.FixedAt, err)
+		}
+		out = append(out, SourceWatch{Ref: Ref{AccountID: w.AccountID, Region: w.Region, InstanceID: w.InstanceID},
+			DecisionID: w.DecisionID, FixedAt: at, FixedVersion: w.FixedVersion})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: source watches of %s/%s in table %s: %w", account, region, l.Table, err)
+	}
+	return out, nil
+}
+
+// SourceSettlement is how the verification of a source fix ended.
+type SourceSettlement struct {
+	Watch SourceWatch
+	// Result is ResultVerified, ResultRolledBack or ResultSuperseded.
+	Result  string
+	At      time.Time
+	Reasons []policy.Reason
+	Detail  string
+	Mode    string
+}
+
+// SettleSource ends the verification of a source fix in one transaction, as Settle does
+// an instance's: the watch is removed (only that of this very fix), the outcome is added
+// to the source's history under the fix's decision, and a rollback is kept, by verify:
+// the breaker counts it, and the source is not fixed again for a lookback. It returns
+// ErrDone when the watch is gone already.
+func (l *Ledger) SettleSource(ctx context.Context, s SourceSettlement) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	w := s.Watch
+	switch s.Result {
+	case ResultVerified, ResultRolledBack, ResultSuperseded:
+	default:
+		return fmt.Errorf("ledger: settle %s: result %q is not verified, rolled-back or superseded", w.Name(), s.Result)
+	}
+	o := Outcome{Ref: w.Ref, DecisionID: w.DecisionID, At: s.At, Action: policy.Action(policy.SourceFix), Result: s.Result,
+		Mode: s.Mode, Reasons: s.Reasons, Detail: s.Detail}
+	if err := o.valid(); err != nil {
+		return fmt.Errorf("ledger: settle source: %w", err)
+	}
+	histItem, err := attributevalue.MarshalMap(followUpItem(o))
+	if err != nil {
+		return fmt.Errorf("ledger: settle %s: encoding the outcome: %w", w.Name(), err)
+	}
+	items := []types.TransactWriteItem{
+		{Delete: &types.Delete{
+			TableName:                 aws.String(l.Table),
+			Key:                       map[string]types.AttributeValue{attrPK: str(sourceWatchPK(w.AccountID, w.Region)), attrSK: str(w.InstanceID)},
+			ConditionExpression:       aws.String("#did = :did"),
+			ExpressionAttributeNames:  map[string]string{"#did": "decision_id"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":did": str(w.DecisionID)},
+		}},
+		{Put: &types.Put{
+			TableName: aws.String(l.Table), Item: histItem,
+			ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+		}},
+	}
+	if s.Result == ResultRolledBack {
+		why := s.Detail
+		if len(s.Reasons) > 0 {
+			why = s.Reasons[0].Detail
+		}
+		items = append(items, types.TransactWriteItem{Put: rollbackPut(l.Table, w.Ref, w.DecisionID, s.At, why, rolledBackByVerify)})
+	}
+	_, err = l.API.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		ClientRequestToken: aws.String(requestToken(l.Table, "settle-source", w.DecisionID, s.Result, formatTime(s.At))),
+		TransactItems:      items,
+	})
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+		return fmt.Errorf("ledger: settle %s as %s in table %s: the watch of decision %s is gone: %w", w.Name(), s.Result, l.Table, w.DecisionID, ErrDone)
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: settle %s as %s in table %s: %w", w.Name(), s.Result, l.Table, err)
+	}
+	return nil
 }

@@ -257,6 +257,9 @@ func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
 const (
 	rolledBackByVerify = "verify"
 	rolledBackByHand   = "manual"
+	// rolledBackWithSource: an instance launched from a source fix that broke it, put
+	// back by verify with the source.
+	rolledBackWithSource = "source"
 )
 
 // rollbackPut is the Put of an instance's latest rollback, for rule 5b and the breaker.
@@ -287,12 +290,24 @@ type ManualRollback struct {
 // the instance back for a lookback, as after verify's; the breaker does not count it),
 // and the end of its verification, if it was still watched.
 func (l *Ledger) RecordManualRollback(ctx context.Context, m ManualRollback) error {
+	return l.recordRollback(ctx, m, rolledBackByHand, "rolled back by hand (imdsguard rollback): ")
+}
+
+// RecordSourceBreakage records that verify put back an instance launched from a source
+// fix that broke it (m.DecisionID is the fix's decision), as RecordManualRollback records
+// one by hand: rule 5b holds the instance back for a lookback, and the breaker counts its
+// source's rollback rather than each of its instances.
+func (l *Ledger) RecordSourceBreakage(ctx context.Context, m ManualRollback) error {
+	return l.recordRollback(ctx, m, rolledBackWithSource, "put back with its launch template's fix: ")
+}
+
+func (l *Ledger) recordRollback(ctx context.Context, m ManualRollback, by, detail string) error {
 	if err := l.check(); err != nil {
 		return err
 	}
 	o := Outcome{Ref: m.Ref, DecisionID: m.DecisionID, At: m.At, Action: policy.ActionRemediate, Result: ResultRolledBack,
-		Mode: rolledBackByHand, Reasons: []policy.Reason{{Code: policy.ReasonRolledBack, Detail: m.Why}}, Applied: &m.Restored,
-		Detail: "rolled back by hand (imdsguard rollback): " + m.Why}
+		Mode: by, Reasons: []policy.Reason{{Code: policy.ReasonRolledBack, Detail: m.Why}}, Applied: &m.Restored,
+		Detail: detail + m.Why}
 	if err := o.valid(); err != nil {
 		return fmt.Errorf("ledger: record rollback: %w", err)
 	}
@@ -301,7 +316,7 @@ func (l *Ledger) RecordManualRollback(ctx context.Context, m ManualRollback) err
 		return fmt.Errorf("ledger: record rollback of %s: encoding the outcome: %w", m.Name(), err)
 	}
 	_, err = l.API.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		ClientRequestToken: aws.String(requestToken(l.Table, "manual-rollback", m.DecisionID, formatTime(m.At))),
+		ClientRequestToken: aws.String(requestToken(l.Table, by+"-rollback", m.DecisionID, m.InstanceID, formatTime(m.At))),
 		TransactItems: []types.TransactWriteItem{
 			{Delete: &types.Delete{
 				TableName: aws.String(l.Table),
@@ -311,7 +326,7 @@ func (l *Ledger) RecordManualRollback(ctx context.Context, m ManualRollback) err
 				TableName: aws.String(l.Table), Item: histItem,
 				ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
 			}},
-			{Put: rollbackPut(l.Table, m.Ref, m.DecisionID, m.At, m.Why, rolledBackByHand)},
+			{Put: rollbackPut(l.Table, m.Ref, m.DecisionID, m.At, m.Why, by)},
 			// A rolled back instance proves nothing for its sources any more.
 			{Delete: &types.Delete{TableName: aws.String(l.Table),
 				Key: map[string]types.AttributeValue{attrPK: str(rolloutPK(m.AccountID, m.Region)), attrSK: str(verifiedPrefix + m.InstanceID)}}},
@@ -368,8 +383,9 @@ type Rollout struct {
 	Verifying   map[int]int
 	Verified    map[int]int
 	RolledBack  map[int]int
-	// Rollbacks are the latest rollback of each instance, by instance id; byHand names
-	// those a person made, which the breaker does not count.
+	// Rollbacks are the latest rollback of each instance (and source), by its id; byHand
+	// names those verify did not make on its own (by hand, or with a source), which the
+	// breaker does not count.
 	Rollbacks map[string]policy.Rollback
 	byHand    map[string]bool
 }
@@ -449,7 +465,9 @@ func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (Rollo
 			}
 			id := strings.TrimPrefix(it.SK, rollbackPrefix)
 			r.Rollbacks[id] = policy.Rollback{At: at, Why: it.Why}
-			r.byHand[id] = it.By == rolledBackByHand
+			// The breaker counts verify's own rollbacks: not those by hand, nor those of
+			// instances a source fix broke (their source's rollback counts, once).
+			r.byHand[id] = it.By != rolledBackByVerify
 		}
 		return nil
 	})

@@ -79,7 +79,7 @@ func (h *Handler) actOnSource(ctx context.Context, v message.SourceVerdict, ref 
 		out.Result, out.Detail = ledger.ResultReported, "report mode: nothing changed"
 		return out, nil
 	case policy.ModeDryRun:
-		if err := h.applySource(ctx, v, tmpl, target, true); err != nil {
+		if _, err := h.applySource(ctx, v, tmpl, target, true); err != nil {
 			return ledger.Outcome{}, err
 		}
 		out.Result, out.Detail = ledger.ResultDryRun, "dry run allowed by EC2; nothing changed"
@@ -100,9 +100,11 @@ func (h *Handler) actOnSource(ctx context.Context, v message.SourceVerdict, ref 
 	if _, err := h.SourceLedger.SnapshotSource(ctx, snap); err != nil {
 		return ledger.Outcome{}, err
 	}
-	if err := h.applySource(ctx, v, tmpl, target, false); err != nil {
+	version, err := h.applySource(ctx, v, tmpl, target, false)
+	if err != nil {
 		return ledger.Outcome{}, err
 	}
+	out.FixedVersion = version
 	h.count("SourceFixes", map[string]string{"Kind": string(v.Kind)})
 	out.Prior, out.Applied = live.Options, &target
 	out.Result = ledger.ResultSourceFixed
@@ -115,8 +117,8 @@ func (h *Handler) actOnSource(ctx context.Context, v message.SourceVerdict, ref 
 		note = "; closing the source's open ticket failed: " + err.Error()
 	}
 	if v.Kind == policy.SourceLaunchTemplate {
-		out.Detail = fmt.Sprintf("new default version of %s with HttpTokens required, from version %d (rollback: imdsguard rollback --source %s)",
-			v.SourceID, tmpl.DefaultVersion, v.SourceID)
+		out.Detail = fmt.Sprintf("new default version %d of %s with HttpTokens required, from version %d; verify watches the instances launched from it "+
+			"(rollback: imdsguard rollback --source %s)", version, v.SourceID, tmpl.DefaultVersion, v.SourceID)
 	} else {
 		out.Detail = "the account's instance metadata defaults now have HttpTokens required (rollback: imdsguard rollback --source account-defaults)"
 	}
@@ -159,12 +161,13 @@ func (h *Handler) liveSource(ctx context.Context, v message.SourceVerdict, ref l
 	return live, tmpl, nil
 }
 
-func (h *Handler) applySource(ctx context.Context, v message.SourceVerdict, tmpl sourcefix.Template, target policy.MetadataOptions, dryRun bool) error {
+// applySource makes the fix; for a launch template it returns the version it made the
+// default (verify watches the instances launched from it).
+func (h *Handler) applySource(ctx context.Context, v message.SourceVerdict, tmpl sourcefix.Template, target policy.MetadataOptions, dryRun bool) (int64, error) {
 	if v.Kind == policy.SourceAccountDefaults {
-		return h.Sources.SetDefaultTokens(ctx, policy.TokensRequired, dryRun)
+		return 0, h.Sources.SetDefaultTokens(ctx, policy.TokensRequired, dryRun)
 	}
-	_, err := h.Sources.FixTemplate(ctx, tmpl, target, v.DecisionID, "imdsguard: HttpTokens required (decision "+v.DecisionID+")", dryRun)
-	return err
+	return h.Sources.FixTemplate(ctx, tmpl, target, v.DecisionID, "imdsguard: HttpTokens required (decision "+v.DecisionID+")", dryRun)
 }
 
 // sourceGate is gate's counterpart for a source: the same switch, breaker, waves (the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/sourcefix/launchtemplate"
 )
 
 // EC2API is the part of the EC2 client that fixes and rolls back the sources of
@@ -38,53 +39,21 @@ type Fixer struct {
 }
 
 // Template is a launch template's default version as EC2 reports it now.
-type Template struct {
-	ID, Name       string
-	DefaultVersion int64
-	// Options are its metadata options; nil when it sets none.
-	Options *policy.MetadataOptions
-	// raw keeps the options the summary leaves out (IPv6 endpoint, instance tags), which
-	// a new version must copy.
-	raw *ec2types.LaunchTemplateInstanceMetadataOptions
-}
-
-const (
-	opDescribeVersions  = "ec2:DescribeLaunchTemplateVersions"
-	opCreateVersion     = "ec2:CreateLaunchTemplateVersion"
-	opModifyTemplate    = "ec2:ModifyLaunchTemplate"
-	opGetDefaults       = "ec2:GetInstanceMetadataDefaults"
-	opModifyDefaults    = "ec2:ModifyInstanceMetadataDefaults"
-	noPreference        = "no-preference"
-	errTemplateNotFound = "InvalidLaunchTemplateId.NotFound"
-)
+type Template = launchtemplate.Template
 
 // ErrSourceGone means the launch template no longer exists.
-var ErrSourceGone = errors.New("the launch template no longer exists")
+var ErrSourceGone = launchtemplate.ErrGone
+
+const (
+	opCreateVersion  = "ec2:CreateLaunchTemplateVersion"
+	opGetDefaults    = "ec2:GetInstanceMetadataDefaults"
+	opModifyDefaults = "ec2:ModifyInstanceMetadataDefaults"
+	noPreference     = "no-preference"
+)
 
 // Template reads the launch template's default version.
 func (f *Fixer) Template(ctx context.Context, id string) (Template, error) {
-	out, err := f.EC2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id), Versions: []string{"$Default"}})
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && (apiErr.ErrorCode() == errTemplateNotFound || apiErr.ErrorCode() == "InvalidLaunchTemplateName.NotFoundException") {
-		return Template{}, fmt.Errorf("%s %s: %w", opDescribeVersions, id, ErrSourceGone)
-	}
-	if err == nil && (out == nil || len(out.LaunchTemplateVersions) != 1 || aws.ToString(out.LaunchTemplateVersions[0].LaunchTemplateId) != id) {
-		err = &evidence.IncompleteReplyError{Operation: opDescribeVersions, Problem: "not exactly the default version of " + id}
-	}
-	if err != nil {
-		return Template{}, fmt.Errorf("%s %s: %w", opDescribeVersions, id, err)
-	}
-	v := out.LaunchTemplateVersions[0]
-	t := Template{ID: id, Name: aws.ToString(v.LaunchTemplateName), DefaultVersion: aws.ToInt64(v.VersionNumber)}
-	if t.DefaultVersion < 1 {
-		return Template{}, fmt.Errorf("%s %s: %w", opDescribeVersions, id, &evidence.IncompleteReplyError{Operation: opDescribeVersions, Problem: "no version number"})
-	}
-	if v.LaunchTemplateData != nil && v.LaunchTemplateData.MetadataOptions != nil {
-		mo := v.LaunchTemplateData.MetadataOptions
-		t.raw = mo
-		t.Options = &policy.MetadataOptions{HTTPTokens: string(mo.HttpTokens), HopLimit: aws.ToInt32(mo.HttpPutResponseHopLimit), HTTPEndpoint: string(mo.HttpEndpoint)}
-	}
-	return t, nil
+	return (&launchtemplate.Client{EC2: f.EC2}).Template(ctx, id)
 }
 
 // FixTemplate makes a new version of the template from its default version t, with
@@ -100,7 +69,7 @@ func (f *Fixer) FixTemplate(ctx context.Context, t Template, target policy.Metad
 	if target.HopLimit > 0 {
 		mo.HttpPutResponseHopLimit = aws.Int32(target.HopLimit)
 	}
-	if r := t.raw; r != nil {
+	if r := t.Raw; r != nil {
 		mo.HttpEndpoint = r.HttpEndpoint
 		mo.HttpProtocolIpv6 = r.HttpProtocolIpv6
 		mo.InstanceMetadataTags = r.InstanceMetadataTags
@@ -132,17 +101,7 @@ func (f *Fixer) FixTemplate(ctx context.Context, t Template, target policy.Metad
 // SetDefaultVersion makes version the template's default: the fix's last step, and a
 // rollback's only one.
 func (f *Fixer) SetDefaultVersion(ctx context.Context, id string, version int64) error {
-	out, err := f.EC2.ModifyLaunchTemplate(ctx, &ec2.ModifyLaunchTemplateInput{LaunchTemplateId: aws.String(id), DefaultVersion: aws.String(strconv.FormatInt(version, 10))})
-	if err == nil && (out == nil || out.LaunchTemplate == nil) {
-		err = &evidence.IncompleteReplyError{Operation: opModifyTemplate, Problem: "no launchTemplate"}
-	}
-	if err == nil && aws.ToInt64(out.LaunchTemplate.DefaultVersionNumber) != version {
-		err = fmt.Errorf("EC2 reports default version %d, not %d", aws.ToInt64(out.LaunchTemplate.DefaultVersionNumber), version)
-	}
-	if err != nil {
-		return fmt.Errorf("%s on %s (default version %d): %w", opModifyTemplate, id, version, err)
-	}
-	return nil
+	return (&launchtemplate.Client{EC2: f.EC2}).SetDefaultVersion(ctx, id, version)
 }
 
 // Defaults reads the account-region's instance metadata defaults.

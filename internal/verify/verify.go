@@ -56,6 +56,8 @@ type Handler struct {
 	Ledger     Ledger
 	Restorer   Restorer
 	Verdicts   Verdicts
+	// Sources, when set, has verify watch imdsguard's launch template fixes too.
+	Sources *Sources
 
 	Now     func() time.Time
 	Log     *slog.Logger
@@ -69,6 +71,8 @@ type Summary struct {
 	RolledBack int `json:"rolled_back"`
 	Verifying  int `json:"verifying"`
 	Ended      int `json:"ended"`
+	// Sources is how many launch template fixes were watched.
+	Sources int `json:"sources,omitempty"`
 	// Failed counts the instances whose rollback or record failed: they are watched
 	// again on the next run, and the invocation fails so that its alarm calls for a person.
 	Failed        int  `json:"failed"`
@@ -83,37 +87,18 @@ func (h *Handler) Handle(ctx context.Context, accountID string) (Summary, error)
 		return sum, err
 	}
 	sum.Watched = len(watches)
-	if len(watches) == 0 {
-		return sum, nil
-	}
 	now := h.Now().UTC()
-	live := h.describe(ctx, watches)
-	windows := make(map[string]evidence.Window, len(watches))
-	for _, w := range watches {
-		start, end := policy.RejectedWindow(w.EnforcedAt, now)
-		windows[w.InstanceID] = evidence.Window{Start: start, End: end}
-	}
-	rejected, rejectedErrs := evidence.RejectedUsage(ctx, h.CloudWatch, windows)
-
 	var failures []error
 	rolledBack := false
-	for _, w := range watches {
-		in := policy.VerifyInput{EnforcedAt: w.EnforcedAt, Live: live[w.InstanceID], RejectedErr: rejectedErrs[w.InstanceID]}
-		if u, ok := rejected[w.InstanceID]; ok {
-			in.Rejected = &u
-		}
-		v := policy.Verify(in, h.Window, now)
-		h.Log.InfoContext(ctx, "verification", "instance_id", w.InstanceID, "decision_id", w.DecisionID,
-			"enforced_at", w.EnforcedAt, "step", stepName(v.Step), "reasons", v.Reasons)
-		broke, err := h.act(ctx, w, v, in.Live, now, &sum)
-		if err != nil {
-			sum.Failed++
-			h.count("Errors", map[string]string{"Stage": "verify"})
-			h.Log.ErrorContext(ctx, "verification failed; the instance is watched again on the next run",
-				"instance_id", w.InstanceID, "decision_id", w.DecisionID, "error", err.Error())
-			failures = append(failures, fmt.Errorf("%s: %w", w.InstanceID, err))
-		}
-		rolledBack = rolledBack || broke
+	if h.Sources != nil {
+		rolledBack, failures = h.watchSources(ctx, accountID, now, &sum)
+	}
+	if len(watches) == 0 && sum.Sources == 0 && len(failures) == 0 {
+		return sum, nil
+	}
+	if len(watches) > 0 {
+		broke, errs := h.watchInstances(ctx, watches, now, &sum)
+		rolledBack, failures = rolledBack || broke, append(failures, errs...)
 	}
 	if rolledBack {
 		opened, err := h.checkBreaker(ctx, accountID, now)
@@ -127,9 +112,42 @@ func (h *Handler) Handle(ctx context.Context, accountID string) (Summary, error)
 		h.Log.Error("writing a metric failed", "metric", "Verifying", "error", err)
 	}
 	if len(failures) > 0 {
-		return sum, fmt.Errorf("verify in %s/%s: %d of %d watched instances failed: %w", accountID, h.Region, sum.Failed, sum.Watched, errors.Join(failures...))
+		return sum, fmt.Errorf("verify in %s/%s: %d of %d watched instances and source fixes failed: %w", accountID, h.Region, sum.Failed,
+			sum.Watched+sum.Sources, errors.Join(failures...))
 	}
 	return sum, nil
+}
+
+// watchInstances watches each enforced instance once; it reports whether it rolled one
+// back, and the instances whose verification failed.
+func (h *Handler) watchInstances(ctx context.Context, watches []ledger.Watch, now time.Time, sum *Summary) (rolledBack bool, failures []error) {
+	live := h.describe(ctx, watches)
+	windows := make(map[string]evidence.Window, len(watches))
+	for _, w := range watches {
+		start, end := policy.RejectedWindow(w.EnforcedAt, now)
+		windows[w.InstanceID] = evidence.Window{Start: start, End: end}
+	}
+	rejected, rejectedErrs := evidence.RejectedUsage(ctx, h.CloudWatch, windows)
+
+	for _, w := range watches {
+		in := policy.VerifyInput{EnforcedAt: w.EnforcedAt, Live: live[w.InstanceID], RejectedErr: rejectedErrs[w.InstanceID]}
+		if u, ok := rejected[w.InstanceID]; ok {
+			in.Rejected = &u
+		}
+		v := policy.Verify(in, h.Window, now)
+		h.Log.InfoContext(ctx, "verification", "instance_id", w.InstanceID, "decision_id", w.DecisionID,
+			"enforced_at", w.EnforcedAt, "step", stepName(v.Step), "reasons", v.Reasons)
+		broke, err := h.act(ctx, w, v, in.Live, now, sum)
+		if err != nil {
+			sum.Failed++
+			h.count("Errors", map[string]string{"Stage": "verify"})
+			h.Log.ErrorContext(ctx, "verification failed; the instance is watched again on the next run",
+				"instance_id", w.InstanceID, "decision_id", w.DecisionID, "error", err.Error())
+			failures = append(failures, fmt.Errorf("%s: %w", w.InstanceID, err))
+		}
+		rolledBack = rolledBack || broke
+	}
+	return rolledBack, failures
 }
 
 // describe reads every watched instance; a failed read fails every instance's

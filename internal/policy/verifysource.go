@@ -1,0 +1,99 @@
+package policy
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A launch template imdsguard fixed is watched like an enforced instance (DESIGN.md
+// sections 8 and 10): every instance launched from the fixed version is, in effect, an
+// enforcement of imdsguard's, and an IMDSv1 call EC2 rejected on any of them means the
+// template's workload still needs IMDSv1. The template then goes back to its default
+// version from before the fix, and the instances that broke get HttpTokens optional back.
+
+// SourceVerifyStep is what verify does with a fixed source.
+type SourceVerifyStep int
+
+const (
+	// SourceWatching: keep watching; the reasons say what is still missing.
+	SourceWatching SourceVerifyStep = iota
+	// SourceVerified: the window passed and no instance launched from the fix broke.
+	SourceVerified
+	// SourceRollBack: instances launched from the fix had IMDSv1 calls rejected.
+	SourceRollBack
+	// SourceEnded: the fix is not in force any more (the template is gone, or its default
+	// version changed outside imdsguard): watching it has no point.
+	SourceEnded
+)
+
+// SourceVerifyInput is what verify gathered about one fixed launch template.
+type SourceVerifyInput struct {
+	FixedAt time.Time
+	// FixedVersion is the version imdsguard made; DefaultVersion the template's default
+	// now (0 when the template is gone).
+	FixedVersion, DefaultVersion int64
+	// Launched are the instances launched from the fixed version, by id, each as
+	// verify reads an enforced instance (its EnforcedAt the later of the fix and its
+	// launch). LaunchedErr is set when listing them failed.
+	Launched    map[string]VerifyInput
+	LaunchedErr error
+}
+
+// SourceVerification is verify's decision about a fixed source. Broken names the
+// instances whose calls were rejected, sorted, for a rollback.
+type SourceVerification struct {
+	Step    SourceVerifyStep
+	Reasons []Reason
+	Broken  []string
+}
+
+// VerifySource decides about one fixed launch template. Like Verify, it never rolls back
+// on evidence it could not read: an instance it could not judge keeps the fix watched,
+// and the window closes only once it has passed with every instance launched from the
+// fix verified or still inside its own window without a rejected call.
+func VerifySource(in SourceVerifyInput, window time.Duration, now time.Time) SourceVerification {
+	since := in.FixedAt.UTC().Format(time.RFC3339)
+	switch {
+	case in.DefaultVersion == 0:
+		return SourceVerification{Step: SourceEnded, Reasons: []Reason{{ReasonTerminated, "the launch template no longer exists"}}}
+	case in.DefaultVersion != in.FixedVersion:
+		return SourceVerification{Step: SourceEnded, Reasons: []Reason{{ReasonRevertedOutside, fmt.Sprintf(
+			"the default version is %d, not imdsguard's %d: changed outside imdsguard after the fix at %s", in.DefaultVersion, in.FixedVersion, since)}}}
+	case in.LaunchedErr != nil:
+		return SourceVerification{Step: SourceWatching, Reasons: []Reason{{ReasonEvidenceError, fmt.Sprintf(
+			"listing the instances launched from version %d failed: %v", in.FixedVersion, in.LaunchedErr)}}}
+	}
+	var broken, why, pending []string
+	for _, id := range slices.Sorted(maps.Keys(in.Launched)) {
+		v := Verify(in.Launched[id], window, now)
+		switch v.Step {
+		case VerifyRollBack, VerifyRevertedBroken:
+			broken = append(broken, id)
+			why = append(why, id+": "+v.Reasons[0].Detail)
+		case VerifyWatching:
+			if v.Reasons[0].Code == ReasonEvidenceError {
+				pending = append(pending, id)
+			}
+		}
+	}
+	if len(broken) > 0 {
+		return SourceVerification{Step: SourceRollBack, Broken: broken, Reasons: []Reason{{ReasonRejectedCalls, fmt.Sprintf(
+			"%d of the %d instances launched from imdsguard's version %d had IMDSv1 calls rejected: %s",
+			len(broken), len(in.Launched), in.FixedVersion, strings.Join(why, "; "))}}}
+	}
+	if len(pending) > 0 {
+		return SourceVerification{Step: SourceWatching, Reasons: []Reason{{ReasonEvidenceError, fmt.Sprintf(
+			"the rejected calls of %s could not be read", strings.Join(pending, ", "))}}}
+	}
+	if now.Before(in.FixedAt.Add(window)) {
+		return SourceVerification{Step: SourceWatching, Reasons: []Reason{{ReasonVerifying, fmt.Sprintf(
+			"%d instances launched from version %d since the fix at %s, none with an IMDSv1 call rejected; the window ends at %s",
+			len(in.Launched), in.FixedVersion, since, in.FixedAt.Add(window).UTC().Format(time.RFC3339))}}}
+	}
+	return SourceVerification{Step: SourceVerified, Reasons: []Reason{{ReasonVerified, fmt.Sprintf(
+		"no IMDSv1 call rejected on the %d instances launched from version %d in the window after the fix at %s",
+		len(in.Launched), in.FixedVersion, since)}}}
+}
