@@ -287,7 +287,8 @@ func TestGuardrailsLaunchTemplate(t *testing.T) {
 
 // TestGuardrailsLedger: with --table, an instance imdsguard enforced and verified counts
 // as verified, and one it is still verifying keeps the account from being ready until
-// its verification ends clean.
+// its verification ends clean. (A verified instance set back to IMDSv1 since counts as
+// open: policy and guardrails unit tests cover it.)
 func TestGuardrailsLedger(t *testing.T) {
 	w := newWorld(t, "already-v2", "web", "new")
 	fx := newStack(t, w.moto.URL)
@@ -306,6 +307,12 @@ func TestGuardrailsLedger(t *testing.T) {
 		if err := (&decisionlog.Log{API: fx.db, Table: fx.res.Table}).RecordDecisions(ctx, []decisionlog.Decision{{
 			AccountID: guardrailsAccount, Region: demo.Region, InstanceID: id, DecisionID: decision, Action: policy.ActionRemediate, CreatedAt: at, Digest: digest,
 		}}); err != nil {
+			t.Fatal(err)
+		}
+		// The enforcement, as remediate makes it: the instance requires tokens from now on.
+		if _, err := ec2.NewFromConfig(fakeaws.AWSConfig(demo.Region), func(o *ec2.Options) { o.BaseEndpoint = aws.String(w.moto.URL) }).
+			ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(id),
+				HttpTokens: ec2types.HttpTokensStateRequired, HttpPutResponseHopLimit: aws.Int32(1)}); err != nil {
 			t.Fatal(err)
 		}
 		applied := policy.MetadataOptions{HTTPTokens: "required", HopLimit: 1, HTTPEndpoint: "enabled", State: "applied"}

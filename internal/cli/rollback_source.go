@@ -80,8 +80,14 @@ func rollbackSource(cmd *cobra.Command, env Env, l *ledger.Ledger, clients *wiri
 			return err
 		}
 		now.DefaultVersion, back.DefaultVersion = &t.DefaultVersion, &snap.DefaultVersion
-		if t.DefaultVersion == snap.DefaultVersion {
+		switch {
+		case t.DefaultVersion == snap.DefaultVersion:
 			item.Result, item.Detail = "skipped", fmt.Sprintf("its default version is %d, as before imdsguard", t.DefaultVersion)
+		case snap.FixedVersion != 0 && t.DefaultVersion != snap.FixedVersion:
+			// Its owners made another version the default since: putting back the one from
+			// before the fix would undo their change too.
+			item.Result, item.Detail = "skipped", fmt.Sprintf("its default version is %d, not imdsguard's %d: it changed since the fix; set it by hand",
+				t.DefaultVersion, snap.FixedVersion)
 		}
 		undo = func() error { return fixer.SetDefaultVersion(ctx, source, snap.DefaultVersion) }
 		fmt.Fprintf(out, "launch template %s: default version %d -> %d (as before decision %s of %s)\n", source, t.DefaultVersion,

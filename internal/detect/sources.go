@@ -37,6 +37,13 @@ type sourceScope struct {
 // read, or nil.
 func (h *Handler) judgeSources(ctx context.Context, accountID string, inv *sources.Inventory, scope sourceScope,
 	assessments []guard.Assessment, sweepID string, now time.Time) ([]verdictqueue.Outgoing, map[string]int, error) {
+	for _, a := range assessments {
+		// A source is judged by every instance it launched: with one of them not even
+		// described, it could be judged clean on the others.
+		if err := a.Evidence.InventoryErr; err != nil {
+			return nil, nil, fmt.Errorf("the sources of %s/%s are not judged: describing %s failed: %w", accountID, h.Region, a.Evidence.InstanceID, err)
+		}
+	}
 	if inv == nil {
 		var images []string
 		for _, a := range assessments {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
@@ -20,7 +21,9 @@ import (
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
+	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/sourcefix"
 	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
@@ -353,5 +356,60 @@ func TestSourceEventsEndToEnd(t *testing.T) {
 	p.remediateQueued()
 	if v, tokens, _ := p.defaultVersion(second.templateID); v != 2 || tokens != "required" {
 		t.Errorf("after an UpdateAutoScalingGroup of %s its template is at version %d (%s), want the fix", second.name, v, tokens)
+	}
+}
+
+// TestSourceFixMadeButNotRecorded: remediate made a template's fix and then died before
+// recording it. The retry of the same message finds the fix in place, made by its own
+// decision, and records it as the fix it was, with its watch, instead of a superseded
+// outcome that would leave the fix unwatched.
+func TestSourceFixMadeButNotRecorded(t *testing.T) {
+	p := newPipeline(t, "enforce")
+	g := p.newGroup("clean-asg", 1, "")
+	p.metrics(g.instances[0], false)
+	decodeResponse[detectSummary](t, p.detect.invoke(t, p.ctx, json.RawMessage(`{"sweep": {}}`)))
+	batch := p.receive(p.queueURL)
+	var fix *message.SourceVerdict
+	for _, r := range batch.Records {
+		if message.SchemaOf(r.Body) == message.SourceSchema {
+			v, err := message.ParseSource(r.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fix = &v
+		}
+	}
+	if fix == nil || fix.Action != policy.SourceFix {
+		t.Fatalf("the sweep queued no fix of %s: %+v", g.templateID, fix)
+	}
+	// The first attempt: the snapshot, then the fix, then nothing (the record is lost).
+	ref := ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: g.templateID}
+	if _, err := p.ledger.SnapshotSource(p.ctx, ledger.SourceSnapshot{Ref: ref, DecisionID: fix.DecisionID, At: time.Now().UTC(), DefaultVersion: 1}); err != nil {
+		t.Fatal(err)
+	}
+	fixer := &sourcefix.Fixer{EC2: p.ec2}
+	tmpl, err := fixer.Template(p.ctx, g.templateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixer.FixTemplate(p.ctx, tmpl, policy.MetadataOptions{HTTPTokens: policy.TokensRequired, HopLimit: 1}, fix.DecisionID,
+		"imdsguard: HttpTokens required (decision "+fix.DecisionID+")", false); err != nil {
+		t.Fatal(err)
+	}
+
+	resp := decodeResponse[events.SQSEventResponse](t, p.remediate.invoke(t, p.ctx, batch))
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch item failures %+v", resp.BatchItemFailures)
+	}
+	h := p.history(g.templateID)
+	if len(h) != 1 || h[0].Result != ledger.ResultSourceFixed || !strings.Contains(h[0].Detail, "earlier attempt") {
+		t.Fatalf("history %+v, want the fix recorded as made by the earlier attempt", h)
+	}
+	watches, err := p.ledger.WatchingSources(p.ctx, account, demo.Region)
+	if err != nil || len(watches) != 1 || watches[0].FixedVersion != 2 {
+		t.Errorf("source watches %+v (%v), want the fix's, of version 2", watches, err)
+	}
+	if snap, err := p.ledger.GetSourceSnapshot(p.ctx, ref); err != nil || snap.DefaultVersion != 1 || snap.FixedVersion != 2 {
+		t.Errorf("snapshot %+v (%v), want from version 1, fixed version 2", snap, err)
 	}
 }

@@ -186,7 +186,9 @@ func regionReadiness(s Scope) RegionReadiness {
 	for _, m := range s.Instances {
 		r.Counts.Instances++
 		switch {
-		case m.Verified:
+		// A verified enforcement counts only while the instance is still compliant: one
+		// set back to IMDSv1 since proves nothing any more.
+		case m.Verified && isCompliant(m.Verdict) && !m.Verifying:
 			r.Counts.Verified++
 		case isCompliant(m.Verdict) && !m.Verifying:
 			r.Counts.Compliant++

@@ -68,9 +68,18 @@ func TestReadinessRegion(t *testing.T) {
 		},
 		{
 			// Verified is the evidence; the verdict read since may say anything.
-			name:  "verified whatever the verdict",
-			scope: Scope{Instances: []policy.SourceMember{{InstanceID: "i-00000000000000001", Verdict: verdict(policy.ActionDefer, policy.ReasonStaleMetrics), Verified: true}}, DefaultsHTTPTokens: "required"},
+			name:  "verified and still compliant",
+			scope: Scope{Instances: []policy.SourceMember{{InstanceID: "i-00000000000000001", Verdict: verdict(policy.ActionSkip, policy.ReasonCompliant), Verified: true}}, DefaultsHTTPTokens: "required"},
 			ready: true, counts: Counts{Instances: 1, Verified: 1},
+		},
+		{
+			// Verified once, then set back to HttpTokens optional (its verdict is no longer
+			// compliant): the old verification proves nothing.
+			name:  "verified once, optional again",
+			scope: Scope{Instances: []policy.SourceMember{{InstanceID: "i-00000000000000001", Verdict: verdict(policy.ActionDefer, policy.ReasonStaleMetrics), Verified: true}}, DefaultsHTTPTokens: "required"},
+			ready: false, counts: Counts{Instances: 1, Open: 1},
+			open: []OpenInstance{{InstanceID: "i-00000000000000001", Action: policy.ActionDefer, Reason: policy.ReasonStaleMetrics}},
+			why:  []string{"1 of the 1 instances is not compliant or verified yet"},
 		},
 		{
 			name: "instances not there yet",

@@ -207,7 +207,7 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 		if err != nil {
 			return err
 		}
-		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: watch})
+		in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: watch}, types.TransactWriteItem{Update: sourceFixedUpdate(l.Table, o)})
 	}
 	_, err = l.API.TransactWriteItems(ctx, in)
 	if err == nil {

@@ -24,11 +24,14 @@ import (
 //	type             S  source-snapshot
 //	account_id, region, instance_id (the subject), decision_id  S
 //	at               S  when it was taken
-//	default_version  N  a launch template's default version before imdsguard's first fix
+//	default_version  N  a launch template's default version before the fix
 //	http_tokens      S  the account defaults' HttpTokens before it ("" for no preference)
+//	fixed_version    N  the version the fix made the default, once it is recorded
 //
-// Like an instance's, it is written once and never overwritten, so that a rollback
-// restores what was there before imdsguard, not an intermediate state.
+// Unlike an instance's, it is the source as it was before imdsguard's latest fix: a
+// template's owners make versions of their own between fixes, and a rollback must not
+// bring back an AMI or user data they replaced since. A retry of the same decision keeps
+// the snapshot its first attempt took.
 //
 // Source watch items, one per launch template fix being verified, written with the fix's
 // outcome (Record) and deleted when it settles (SettleSource):
@@ -39,10 +42,12 @@ import (
 //	account_id, region, instance_id (the subject), decision_id  S  (the fix's decision)
 //	fixed_at       S  when the fix was made
 //	fixed_version  N  the version it made the default
+//	wave           N  the rollout wave the fix counts in: it holds the later waves back
+//	                  while it is verified, as an instance's enforcement does
 
 // ResultSourceFixed is the outcome of a source fix: a launch template's new default
-// version, or the account defaults, with HttpTokens required. It starts no watch: the
-// instances the source launches from then on are judged, and verified, one by one.
+// version, or the account defaults, with HttpTokens required. A launch template's fix
+// starts a source watch: verify watches the instances launched from the fixed version.
 const ResultSourceFixed = "source-fixed"
 
 const (
@@ -50,7 +55,7 @@ const (
 	typeSourceSnapshot = "source-snapshot"
 )
 
-// SourceSnapshot is a source as it was before imdsguard first fixed it.
+// SourceSnapshot is a source as it was before imdsguard's latest fix of it.
 type SourceSnapshot struct {
 	Ref
 	DecisionID string
@@ -58,6 +63,8 @@ type SourceSnapshot struct {
 	// DefaultVersion is a launch template's; HTTPTokens the account defaults'.
 	DefaultVersion int64
 	HTTPTokens     string
+	// FixedVersion is the version the fix made the default; 0 until the fix is recorded.
+	FixedVersion int64
 }
 
 type sourceSnapshotItem struct {
@@ -66,14 +73,16 @@ type sourceSnapshotItem struct {
 	At             string `dynamodbav:"at"`
 	DefaultVersion int64  `dynamodbav:"default_version"`
 	HTTPTokens     string `dynamodbav:"http_tokens"`
+	FixedVersion   int64  `dynamodbav:"fixed_version,omitempty"`
 }
 
 func sourceSnapshotKey(r Ref) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(instancePK(r)), attrSK: str(sourceSnapshotSK)}
 }
 
-// SnapshotSource stores the source as it was before imdsguard first fixed it, unless a
-// snapshot is there already, and returns the snapshot in force.
+// SnapshotSource stores the source as it is before the fix of decision s.DecisionID,
+// unless that decision took its snapshot already (a retry), and returns the snapshot in
+// force.
 func (l *Ledger) SnapshotSource(ctx context.Context, s SourceSnapshot) (SourceSnapshot, error) {
 	if err := l.check(); err != nil {
 		return SourceSnapshot{}, err
@@ -96,7 +105,9 @@ func (l *Ledger) SnapshotSource(ctx context.Context, s SourceSnapshot) (SourceSn
 	}
 	_, err = l.API.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(l.Table), Item: item,
-		ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+		ConditionExpression:       aws.String("attribute_not_exists(#pk) OR #did <> :did"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#did": "decision_id"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":did": str(s.DecisionID)},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	switch {
@@ -134,7 +145,8 @@ func (l *Ledger) GetSourceSnapshot(ctx context.Context, ref Ref) (*SourceSnapsho
 	if err != nil {
 		return nil, fmt.Errorf("ledger: source snapshot of %s: at %q: %w", ref.Name(), it.At, err)
 	}
-	return &SourceSnapshot{Ref: it.ref(), DecisionID: it.DecisionID, At: at, DefaultVersion: it.DefaultVersion, HTTPTokens: it.HTTPTokens}, nil
+	return &SourceSnapshot{Ref: it.ref(), DecisionID: it.DecisionID, At: at, DefaultVersion: it.DefaultVersion, HTTPTokens: it.HTTPTokens,
+		FixedVersion: it.FixedVersion}, nil
 }
 
 const (
@@ -148,6 +160,7 @@ type SourceWatch struct {
 	DecisionID   string
 	FixedAt      time.Time
 	FixedVersion int64
+	Wave         int
 }
 
 type sourceWatchItem struct {
@@ -160,15 +173,29 @@ type sourceWatchItem struct {
 	DecisionID   string `dynamodbav:"decision_id"`
 	FixedAt      string `dynamodbav:"fixed_at"`
 	FixedVersion int64  `dynamodbav:"fixed_version"`
+	Wave         int    `dynamodbav:"wave"`
 }
 
 func sourceWatchPK(account, region string) string { return sourceWatchPrefix + account + "#" + region }
+
+// sourceFixedUpdate is the Update, in the fix's Record, that notes in the snapshot the
+// version the fix made the default: a rollback by hand checks it is still the default.
+func sourceFixedUpdate(table string, o Outcome) *types.Update {
+	return &types.Update{
+		TableName:                 aws.String(table),
+		Key:                       sourceSnapshotKey(o.Ref),
+		UpdateExpression:          aws.String("SET #fixed = :fixed"),
+		ConditionExpression:       aws.String("#did = :did"),
+		ExpressionAttributeNames:  map[string]string{"#fixed": "fixed_version", "#did": "decision_id"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":fixed": num(o.FixedVersion), ":did": str(o.DecisionID)},
+	}
+}
 
 func sourceWatchPut(table string, o Outcome) (*types.Put, error) {
 	item, err := attributevalue.MarshalMap(sourceWatchItem{
 		PK: sourceWatchPK(o.AccountID, o.Region), SK: o.InstanceID, Type: typeSourceWatch,
 		AccountID: o.AccountID, Region: o.Region, InstanceID: o.InstanceID, DecisionID: o.DecisionID,
-		FixedAt: formatTime(o.At), FixedVersion: o.FixedVersion,
+		FixedAt: formatTime(o.At), FixedVersion: o.FixedVersion, Wave: o.Wave,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger: record decision %s: encoding the source watch: %w", o.DecisionID, err)
@@ -196,7 +223,7 @@ func (l *Ledger) WatchingSources(ctx context.Context, account, region string) ([
 			return fmt.Errorf("source watch of %s: fixed_at %q: %w", w.InstanceID, w.FixedAt, err)
 		}
 		out = append(out, SourceWatch{Ref: Ref{AccountID: w.AccountID, Region: w.Region, InstanceID: w.InstanceID},
-			DecisionID: w.DecisionID, FixedAt: at, FixedVersion: w.FixedVersion})
+			DecisionID: w.DecisionID, FixedAt: at, FixedVersion: w.FixedVersion, Wave: w.Wave})
 		return nil
 	})
 	if err != nil {
@@ -252,6 +279,9 @@ func (l *Ledger) SettleSource(ctx context.Context, s SourceSettlement) error {
 			TableName: aws.String(l.Table), Item: histItem,
 			ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
 		}},
+	}
+	if s.Result != ResultSuperseded {
+		items = append(items, waveSettled(l.Table, w.AccountID, w.Region, w.Wave, s.Result, s.At))
 	}
 	if s.Result == ResultRolledBack {
 		why := s.Detail

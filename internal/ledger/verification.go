@@ -210,17 +210,7 @@ func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
 		}},
 	}
 	if s.Result != ResultSuperseded {
-		count := "verified"
-		if s.Result == ResultRolledBack {
-			count = "rolled_back"
-		}
-		items = append(items, types.TransactWriteItem{Update: &types.Update{
-			TableName:                 aws.String(l.Table),
-			Key:                       map[string]types.AttributeValue{attrPK: str(rollout), attrSK: str(wavePrefix + strconv.Itoa(w.Wave))},
-			UpdateExpression:          aws.String("SET #type = :type, #last = :at ADD #count :one"),
-			ExpressionAttributeNames:  map[string]string{"#type": "type", "#last": "last_settled", "#count": count},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":type": str(typeWave), ":at": str(formatTime(s.At)), ":one": num(1)},
-		}})
+		items = append(items, waveSettled(l.Table, w.AccountID, w.Region, w.Wave, s.Result, s.At))
 	}
 	if s.Result == ResultVerified {
 		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(l.Table), Item: map[string]types.AttributeValue{
@@ -251,6 +241,22 @@ func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
 		return fmt.Errorf("ledger: settle %s as %s in table %s: %w", w.Name(), s.Result, l.Table, err)
 	}
 	return nil
+}
+
+// waveSettled is the Update that moves a wave's last settlement to at and counts the
+// result (verified or rolled-back), for a settlement's transaction.
+func waveSettled(table, account, region string, wave int, result string, at time.Time) types.TransactWriteItem {
+	count := "verified"
+	if result == ResultRolledBack {
+		count = "rolled_back"
+	}
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName:                 aws.String(table),
+		Key:                       map[string]types.AttributeValue{attrPK: str(rolloutPK(account, region)), attrSK: str(wavePrefix + strconv.Itoa(wave))},
+		UpdateExpression:          aws.String("SET #type = :type, #last = :at ADD #count :one"),
+		ExpressionAttributeNames:  map[string]string{"#type": "type", "#last": "last_settled", "#count": count},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":type": str(typeWave), ":at": str(formatTime(at)), ":one": num(1)},
+	}}
 }
 
 // Who rolled an enforcement back, as a rollback item's by attribute.
@@ -330,6 +336,9 @@ func (l *Ledger) recordRollback(ctx context.Context, m ManualRollback, by, detai
 			// A rolled back instance proves nothing for its sources any more.
 			{Delete: &types.Delete{TableName: aws.String(l.Table),
 				Key: map[string]types.AttributeValue{attrPK: str(rolloutPK(m.AccountID, m.Region)), attrSK: str(verifiedPrefix + m.InstanceID)}}},
+			// A source rolled back by hand is not watched any more.
+			{Delete: &types.Delete{TableName: aws.String(l.Table),
+				Key: map[string]types.AttributeValue{attrPK: str(sourceWatchPK(m.AccountID, m.Region)), attrSK: str(m.InstanceID)}}},
 		},
 	})
 	if err != nil {
@@ -413,8 +422,8 @@ func (r Rollout) RollbacksSinceReset() []time.Time {
 	return out
 }
 
-// ReadRollout reads the rollout state of an account-region: two Queries, the rollout
-// partition and the watches.
+// ReadRollout reads the rollout state of an account-region: three Queries, the rollout
+// partition, the watches and the source watches.
 func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (Rollout, error) {
 	if err := l.check(); err != nil {
 		return Rollout{}, err
@@ -479,6 +488,15 @@ func (l *Ledger) ReadRollout(ctx context.Context, account, region string) (Rollo
 		return Rollout{}, err
 	}
 	for _, w := range watches {
+		r.Verifying[w.Wave]++
+	}
+	// A launch template fix being verified holds the later waves back as an enforcement
+	// does.
+	fixes, err := l.WatchingSources(ctx, account, region)
+	if err != nil {
+		return Rollout{}, err
+	}
+	for _, w := range fixes {
 		r.Verifying[w.Wave]++
 	}
 	return r, nil

@@ -144,7 +144,9 @@ func DecideSource(src Source, members []SourceMember, s Settings, now time.Time)
 		switch {
 		case usesIMDSv1(m.Verdict):
 			users = append(users, fmt.Sprintf("%s (%s)", m.InstanceID, m.Verdict.Primary()))
-		case m.Verified:
+		case m.Verified && m.Verdict.Action == ActionSkip && m.Verdict.Primary() == ReasonCompliant:
+			// Enforced, verified, and still compliant: it ran on IMDSv2 alone for a whole
+			// window. (A verified instance set back to IMDSv1 since is judged by its verdict.)
 			proven++
 		case m.Verifying:
 			pending = append(pending, m.InstanceID+" (enforced, still being verified)")
@@ -199,6 +201,9 @@ func HeldBackSource(src Source, s Settings, now time.Time) (SourceVerdict, bool)
 		"before %s, a full lookback later", src.label(), rb.At.UTC().Format(time.RFC3339), rb.Why, rb.At.Add(s.Lookback).UTC().Format(time.RFC3339)), true
 }
 
+// Label names the source for people: "launch-template lt-0abc (web)".
+func (s Source) Label() string { return s.label() }
+
 func (s Source) label() string {
 	if s.Name != "" && s.Name != s.ID {
 		return fmt.Sprintf("%s %s (%s)", s.Kind, s.ID, s.Name)
@@ -239,11 +244,14 @@ func joinOr(names []string, none string) string {
 //  1. HttpTokens required already: skip, source-compliant;
 //  2. an organization's declarative policy sets them: skip, source-managed-by-policy (the
 //     account cannot change them; the policy is where to);
-//  3. any instance of the account-region not compliant, or enforced and not verified yet:
-//     defer, source-evidence-pending, naming how many and the first ten (a launch that
-//     gets the defaults may need IMDSv1 as long as one of them might);
-//  4. otherwise: fix, source-imdsv1-unused, to HttpTokens required.
-func DecideAccountDefaults(account, region string, d AccountDefaults, instances []SourceMember) SourceVerdict {
+//  3. no instance at all: defer, source-no-instances (no evidence is no proof);
+//  4. any instance of the account-region not compliant, or still being verified: defer,
+//     source-evidence-pending, naming how many and the first ten (a launch that gets the
+//     defaults may need IMDSv1 as long as one of them might);
+//  5. any source in inherit (a launch template or configuration that sets no HttpTokens,
+//     and so launches with the defaults) not judged clean: defer, source-evidence-pending;
+//  6. otherwise: fix, source-imdsv1-unused, to HttpTokens required.
+func DecideAccountDefaults(account, region string, d AccountDefaults, instances []SourceMember, inherit []string) SourceVerdict {
 	label := fmt.Sprintf("the instance metadata defaults of %s/%s", account, region)
 	if d.HTTPTokens == TokensRequired {
 		return sourceVerdict(SourceSkip, ReasonSourceCompliant, "%s already have HttpTokens required", label)
@@ -252,13 +260,23 @@ func DecideAccountDefaults(account, region string, d AccountDefaults, instances 
 		return sourceVerdict(SourceSkip, ReasonSourceManaged, "%s are set by the organization's EC2 declarative policy: change them there (%s)",
 			label, cmp.Or(d.ManagedMessage, "no message"))
 	}
+	if len(instances) == 0 {
+		return sourceVerdict(SourceDefer, ReasonSourceNoInstances, "%s/%s has no instance to judge its defaults by", account, region)
+	}
 	var open []string
 	for _, m := range instances {
 		compliant := m.Verdict.Action == ActionSkip && (m.Verdict.Primary() == ReasonCompliant || m.Verdict.Primary() == ReasonTerminated)
-		if (compliant && !m.Verifying) || m.Verified {
+		if compliant && !m.Verifying {
 			continue
 		}
 		open = append(open, m.InstanceID)
+	}
+	// A launch template or configuration that sets no HttpTokens launches with the
+	// defaults: until it is judged clean, its next launch may need IMDSv1.
+	if len(inherit) > 0 && len(open) == 0 {
+		inherit = slices.Sorted(slices.Values(inherit))
+		return sourceVerdict(SourceDefer, ReasonSourceEvidencePending, "%s/%s has sources that set no HttpTokens and launch with the defaults, not judged clean yet: %s",
+			account, region, strings.Join(inherit, ", "))
 	}
 	if len(open) > 0 {
 		slices.Sort(open)

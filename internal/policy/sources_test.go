@@ -99,16 +99,27 @@ func TestDecideAccountDefaults(t *testing.T) {
 		detail  string
 	}{
 		{"every instance compliant or verified: required", AccountDefaults{HTTPTokens: "optional", ManagedBy: "account"}, []SourceMember{compliant, verified}, SourceFix, "every one of the 2"},
-		{"no instance at all: nothing can need IMDSv1", AccountDefaults{}, nil, SourceFix, "every one of the 0"},
+		{"no instance at all: no evidence, wait", AccountDefaults{}, nil, SourceDefer, "no instance"},
 		{"one still optional: defer, naming it", AccountDefaults{HTTPTokens: "optional"}, []SourceMember{compliant, optional}, SourceDefer, "i-00000004"},
 		{"one still being verified: defer", AccountDefaults{HTTPTokens: "optional"}, []SourceMember{verifying}, SourceDefer, "i-00000003"},
 		{"already required: skip", AccountDefaults{HTTPTokens: "required"}, []SourceMember{optional}, SourceSkip, "already"},
 		{"set by a declarative policy: skip, naming it", AccountDefaults{ManagedBy: ManagedByDeclarativePolicy, ManagedMessage: "ask the platform team"},
 			[]SourceMember{compliant}, SourceSkip, "ask the platform team"},
 	}
+	if v := DecideAccountDefaults("123456789012", "us-east-1", AccountDefaults{}, []SourceMember{compliant}, []string{"launch-template lt-1 (batch)"}); v.Action != SourceDefer ||
+		!strings.Contains(v.Reasons[0].Detail, "lt-1") {
+		t.Errorf("a template that inherits the defaults and is not clean: %+v, want a defer naming it", v)
+	}
+	if v := DecideAccountDefaults("123456789012", "us-east-1", AccountDefaults{}, []SourceMember{verified}, nil); v.Action != SourceFix {
+		t.Errorf("a verified, compliant instance: %+v, want a fix", v)
+	}
+	reverted := SourceMember{InstanceID: "i-00000005", Verdict: optional.Verdict, Verified: true}
+	if v := DecideAccountDefaults("123456789012", "us-east-1", AccountDefaults{}, []SourceMember{reverted}, nil); v.Action != SourceDefer {
+		t.Errorf("verified once, optional again: %+v, want a defer", v)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v := DecideAccountDefaults("123456789012", "us-east-1", tc.d, tc.members)
+			v := DecideAccountDefaults("123456789012", "us-east-1", tc.d, tc.members, nil)
 			if v.Action != tc.action || !strings.Contains(v.Reasons[0].Detail, tc.detail) {
 				t.Errorf("DecideAccountDefaults = %+v, want %s saying %q", v, tc.action, tc.detail)
 			}

@@ -51,49 +51,57 @@ type SourceVerification struct {
 }
 
 // VerifySource decides about one fixed launch template. Like Verify, it never rolls back
-// on evidence it could not read: an instance it could not judge keeps the fix watched,
-// and the window closes only once it has passed with every instance launched from the
-// fix verified or still inside its own window without a rejected call.
+// on evidence it could not read: an instance it could not judge keeps the fix watched.
+// The fix is verified only once its window has passed and at least one instance launched
+// from it ran a whole window of its own without a rejected call.
 func VerifySource(in SourceVerifyInput, window time.Duration, now time.Time) SourceVerification {
 	since := in.FixedAt.UTC().Format(time.RFC3339)
-	switch {
-	case in.DefaultVersion == 0:
-		return SourceVerification{Step: SourceEnded, Reasons: []Reason{{ReasonTerminated, "the launch template no longer exists"}}}
-	case in.DefaultVersion != in.FixedVersion:
-		return SourceVerification{Step: SourceEnded, Reasons: []Reason{{ReasonRevertedOutside, fmt.Sprintf(
-			"the default version is %d, not imdsguard's %d: changed outside imdsguard after the fix at %s", in.DefaultVersion, in.FixedVersion, since)}}}
-	case in.LaunchedErr != nil:
+	if in.LaunchedErr != nil {
 		return SourceVerification{Step: SourceWatching, Reasons: []Reason{{ReasonEvidenceError, fmt.Sprintf(
 			"listing the instances launched from version %d failed: %v", in.FixedVersion, in.LaunchedErr)}}}
 	}
+	// The instances come first: those the fix broke are put back even when the template
+	// changed since (by a person, or by a rollback that stopped half way).
 	var broken, why, pending []string
+	verified := 0
 	for _, id := range slices.Sorted(maps.Keys(in.Launched)) {
 		v := Verify(in.Launched[id], window, now)
 		switch v.Step {
 		case VerifyRollBack, VerifyRevertedBroken:
 			broken = append(broken, id)
 			why = append(why, id+": "+v.Reasons[0].Detail)
+		case VerifyVerified:
+			verified++
 		case VerifyWatching:
 			if v.Reasons[0].Code == ReasonEvidenceError {
 				pending = append(pending, id)
 			}
 		}
 	}
-	if len(broken) > 0 {
+	switch {
+	case len(broken) > 0:
 		return SourceVerification{Step: SourceRollBack, Broken: broken, Reasons: []Reason{{ReasonRejectedCalls, fmt.Sprintf(
 			"%d of the %d instances launched from imdsguard's version %d had IMDSv1 calls rejected: %s",
 			len(broken), len(in.Launched), in.FixedVersion, strings.Join(why, "; "))}}}
-	}
-	if len(pending) > 0 {
+	case in.DefaultVersion == 0:
+		return SourceVerification{Step: SourceEnded, Reasons: []Reason{{ReasonTerminated, "the launch template no longer exists"}}}
+	case in.DefaultVersion != in.FixedVersion:
+		return SourceVerification{Step: SourceEnded, Reasons: []Reason{{ReasonRevertedOutside, fmt.Sprintf(
+			"the default version is %d, not imdsguard's %d: changed outside imdsguard after the fix at %s", in.DefaultVersion, in.FixedVersion, since)}}}
+	case len(pending) > 0:
 		return SourceVerification{Step: SourceWatching, Reasons: []Reason{{ReasonEvidenceError, fmt.Sprintf(
 			"the rejected calls of %s could not be read", strings.Join(pending, ", "))}}}
-	}
-	if now.Before(in.FixedAt.Add(window)) {
+	case now.Before(in.FixedAt.Add(window)):
 		return SourceVerification{Step: SourceWatching, Reasons: []Reason{{ReasonVerifying, fmt.Sprintf(
 			"%d instances launched from version %d since the fix at %s, none with an IMDSv1 call rejected; the window ends at %s",
 			len(in.Launched), in.FixedVersion, since, in.FixedAt.Add(window).UTC().Format(time.RFC3339))}}}
+	case verified == 0:
+		// No instance launched from the fix has run a whole window yet: nothing is proven.
+		return SourceVerification{Step: SourceWatching, Reasons: []Reason{{ReasonVerifying, fmt.Sprintf(
+			"none of the %d instances launched from version %d since the fix at %s has been watched a whole window yet",
+			len(in.Launched), in.FixedVersion, since)}}}
 	}
 	return SourceVerification{Step: SourceVerified, Reasons: []Reason{{ReasonVerified, fmt.Sprintf(
-		"no IMDSv1 call rejected on the %d instances launched from version %d in the window after the fix at %s",
-		len(in.Launched), in.FixedVersion, since)}}}
+		"no IMDSv1 call rejected on the %d instances launched from version %d since the fix at %s (%d watched a whole window)",
+		len(in.Launched), in.FixedVersion, since, verified)}}}
 }

@@ -29,7 +29,10 @@ func TestVerifySource(t *testing.T) {
 		broken string
 		note   string
 	}{
-		{"nothing launched, window passed: verified", with(nil), now, SourceVerified, "", "0 instances"},
+		{"nothing launched, window passed: nothing proven, keep watching", with(nil), now, SourceWatching, "", "none of the 0"},
+		{"one launched and watched a whole window: verified", with(map[string]VerifyInput{"i-0000000a": launched(0, nil)}), now, SourceVerified, "", "1 watched a whole window"},
+		{"broken, and the default already put back: finish the rollback",
+			SourceVerifyInput{FixedAt: fixedAt, FixedVersion: 2, DefaultVersion: 1, Launched: map[string]VerifyInput{"i-0000000a": launched(3, nil)}}, now, SourceRollBack, "i-0000000a", "rejected"},
 		{"nothing launched yet, inside the window", with(nil), fixedAt.Add(time.Minute), SourceWatching, "", "window ends"},
 		{"a launched instance had calls rejected", with(map[string]VerifyInput{"i-0000000a": launched(3, nil), "i-0000000b": launched(0, nil)}), now, SourceRollBack, "i-0000000a", "1 of the 2"},
 		{"rejected calls unreadable: keep watching", with(map[string]VerifyInput{"i-0000000a": launched(0, errors.New("throttled"))}), now, SourceWatching, "", "could not be read"},

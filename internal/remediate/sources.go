@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -26,6 +27,7 @@ type SourceFixer interface {
 // SourceLedger is the part of the ledger a source fix uses besides Ledger's.
 type SourceLedger interface {
 	SnapshotSource(ctx context.Context, s ledger.SourceSnapshot) (ledger.SourceSnapshot, error)
+	GetSourceSnapshot(ctx context.Context, ref ledger.Ref) (*ledger.SourceSnapshot, error)
 }
 
 // processSource handles a verdict on a source (message.SourceSchema) as process does one
@@ -65,15 +67,23 @@ func (h *Handler) actOnSource(ctx context.Context, v message.SourceVerdict, ref 
 	if h.Sources == nil {
 		return ledger.Outcome{}, fmt.Errorf("decision %s: a fix of %s %s, and no source fixer is set up", v.DecisionID, v.Kind, v.SourceID)
 	}
+	target := policy.MetadataOptions{HTTPTokens: v.Target.HTTPTokens, HopLimit: v.Target.HopLimit}
+	if v.Kind == policy.SourceLaunchTemplate && target.HopLimit != h.Settings.HopLimit && target.HopLimit != h.Settings.ContainerHopLimit {
+		// detect and remediate read the same settings: another hop limit is not theirs.
+		return ledger.Outcome{}, &RefusedError{DecisionID: v.DecisionID, InstanceID: ref.InstanceID, Why: fmt.Sprintf(
+			"the fix's hop limit %d is neither IMDSGUARD_HOP_LIMIT (%d) nor IMDSGUARD_CONTAINER_HOP_LIMIT (%d)", target.HopLimit, h.Settings.HopLimit, h.Settings.ContainerHopLimit)}
+	}
 	live, tmpl, err := h.liveSource(ctx, v, ref)
 	if err != nil {
 		return ledger.Outcome{}, err
+	}
+	if earlier, done, err := h.fixedEarlier(ctx, v, ref, live, tmpl, out); done || err != nil {
+		return earlier, err
 	}
 	if r := policy.RecheckSource(q, live, h.Limits, now); r.Nothing {
 		out.Result, out.Detail = ledger.ResultSuperseded, r.Note
 		return out, nil
 	}
-	target := policy.MetadataOptions{HTTPTokens: v.Target.HTTPTokens, HopLimit: v.Target.HopLimit}
 	switch h.Settings.Mode {
 	case policy.ModeReport:
 		out.Result, out.Detail = ledger.ResultReported, "report mode: nothing changed"
@@ -104,7 +114,7 @@ func (h *Handler) actOnSource(ctx context.Context, v message.SourceVerdict, ref 
 	if err != nil {
 		return ledger.Outcome{}, err
 	}
-	out.FixedVersion = version
+	out.FixedVersion, out.Wave = version, v.Wave
 	h.count("SourceFixes", map[string]string{"Kind": string(v.Kind)})
 	out.Prior, out.Applied = live.Options, &target
 	out.Result = ledger.ResultSourceFixed
@@ -157,8 +167,39 @@ func (h *Handler) liveSource(ctx context.Context, v message.SourceVerdict, ref l
 		// Without it, a rolled back fix could be made again at once: fail safe.
 		return live, tmpl, fmt.Errorf("reading the rollbacks of %s: %w", ref.Name(), err)
 	}
-	live.RolledBack = rb
+	// Held back for a lookback, as detect holds it (policy.HeldBackSource).
+	if rb != nil && h.Now().Sub(rb.At) < h.Settings.Lookback {
+		live.RolledBack = rb
+	}
 	return live, tmpl, nil
+}
+
+// fixedEarlier tells whether an earlier attempt of this very decision made the fix and
+// then failed before recording it (its reply was lost, the record failed): the source's
+// snapshot is this decision's, and the template's default version is one that names the
+// decision (or the defaults require tokens). The outcome is then the fix it was, with
+// its watch, so that verify still watches it.
+func (h *Handler) fixedEarlier(ctx context.Context, v message.SourceVerdict, ref ledger.Ref, live policy.LiveSource, tmpl sourcefix.Template,
+	out ledger.Outcome) (ledger.Outcome, bool, error) {
+	if live.Options == nil || live.Options.HTTPTokens != policy.TokensRequired {
+		return out, false, nil
+	}
+	snap, err := h.SourceLedger.GetSourceSnapshot(ctx, ref)
+	if err != nil || snap == nil || snap.DecisionID != v.DecisionID {
+		return out, false, err
+	}
+	switch v.Kind {
+	case policy.SourceLaunchTemplate:
+		if tmpl.DefaultVersion == snap.DefaultVersion || !strings.Contains(tmpl.Description, v.DecisionID) {
+			return out, false, nil
+		}
+		out.FixedVersion, out.Wave = tmpl.DefaultVersion, v.Wave
+		out.Detail = fmt.Sprintf("new default version %d of %s with HttpTokens required, made by an earlier attempt of this decision", tmpl.DefaultVersion, v.SourceID)
+	default:
+		out.Detail = "the account's instance metadata defaults have HttpTokens required, set by an earlier attempt of this decision"
+	}
+	out.Result, out.Applied = ledger.ResultSourceFixed, live.Options
+	return out, true, nil
 }
 
 // applySource makes the fix; for a launch template it returns the version it made the

@@ -24,7 +24,7 @@ func sourcesPlan() *Plan {
 	p.AddSource(NewSource("123456789012", "us-east-1", policy.Source{Kind: policy.SourceLaunchTemplate, ID: "lt-0fedcba9876543210", Name: "=legacy|app",
 		Options: &optional, Groups: []string{"user-asg"}}, []string{"i-00000000000000003"}, ticket, 2, 3))
 	p.AddSource(NewSource("123456789012", "us-east-1", policy.Source{Kind: policy.SourceAccountDefaults, ID: "123456789012/us-east-1"}, nil,
-		policy.DecideAccountDefaults("123456789012", "us-east-1", policy.AccountDefaults{}, []policy.SourceMember{{InstanceID: "i-00000000000000003"}}), 0, 0))
+		policy.DecideAccountDefaults("123456789012", "us-east-1", policy.AccountDefaults{}, []policy.SourceMember{{InstanceID: "i-00000000000000003"}}, nil), 0, 0))
 	p.AddSource(NewSource("123456789012", "us-east-1", policy.Source{Kind: policy.SourceAMI, ID: "ami-12345678"}, []string{"i-00000000000000001"},
 		policy.DecideImage("ami-12345678", "", 1), 0, 0))
 	for i := range p.Instances {

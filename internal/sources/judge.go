@@ -143,6 +143,7 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 			}
 		}
 		members, ids := running(policy.SourceLaunchTemplate, lt.ID)
+		members, ids = withUndescribed(members, ids, src.Groups, groups, byInstance)
 		out = append(out, Assessment{Source: src, Instances: ids, Verdict: policy.DecideSource(src, members, s, now)})
 	}
 	configs := map[string][]string{}
@@ -156,6 +157,7 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		src := policy.Source{Kind: policy.SourceLaunchConfiguration, ID: name, Groups: configs[name], Tags: configTags[name]}
 		members, ids := running(policy.SourceLaunchConfiguration, name)
+		members, ids = withUndescribed(members, ids, src.Groups, groups, byInstance)
 		out = append(out, Assessment{Source: src, Instances: ids, Verdict: policy.DecideSource(src, members, s, now)})
 	}
 
@@ -171,9 +173,21 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 		everyone = append(everyone, member(a))
 		everyID = append(everyID, a.Evidence.InstanceID)
 	}
+	// The templates and configurations that set no HttpTokens launch with the defaults:
+	// unless they launch clean, the defaults wait for them.
+	var inherit []string
+	for _, a := range out {
+		if a.Source.Options != nil && a.Source.Options.HTTPTokens != "" {
+			continue
+		}
+		if a.Verdict.Action == policy.SourceSkip && a.Verdict.Reasons[0].Code == policy.ReasonSourceCompliant {
+			continue
+		}
+		inherit = append(inherit, a.Source.Label())
+	}
 	verdict, held := policy.HeldBackSource(defaults, s, now)
 	if !held || inv.Defaults.HTTPTokens == policy.TokensRequired {
-		verdict = policy.DecideAccountDefaults(account, region, inv.Defaults, everyone)
+		verdict = policy.DecideAccountDefaults(account, region, inv.Defaults, everyone, inherit)
 	}
 	out = append(out, Assessment{Source: defaults, Instances: everyID, Verdict: verdict})
 
@@ -224,4 +238,21 @@ func withExemption(tags map[string]string, g Group, exemptTag string) map[string
 	}
 	out[exemptTag] = value
 	return out
+}
+
+// withUndescribed adds the instances the groups list that the inventory did not describe
+// (launched since it was read, or not visible yet): nothing is known of them, so the
+// source waits for them rather than being judged on the others.
+func withUndescribed(members []policy.SourceMember, ids, groupNames []string, groups map[string]Group, byInstance map[string]guard.Assessment) ([]policy.SourceMember, []string) {
+	for _, name := range groupNames {
+		for _, id := range groups[name].Instances {
+			if _, described := byInstance[id]; described {
+				continue
+			}
+			members = append(members, policy.SourceMember{InstanceID: id, Verdict: policy.Verdict{Action: policy.ActionDefer,
+				Reasons: []policy.Reason{{Code: policy.ReasonEvidenceError, Detail: "listed by group " + name + " but not described"}}}})
+			ids = append(ids, id)
+		}
+	}
+	return members, ids
 }

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,14 @@ func TestJudge(t *testing.T) {
 	}
 	if groups := got["lt-user"].Source.Groups; len(groups) != 1 || groups[0] != "user-asg" {
 		t.Errorf("lt-user's groups %v", groups)
+	}
+	// An instance its group lists and the inventory did not describe keeps the source
+	// waiting.
+	unseen := append(slices.Clone(groups), Group{Name: "clean-asg-2", LaunchTemplateID: "lt-clean", Instances: []string{"i-000000ff"}})
+	for _, a := range Judge(Inventory{Templates: templates[:1], Groups: unseen}, "123456789012", "us-east-1", assessments, nil, s, now).Sources {
+		if a.Source.ID == "lt-clean" && (a.Verdict.Action != policy.SourceDefer || !strings.Contains(a.Verdict.Reasons[0].Detail, "i-000000ff")) {
+			t.Errorf("a template with an undescribed instance: %s %+v, want it to wait for i-000000ff", a.Verdict.Action, a.Verdict.Reasons)
+		}
 	}
 	// An exemption tag on a group exempts the template it launches from.
 	exemptGroups := append(slices.Clone(groups[:1]), Group{Name: "clean-asg-2", LaunchTemplateID: "lt-clean", Tags: map[string]string{s.ExemptTag: "true"}})

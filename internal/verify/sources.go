@@ -72,10 +72,10 @@ func (h *Handler) watchSource(ctx context.Context, w ledger.SourceWatch, now tim
 	default:
 		in.DefaultVersion = t.DefaultVersion
 	}
-	var launched []policy.Instance
-	if in.DefaultVersion != 0 {
-		launched, in.LaunchedErr = evidence.LaunchedFrom(ctx, h.EC2, h.Region, w.InstanceID, w.FixedVersion)
-	}
+	// Listed whatever the template's state: an instance the fix broke is put back even
+	// after the template changed.
+	launched, launchedErr := evidence.LaunchedFrom(ctx, h.EC2, h.Region, w.InstanceID, w.FixedVersion)
+	in.LaunchedErr = launchedErr
 	windows := map[string]evidence.Window{}
 	enforcedAt := map[string]time.Time{}
 	for _, inst := range launched {
@@ -122,29 +122,38 @@ func (h *Handler) watchSource(ctx context.Context, w ledger.SourceWatch, now tim
 			h.Log.WarnContext(ctx, "report mode: a launch template fix broke IMDSv1 calls and is not rolled back", "subject", w.InstanceID, "reasons", v.Reasons)
 			return false, nil
 		}
-		return true, h.rollBackSource(ctx, w, v, byID, now, settle)
+		return true, h.rollBackSource(ctx, w, v, in.DefaultVersion, byID, now, settle)
 	}
 	return false, fmt.Errorf("source verification step %d is not handled", v.Step)
 }
 
-// rollBackSource puts the template's default version back to the snapshot's, gives the
-// instances that broke HttpTokens optional back, records it all, and queues the
-// source's ticket.
-func (h *Handler) rollBackSource(ctx context.Context, w ledger.SourceWatch, v policy.SourceVerification, launched map[string]policy.Instance,
-	now time.Time, settle func(result, detail string) error) error {
+// rollBackSource puts the template's default version back to the snapshot's (when it is
+// still imdsguard's fixed version), gives the instances that broke HttpTokens optional
+// back, and only when all of that is done records it and queues the source's ticket. A
+// step that fails leaves the fix watched: the next run finishes the rollback.
+func (h *Handler) rollBackSource(ctx context.Context, w ledger.SourceWatch, v policy.SourceVerification, defaultVersion int64,
+	launched map[string]policy.Instance, now time.Time, settle func(result, detail string) error) error {
 	snap, err := h.Sources.Ledger.GetSourceSnapshot(ctx, w.Ref)
 	if err != nil {
 		return err
 	}
-	if snap == nil || snap.DefaultVersion < 1 {
-		return fmt.Errorf("no snapshot of %s in the ledger: the default version from before the fix is not known, so nothing was restored", w.Name())
+	if snap == nil || snap.DecisionID != w.DecisionID || snap.DefaultVersion < 1 {
+		return fmt.Errorf("no snapshot of %s from decision %s in the ledger: the default version from before the fix is not known, so nothing was restored",
+			w.Name(), w.DecisionID)
 	}
-	if err := h.Sources.Templates.SetDefaultVersion(ctx, w.InstanceID, snap.DefaultVersion); err != nil {
-		return err
+	restoredTemplate := "its default version had changed since, and was left as it is"
+	if defaultVersion == w.FixedVersion {
+		if err := h.Sources.Templates.SetDefaultVersion(ctx, w.InstanceID, snap.DefaultVersion); err != nil {
+			return err
+		}
+		restoredTemplate = fmt.Sprintf("default version %d restored", snap.DefaultVersion)
 	}
 	var failures []error
 	for _, id := range v.Broken {
 		inst := launched[id]
+		if inst.Options.HTTPTokens != policy.TokensRequired {
+			continue // put back already (by an earlier run, or by a person)
+		}
 		target := policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: inst.Options.HopLimit, HTTPEndpoint: inst.Options.HTTPEndpoint}
 		restored, err := h.Restorer.Restore(ctx, id, inst.Options, target)
 		if err == nil {
@@ -156,14 +165,14 @@ func (h *Handler) rollBackSource(ctx context.Context, w ledger.SourceWatch, v po
 			failures = append(failures, fmt.Errorf("putting back %s: %w", id, err))
 		}
 	}
-	if err := settle(ledger.ResultRolledBack, fmt.Sprintf("rolled back to default version %d: %s", snap.DefaultVersion, v.Reasons[0].Detail)); err != nil {
-		return errors.Join(append(failures, err)...)
+	if len(failures) > 0 {
+		return errors.Join(failures...)
+	}
+	if err := settle(ledger.ResultRolledBack, "rolled back ("+restoredTemplate+"): "+v.Reasons[0].Detail); err != nil {
+		return err
 	}
 	h.count("RolledBack", map[string]string{"By": "imdsguard", "Kind": "source"})
-	if err := h.sourceTicket(ctx, w, v, now); err != nil {
-		failures = append(failures, err)
-	}
-	return errors.Join(failures...)
+	return h.sourceTicket(ctx, w, v, now)
 }
 
 // sourceTicket queues the rolled back source's ticket for remediate: what broke, and on

@@ -118,10 +118,13 @@ func (v *view) plan(p *report.Plan) error {
 	return nil
 }
 
-// sources prints the plan's sources, what launches the instances, in one paragraph (a
-// table with --verbose, where the plan table has them too).
+// sources prints the plan's sources, what launches the instances, one row each (AMIs
+// with --verbose only, where the plan table has them all).
 func (v *view) sources(p *report.Plan) {
-	var parts []string
+	if v.verbose {
+		return
+	}
+	rows := [][3]string{{"SOURCE", "ACTION", "LAUNCHES: WHY"}}
 	for _, s := range p.Sources {
 		if s.Kind == policy.SourceAMI || len(s.Reasons) == 0 {
 			continue
@@ -130,13 +133,17 @@ func (v *view) sources(p *report.Plan) {
 		if s.Kind == policy.SourceAccountDefaults {
 			label = "account defaults"
 		}
-		parts = append(parts, fmt.Sprintf("%s %s (%s)", label, s.Action, sourceWhy(s)))
+		launches := "no preference"
+		if s.Launches != nil {
+			launches = s.Launches.HTTPTokens
+		}
+		rows = append(rows, [3]string{label, string(s.Action), launches + ": " + sourceWhy(s)})
 	}
-	if len(parts) == 0 || v.verbose {
+	if len(rows) == 1 {
 		return
 	}
 	v.printf("\n")
-	v.wrapped("", "Sources: "+strings.Join(parts, "; ")+".")
+	v.columns(rows)
 }
 
 // sourceWhy is a source's reason, short: the instances it names by their kind.
@@ -584,6 +591,13 @@ func (v *view) tickets(p *demo.Pipeline) {
 	for _, line := range excerpt(example.Subject, example.Body, Width-2, exampleTicketLines) {
 		v.printf("  %s\n", line)
 		v.hinted = v.hinted || strings.Contains(line, "--verbose")
+	}
+	// The tickets of sources are keyed by the template's id in the place of an instance's.
+	for _, t := range tickets {
+		if strings.HasPrefix(t.InstanceID, "lt-") {
+			v.printf("  and the template's: %s\n", cut(t.Subject, Width-24))
+			break
+		}
 	}
 }
 

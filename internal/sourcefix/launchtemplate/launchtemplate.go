@@ -40,6 +40,9 @@ const (
 type Template struct {
 	ID, Name       string
 	DefaultVersion int64
+	// Description is the default version's description: imdsguard's fix names its
+	// decision there.
+	Description string
 	// Options are its metadata options; nil when it sets none.
 	Options *policy.MetadataOptions
 	// Raw are the metadata options as EC2 reports them, with those Options leaves out
@@ -64,7 +67,7 @@ func (c *Client) Template(ctx context.Context, id string) (Template, error) {
 		return Template{}, fmt.Errorf("%s %s: %w", opDescribeVersions, id, err)
 	}
 	v := out.LaunchTemplateVersions[0]
-	t := Template{ID: id, Name: aws.ToString(v.LaunchTemplateName), DefaultVersion: aws.ToInt64(v.VersionNumber)}
+	t := Template{ID: id, Name: aws.ToString(v.LaunchTemplateName), DefaultVersion: aws.ToInt64(v.VersionNumber), Description: aws.ToString(v.VersionDescription)}
 	if t.DefaultVersion < 1 {
 		return Template{}, fmt.Errorf("%s %s: %w", opDescribeVersions, id, &evidence.IncompleteReplyError{Operation: opDescribeVersions, Problem: "no version number"})
 	}
