@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,7 +39,10 @@ type planOptions struct {
 	lookupsPerSec float64
 	// table is the ledger table, read for imdsguard's verified enforcements; empty: none.
 	table    string
-	settings map[string]*string
+	accounts accountOptions
+	// concurrency bounds the account-regions planned at once.
+	concurrency int
+	settings    map[string]*string
 }
 
 func newPlanCommand(env Env) *cobra.Command {
@@ -65,6 +69,11 @@ func newPlanCommand(env Env) *cobra.Command {
 		"CloudTrail LookupEvents calls per second per account-region (AWS allows 2)")
 	f.StringVar(&opts.table, "table", "", "the ledger table (stack output LedgerTableName), read for the instances imdsguard enforced and verified, "+
 		"which prove their sources; without it, such sources wait")
+	f.StringSliceVar(&opts.accounts.accounts, "accounts", nil, "plan these accounts (comma-separated), each through a session of --role-name in it")
+	f.BoolVar(&opts.accounts.org, "org", false, "plan every active account of the organization (organizations:ListAccounts), each through --role-name")
+	f.StringVar(&opts.accounts.roleName, "role-name", DefaultRoleName, "the role plan assumes in each account of --accounts or --org")
+	f.BoolVar(&opts.accounts.allRegions, "all-regions", false, "plan every region enabled in each account (ec2:DescribeRegions) instead of --region")
+	f.IntVar(&opts.concurrency, "concurrency", 4, "account-regions planned at once, from 1 to 32 (each keeps its own CloudTrail rate)")
 	addSettingFlags(cmd, opts.settings)
 	return cmd
 }
@@ -121,52 +130,56 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 		return usagef("--cloudtrail-rps must be above 0, got %g", opts.lookupsPerSec)
 	}
 	regions := unique(cleanList(opts.regions))
-	if len(regions) == 0 {
-		regions = []string{""} // the configured default region
+	opts.accounts.accounts = unique(cleanList(opts.accounts.accounts))
+	if err := opts.accounts.check(cmd.Flags(), regions); err != nil {
+		return err
+	}
+	if opts.concurrency < 1 || opts.concurrency > 32 {
+		return usagef("--concurrency must be from 1 to 32, got %d", opts.concurrency)
 	}
 	if err := checkOutput(opts.output); err != nil {
 		return err
 	}
 
-	// The configuration of every region is loaded before the first AWS call: a profile or
-	// region that cannot be loaded stops the run with nothing written.
+	// The configuration is loaded before the first AWS call: a profile or region that
+	// cannot be loaded stops the run with nothing written.
 	counter := awsapi.NewCallCounter()
-	scopeClients := make([]*wiring.Clients, len(regions))
-	for i, region := range regions {
-		load := env.AWS
-		load.Region, load.Counter, load.CallTimeout = region, counter, settings.CallTimeout
-		cfg, err := awsapi.Load(ctx, load)
-		if err != nil {
-			return err
-		}
-		scopeClients[i] = wiring.New(cfg, wiring.Options{LookupsPerSecond: opts.lookupsPerSec})
+	load := env.AWS
+	load.Counter, load.CallTimeout = counter, settings.CallTimeout
+	if len(regions) > 0 {
+		load.Region = regions[0]
+	}
+	base, err := awsapi.Load(ctx, load)
+	if err != nil {
+		return err
+	}
+	targets, err := planTargets(ctx, base, opts.accounts, regions, wiring.Options{LookupsPerSecond: opts.lookupsPerSec})
+	if err != nil {
+		return err
+	}
+	scopeClients := make([]*wiring.Clients, len(targets))
+	for i, t := range targets {
+		scopeClients[i] = t.clients
 	}
 
 	now := env.Now().UTC()
+	results := planScopes(ctx, env, targets, ids, settings, now, opts.concurrency)
 	var scopes []report.Scope
 	var assessments []guard.Assessment
-	inventories := make([]*sources.Inventory, len(scopeClients))
-	for i, clients := range scopeClients {
-		if ctx.Err() != nil {
-			break // interrupted: writePlan will refuse to write
-		}
-		as, err := planRegion(ctx, env, clients, ids, settings, now)
-		scope := report.Scope{Region: clients.Region(), Status: report.ScopeOK}
-		if err != nil {
-			scope.Status, scope.Error = report.ScopeFailed, err.Error()
-		} else if len(ids) == 0 {
-			// Sources are judged by every instance they launched: only a plan of the
-			// whole region reads them.
-			if inv, err := readSources(ctx, clients, as); err != nil {
-				scope.SourcesError = err.Error()
-			} else {
-				inventories[i] = &inv
-			}
-		}
-		scopes = append(scopes, scope)
-		assessments = append(assessments, as...)
+	inventories := make([]*sources.Inventory, len(targets))
+	for i, r := range results {
+		scopes = append(scopes, r.scope)
+		assessments = append(assessments, r.assessments...)
+		inventories[i] = r.inventory
 	}
-	fillAccounts(ctx, scopeClients[0], scopes, assessments)
+	// With other accounts, every scope names its account, and the ledger is the hub's:
+	// it is read with the configured credentials, not through the members' sessions.
+	var hub *wiring.Clients
+	if opts.accounts.org || len(opts.accounts.accounts) > 0 {
+		hub = wiring.New(base, wiring.Options{})
+	} else {
+		fillAccounts(ctx, wiring.New(base, wiring.Options{}), scopes, assessments)
+	}
 
 	plan := report.New(Version(), now, settings)
 	plan.Scopes = scopes
@@ -175,7 +188,11 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 		if inv == nil || scopes[i].Status != report.ScopeOK || scopes[i].AccountID == nil {
 			continue
 		}
-		judged, err := judgeSources(ctx, scopeClients[i], opts.table, *inv, *scopes[i].AccountID, scopes[i].Region, assessments, settings, now)
+		clients := scopeClients[i]
+		if hub != nil {
+			clients = hub
+		}
+		judged, err := judgeSources(ctx, clients, opts.table, *inv, *scopes[i].AccountID, scopes[i].Region, assessments, settings, now)
 		if err != nil {
 			scopes[i].SourcesError = err.Error()
 			continue
@@ -264,6 +281,82 @@ func planRegion(ctx context.Context, env Env, clients *wiring.Clients, ids []str
 		}
 	}
 	return assessments, nil
+}
+
+// scopeResult is what planning one account-region found.
+type scopeResult struct {
+	scope       report.Scope
+	assessments []guard.Assessment
+	// inventory is its sources; nil when they were not read (a plan of some instances,
+	// or reading them failed: scope.SourcesError says why).
+	inventory *sources.Inventory
+}
+
+// planScopes plans the account-regions, at most concurrency at once, and returns their
+// results in the targets' order. With several at once, the progress bar gives way to a
+// line on standard error as each scope ends.
+func planScopes(ctx context.Context, env Env, targets []scopeTarget, ids []string, s policy.Settings, now time.Time, concurrency int) []scopeResult {
+	results := make([]scopeResult, len(targets))
+	scopeEnv := env
+	several := len(targets) > 1 && concurrency > 1
+	if several {
+		scopeEnv.StderrIsTerminal = false
+	}
+	var mu sync.Mutex
+	done := 0
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i] = planScope(ctx, scopeEnv, t, ids, s, now)
+			if several && env.StderrIsTerminal {
+				mu.Lock()
+				done++
+				fmt.Fprintf(env.Stderr, "imdsguard: %d of %d scopes: %s %s, %d instances\n", done, len(targets), results[i].scope.Label(),
+					results[i].scope.Status, len(results[i].assessments))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// planScope plans one account-region: its instances and, for a plan of the whole
+// region, its sources.
+func planScope(ctx context.Context, env Env, t scopeTarget, ids []string, s policy.Settings, now time.Time) scopeResult {
+	r := scopeResult{scope: report.Scope{Region: t.region, Status: report.ScopeOK}}
+	if t.account != "" {
+		account := t.account
+		r.scope.AccountID = &account
+	}
+	if t.err != nil {
+		r.scope.Status, r.scope.Error = report.ScopeFailed, t.err.Error()
+		return r
+	}
+	if ctx.Err() != nil {
+		// Interrupted: writePlan will refuse to write.
+		r.scope.Status, r.scope.Error = report.ScopeFailed, ctx.Err().Error()
+		return r
+	}
+	as, err := planRegion(ctx, env, t.clients, ids, s, now)
+	r.assessments = as
+	if err != nil {
+		r.scope.Status, r.scope.Error = report.ScopeFailed, err.Error()
+		return r
+	}
+	if len(ids) == 0 {
+		// Sources are judged by every instance they launched: only a plan of the whole
+		// region reads them.
+		if inv, err := readSources(ctx, t.clients, as); err != nil {
+			r.scope.SourcesError = err.Error()
+		} else {
+			r.inventory = &inv
+		}
+	}
+	return r
 }
 
 // readSources reads the sources of one account-region, with the ImdsSupport of the AMIs

@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/wiring"
+)
+
+// Planning across accounts (DESIGN.md section 11): each account is reached through a
+// role session (sts:AssumeRole of --role-name in it), each account-region has its own
+// clients and so its own LookupEvents limiter, and the scopes are planned a few at a time.
+
+// DefaultRoleName is the role plan assumes in each account with --accounts or --org.
+const DefaultRoleName = "imdsguard-read"
+
+// roleSessionName names plan's sessions in the members' CloudTrail.
+const roleSessionName = "imdsguard-plan"
+
+// scopeTarget is one account-region to plan. account is empty when the configured
+// credentials' own account is planned (it is told afterwards); err is set when the
+// scope could not even be set up (its regions could not be listed).
+type scopeTarget struct {
+	account, region string
+	clients         *wiring.Clients
+	err             error
+}
+
+// accountOptions are plan's flags for other accounts.
+type accountOptions struct {
+	accounts   []string
+	org        bool
+	roleName   string
+	allRegions bool
+}
+
+// check refuses flags that do not go together, before any AWS call.
+func (o accountOptions) check(cmd interface{ Changed(string) bool }, regions []string) error {
+	for _, a := range o.accounts {
+		if !policy.ValidAccountID(a) {
+			return usagef("--accounts: %q is not a 12-digit account id", a)
+		}
+	}
+	switch {
+	case o.org && len(o.accounts) > 0:
+		return usagef("--org plans every account of the organization; --accounts names some: give one of them")
+	case cmd.Changed("role-name") && !o.org && len(o.accounts) == 0:
+		return usagef("--role-name is the role to assume in other accounts: give --accounts or --org")
+	case o.allRegions && len(regions) > 0:
+		return usagef("--all-regions plans every region enabled in each account; --region names some: give one of them")
+	case !validRoleName(o.roleName):
+		return usagef("--role-name %q is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)", o.roleName)
+	}
+	return nil
+}
+
+func validRoleName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	return !strings.ContainsFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@_-", r))
+	})
+}
+
+// planTargets lists the account-regions to plan and builds their clients. Without
+// --accounts and --org they are the regions with the configured credentials, as before.
+// With them, each account's clients use a session of the role in it; with --all-regions,
+// each account's regions are those EC2 says are enabled there, and an account whose
+// regions cannot be listed is one failed scope.
+func planTargets(ctx context.Context, base aws.Config, o accountOptions, regions []string, wopts wiring.Options) ([]scopeTarget, error) {
+	if len(regions) == 0 && !o.allRegions {
+		regions = []string{base.Region}
+	}
+	if !o.org && len(o.accounts) == 0 {
+		var out []scopeTarget
+		for _, region := range regions {
+			cfg := base.Copy()
+			cfg.Region = region
+			out = append(out, scopeTarget{region: region, clients: wiring.New(cfg, wopts)})
+		}
+		return out, nil
+	}
+	accounts := o.accounts
+	if o.org {
+		var err error
+		if accounts, err = organizationAccounts(ctx, base); err != nil {
+			return nil, err
+		}
+	}
+	var out []scopeTarget
+	for _, account := range accounts {
+		session := base.Copy()
+		role := fmt.Sprintf("arn:%s:iam::%s:role/%s", partitionOf(base.Region), account, o.roleName)
+		session.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(base), role, func(p *stscreds.AssumeRoleOptions) {
+			p.RoleSessionName = roleSessionName
+		}))
+		these := regions
+		if o.allRegions {
+			enabled, err := enabledRegions(ctx, session)
+			if err != nil {
+				out = append(out, scopeTarget{account: account, region: session.Region, err: fmt.Errorf("listing the regions of %s: %w", account, err)})
+				continue
+			}
+			these = enabled
+		}
+		for _, region := range these {
+			cfg := session.Copy()
+			cfg.Region = region
+			out = append(out, scopeTarget{account: account, region: region, clients: wiring.New(cfg, wopts)})
+		}
+	}
+	return out, nil
+}
+
+// organizationAccounts lists the organization's active accounts (organizations:
+// ListAccounts, from the management account or a delegated administrator).
+func organizationAccounts(ctx context.Context, cfg aws.Config) ([]string, error) {
+	var out []string
+	pages := organizations.NewListAccountsPaginator(organizations.NewFromConfig(cfg), &organizations.ListAccountsInput{})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the organization's accounts (organizations:ListAccounts, from the management account or a delegated administrator): %w", err)
+		}
+		for _, a := range page.Accounts {
+			if a.State == orgtypes.AccountStateActive || (a.State == "" && a.Status == orgtypes.AccountStatusActive) {
+				out = append(out, aws.ToString(a.Id))
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("organizations:ListAccounts listed no active account")
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// enabledRegions lists the regions enabled in the session's account.
+func enabledRegions(ctx context.Context, cfg aws.Config) ([]string, error) {
+	out, err := ec2.NewFromConfig(cfg).DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
+	if err != nil {
+		return nil, err
+	}
+	var regions []string
+	for _, r := range out.Regions {
+		if name := aws.ToString(r.RegionName); policy.ValidRegion(name) {
+			regions = append(regions, name)
+		}
+	}
+	if len(regions) == 0 {
+		return nil, fmt.Errorf("ec2:DescribeRegions listed no region")
+	}
+	slices.Sort(regions)
+	return regions, nil
+}
+
+// partitionOf is the partition of a region, for the role ARN.
+func partitionOf(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
+}
