@@ -281,27 +281,9 @@ func exactFields(raw []byte, t reflect.Type, path string) error {
 
 // Validate checks every field a consumer relies on.
 func (v Verdict) Validate() error {
-	var problems []string
-	if v.Schema != Schema {
-		problems = append(problems, fmt.Sprintf("schema is %q, want %q", v.Schema, Schema))
-	}
-	if !decisionIDPattern.MatchString(v.DecisionID) {
-		problems = append(problems, fmt.Sprintf("decision_id %q is malformed", v.DecisionID))
-	}
-	if v.CreatedAt.IsZero() {
-		problems = append(problems, "created_at is missing")
-	}
-	if !policy.ValidAccountID(v.AccountID) {
-		problems = append(problems, fmt.Sprintf("account_id %q is not a 12-digit account id", v.AccountID))
-	}
-	if !policy.ValidRegion(v.Region) {
-		problems = append(problems, fmt.Sprintf("region %q is not a region", v.Region))
-	}
+	problems := envelopeProblems(v.Schema, Schema, v.DecisionID, v.CreatedAt, v.AccountID, v.Region, v.SweepID)
 	if !policy.ValidInstanceID(v.InstanceID) {
 		problems = append(problems, fmt.Sprintf("instance_id %q is not an instance id", v.InstanceID))
-	}
-	if v.SweepID != "" && !decisionIDPattern.MatchString(v.SweepID) {
-		problems = append(problems, fmt.Sprintf("sweep_id %q is malformed", v.SweepID))
 	}
 	switch v.Action {
 	case policy.ActionRemediate, policy.ActionTicket, policy.ActionDefer:
@@ -324,6 +306,31 @@ func (v Verdict) Validate() error {
 		return errors.New("invalid verdict message: " + strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// envelopeProblems are the problems of the fields every message has: its schema (want),
+// decision id, creation time, account, region and sweep.
+func envelopeProblems(schema, want, decisionID string, createdAt time.Time, account, region, sweepID string) []string {
+	var problems []string
+	if schema != want {
+		problems = append(problems, fmt.Sprintf("schema is %q, want %q", schema, want))
+	}
+	if !decisionIDPattern.MatchString(decisionID) {
+		problems = append(problems, fmt.Sprintf("decision_id %q is malformed", decisionID))
+	}
+	if createdAt.IsZero() {
+		problems = append(problems, "created_at is missing")
+	}
+	if !policy.ValidAccountID(account) {
+		problems = append(problems, fmt.Sprintf("account_id %q is not a 12-digit account id", account))
+	}
+	if !policy.ValidRegion(region) {
+		problems = append(problems, fmt.Sprintf("region %q is not a region", region))
+	}
+	if sweepID != "" && !decisionIDPattern.MatchString(sweepID) {
+		problems = append(problems, fmt.Sprintf("sweep_id %q is malformed", sweepID))
+	}
+	return problems
 }
 
 func utc(t *time.Time) *time.Time {

@@ -126,25 +126,7 @@ var (
 
 // Validate checks every field remediate relies on.
 func (v SourceVerdict) Validate() error {
-	var problems []string
-	if v.Schema != SourceSchema {
-		problems = append(problems, fmt.Sprintf("schema is %q, want %q", v.Schema, SourceSchema))
-	}
-	if !decisionIDPattern.MatchString(v.DecisionID) {
-		problems = append(problems, fmt.Sprintf("decision_id %q is malformed", v.DecisionID))
-	}
-	if v.CreatedAt.IsZero() {
-		problems = append(problems, "created_at is missing")
-	}
-	if !policy.ValidAccountID(v.AccountID) {
-		problems = append(problems, fmt.Sprintf("account_id %q is not a 12-digit account id", v.AccountID))
-	}
-	if !policy.ValidRegion(v.Region) {
-		problems = append(problems, fmt.Sprintf("region %q is not a region", v.Region))
-	}
-	if v.SweepID != "" && !decisionIDPattern.MatchString(v.SweepID) {
-		problems = append(problems, fmt.Sprintf("sweep_id %q is malformed", v.SweepID))
-	}
+	problems := envelopeProblems(v.Schema, SourceSchema, v.DecisionID, v.CreatedAt, v.AccountID, v.Region, v.SweepID)
 	switch v.Kind {
 	case policy.SourceLaunchTemplate:
 		if !launchTemplateIDPattern.MatchString(v.SourceID) {
