@@ -9,14 +9,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/spf13/cobra"
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/guardrails"
-	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/report"
 	"github.com/imdsguard/imdsguard/internal/sources"
@@ -227,17 +225,7 @@ func gatherGuardrailScopes(ctx context.Context, env Env, scopeClients []*wiring.
 // defaults and the AMIs are not sources here (see guardrails.Scope).
 func judgeGuardrailScope(ctx context.Context, clients *wiring.Clients, table string, inv sources.Inventory, s *guardrails.Scope,
 	here, all []guard.Assessment, settings policy.Settings, now time.Time) error {
-	// judgeSources reads the watches for the sources and keeps them; the instances need
-	// them too, so they are read here as well (two more Queries per account-region).
-	var enforcements sources.Enforcements
-	if table != "" {
-		enforcements = &rollbacks.Index{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
-	}
-	watches, err := sources.ReadWatches(ctx, enforcements, s.AccountID, s.Region)
-	if err != nil {
-		return err
-	}
-	judged, err := judgeSources(ctx, clients, table, inv, s.AccountID, s.Region, all, settings, now)
+	judged, watches, err := judgeSources(ctx, clients, table, inv, s.AccountID, s.Region, all, settings, now)
 	if err != nil {
 		return err
 	}

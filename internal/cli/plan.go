@@ -192,7 +192,7 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 		if hub != nil {
 			clients = hub
 		}
-		judged, err := judgeSources(ctx, clients, opts.table, *inv, *scopes[i].AccountID, scopes[i].Region, assessments, settings, now)
+		judged, _, err := judgeSources(ctx, clients, opts.table, *inv, *scopes[i].AccountID, scopes[i].Region, assessments, settings, now)
 		if err != nil {
 			scopes[i].SourcesError = err.Error()
 			continue
@@ -372,16 +372,17 @@ func readSources(ctx context.Context, clients *wiring.Clients, assessments []gua
 }
 
 // judgeSources judges the sources of one account-region from the verdicts of its
-// instances and, with a ledger table, the enforcements imdsguard verified.
+// instances and, with a ledger table, the enforcements imdsguard verified, which it
+// returns too (by instance id, and by source subject).
 func judgeSources(ctx context.Context, clients *wiring.Clients, table string, inv sources.Inventory, account, region string,
-	assessments []guard.Assessment, s policy.Settings, now time.Time) (sources.Judgement, error) {
+	assessments []guard.Assessment, s policy.Settings, now time.Time) (sources.Judgement, map[string]sources.Watch, error) {
 	var enforcements sources.Enforcements
 	if table != "" {
 		enforcements = &rollbacks.Index{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
 	}
 	watches, err := sources.ReadWatches(ctx, enforcements, account, region)
 	if err != nil {
-		return sources.Judgement{}, err
+		return sources.Judgement{}, nil, err
 	}
 	var here []guard.Assessment
 	for _, a := range assessments {
@@ -389,7 +390,7 @@ func judgeSources(ctx context.Context, clients *wiring.Clients, table string, in
 			here = append(here, a)
 		}
 	}
-	return sources.Judge(inv, account, region, here, watches, s, now), nil
+	return sources.Judge(inv, account, region, here, watches, s, now), watches, nil
 }
 
 // sourceEntry is the plan's entry of one judged source.
