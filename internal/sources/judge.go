@@ -80,7 +80,7 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 	for _, lt := range inv.Templates {
 		templateByName[lt.Name] = lt.ID
 	}
-	origins := map[string]Origin{}
+	origins, launchedFrom := map[string]Origin{}, map[string]Origin{}
 	for _, a := range assessments {
 		inst := a.Evidence.Instance
 		if inst == nil {
@@ -103,6 +103,16 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 		if o.ID != "" {
 			origins[inst.InstanceID] = o
 		}
+		// As evidence, an instance counts for the template it was launched from (its own
+		// tag): a mixed instances policy's override, or the group's template before the
+		// group moved to another, is not the one the group names now.
+		e := o
+		if id := inst.Tags[TagLaunchTemplateID]; id != "" {
+			e.Kind, e.ID = policy.SourceLaunchTemplate, id
+		}
+		if e.ID != "" {
+			launchedFrom[inst.InstanceID] = e
+		}
 	}
 	member := func(a guard.Assessment) policy.SourceMember {
 		id := a.Evidence.InstanceID
@@ -121,7 +131,7 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 			if inst == nil || inst.State != policy.StateRunning {
 				continue
 			}
-			if o := origins[inst.InstanceID]; o.Kind == kind && o.ID == id {
+			if o := launchedFrom[inst.InstanceID]; o.Kind == kind && o.ID == id {
 				members = append(members, member(a))
 				ids = append(ids, inst.InstanceID)
 			}

@@ -92,6 +92,22 @@ func TestJudge(t *testing.T) {
 			t.Errorf("a template with an undescribed instance: %s %+v, want it to wait for i-000000ff", a.Verdict.Action, a.Verdict.Reasons)
 		}
 	}
+	// An instance launched from another template than its group's (an override, or the
+	// group's template before it moved) is evidence for the template it ran, while its row
+	// names what its group launches now.
+	moved := []Group{{Name: "clean-asg", LaunchTemplateID: "lt-clean", LaunchTemplateVersion: "$Default", Instances: []string{"i-00000003"}}}
+	j := Judge(Inventory{Templates: templates[:2], Groups: moved}, "123456789012", "us-east-1", assessments[2:4], nil, s, now)
+	if o := j.Origins["i-00000003"]; o.ID != "lt-clean" || o.Group != "clean-asg" {
+		t.Errorf("the row of an instance its group launches again: %+v, want the group's template", o)
+	}
+	for _, a := range j.Sources {
+		if a.Source.ID == "lt-user" && len(a.Instances) != 2 {
+			t.Errorf("lt-user is judged by %v, want the two instances launched from it", a.Instances)
+		}
+		if a.Source.ID == "lt-clean" && len(a.Instances) != 0 {
+			t.Errorf("lt-clean is judged by %v, which were launched from lt-user", a.Instances)
+		}
+	}
 	// An exemption tag on a group exempts the template it launches from.
 	exemptGroups := append(slices.Clone(groups[:1]), Group{Name: "clean-asg-2", LaunchTemplateID: "lt-clean", Tags: map[string]string{s.ExemptTag: "true"}})
 	for _, a := range Judge(Inventory{Templates: templates[:1], Groups: exemptGroups}, "123456789012", "us-east-1", assessments, nil, s, now).Sources {
