@@ -42,7 +42,7 @@ test: lint moto dynalite
 unit:
 	$(GO) test -count=1 ./internal/policy/ ./internal/report/ ./internal/message/ ./internal/trigger/
 
-## lint: gofmt, go vet, staticcheck and cfn-lint must be clean
+## lint: gofmt, go vet, staticcheck and cfn-lint (template.yaml, member.yaml) must be clean
 # (vet, like the binaries, without cgo: it then reuses what they compiled)
 lint: $(STATICCHECK)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -50,7 +50,7 @@ lint: $(STATICCHECK)
 	CGO_ENABLED=0 $(GO) vet $(PKGS)
 	$(STATICCHECK) $(PKGS)
 	@command -v cfn-lint >/dev/null 2>&1 || $(MAKE) --no-print-directory venv-tool TOOL=cfn-lint
-	cfn-lint --non-zero-exit-code warning template.yaml
+	cfn-lint --non-zero-exit-code warning template.yaml member.yaml
 
 $(STATICCHECK):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
