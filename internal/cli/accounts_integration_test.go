@@ -212,3 +212,26 @@ func TestPlanAccountFlagsMisuse(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardrailsAccounts judges the readiness of two member accounts through their role
+// sessions: the one whose instances are all compliant is ready, the one with an IMDSv1
+// user is not, and the report says which.
+func TestGuardrailsAccounts(t *testing.T) {
+	w := newWorld(t)
+	w.seedMember(t, "222222222222", "already-v2")
+	w.seedMember(t, "333333333333", "already-v2", "legacy-v1")
+	r := w.guardrailsJSON(t, "--accounts", "222222222222,333333333333")
+	if r.code != ExitFailure {
+		t.Fatalf("exit %d, want 1 (one account is not ready): %s", r.code, r.stderr)
+	}
+	ready := map[string]bool{}
+	for _, a := range r.doc.Accounts {
+		ready[a.AccountID] = a.Ready
+	}
+	if len(ready) != 2 || !ready["222222222222"] || ready["333333333333"] {
+		t.Errorf("readiness %v, want 222222222222 ready and 333333333333 not", ready)
+	}
+	if !strings.Contains(r.stderr, "1 of 2 accounts is not ready") && !strings.Contains(r.stderr, "1 of 2 accounts are not ready") {
+		t.Errorf("stderr does not say how many accounts are not ready: %s", r.stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
@@ -42,8 +43,10 @@ type guardrailsOptions struct {
 	maxHopLimit     int32
 	lookupsPerSec   float64
 	// table is the ledger table, read for imdsguard's verified enforcements; empty: none.
-	table    string
-	settings map[string]*string
+	table       string
+	accounts    accountOptions
+	concurrency int
+	settings    map[string]*string
 }
 
 func newGuardrailsCommand(env Env) *cobra.Command {
@@ -83,6 +86,7 @@ func newGuardrailsCommand(env Env) *cobra.Command {
 		"CloudTrail LookupEvents calls per second per account-region (AWS allows 2)")
 	f.StringVar(&opts.table, "table", "", "the ledger table (stack output LedgerTableName), read for the instances imdsguard enforced: "+
 		"verified ones count as such, those still being verified as open; without it, both count as compliant")
+	addAccountFlags(cmd, &opts.accounts, &opts.concurrency)
 	addSettingFlags(cmd, opts.settings)
 	return cmd
 }
@@ -124,24 +128,28 @@ func runGuardrails(cmd *cobra.Command, env Env, opts guardrailsOptions) error {
 		return usagef("--cloudtrail-rps must be above 0, got %g", opts.lookupsPerSec)
 	}
 	regions := unique(cleanList(opts.regions))
-	if len(regions) == 0 {
-		regions = []string{""} // the configured default region
+	opts.accounts.accounts = unique(cleanList(opts.accounts.accounts))
+	if err := opts.accounts.check(cmd.Flags(), regions, opts.concurrency); err != nil {
+		return err
 	}
 
-	// As plan: every region's configuration is loaded before the first AWS call.
-	scopeClients := make([]*wiring.Clients, len(regions))
-	for i, region := range regions {
-		load := env.AWS
-		load.Region, load.CallTimeout = region, settings.CallTimeout
-		cfg, err := awsapi.Load(ctx, load)
-		if err != nil {
-			return err
-		}
-		scopeClients[i] = wiring.New(cfg, wiring.Options{LookupsPerSecond: opts.lookupsPerSec})
+	// As plan: the configuration is loaded before the first AWS call.
+	load := env.AWS
+	load.CallTimeout = settings.CallTimeout
+	if len(regions) > 0 {
+		load.Region = regions[0]
+	}
+	base, err := awsapi.Load(ctx, load)
+	if err != nil {
+		return err
+	}
+	targets, err := planTargets(ctx, base, opts.accounts, regions, wiring.Options{LookupsPerSecond: opts.lookupsPerSec})
+	if err != nil {
+		return err
 	}
 
 	now := env.Now().UTC()
-	scopes := gatherGuardrailScopes(ctx, env, scopeClients, opts.table, settings, now)
+	scopes := gatherGuardrailScopes(ctx, env, base, targets, opts, settings, now)
 	rep := guardrails.Report{Version: Version(), GeneratedAt: now, Accounts: guardrails.Readiness(scopes), Documents: docs}
 	var buf bytes.Buffer
 	render := guardrails.WriteText
@@ -169,40 +177,41 @@ func runGuardrails(cmd *cobra.Command, env Env, opts guardrailsOptions) error {
 	return notReady(rep.Accounts, scopes)
 }
 
-// gatherGuardrailScopes reads the evidence of every region, as plan does, and returns
-// one scope per account-region. A region that could not be read, or whose account could
-// not be told, is a failed scope.
-func gatherGuardrailScopes(ctx context.Context, env Env, scopeClients []*wiring.Clients, table string, settings policy.Settings, now time.Time) []guardrails.Scope {
-	planned := make([]report.Scope, len(scopeClients))
-	inventories := make([]*sources.Inventory, len(scopeClients))
-	// spans[i] are the indexes of region i's assessments in the list fillAccounts fills.
-	spans := make([][2]int, len(scopeClients))
+// gatherGuardrailScopes reads the evidence of every account-region, as plan does, and
+// returns one scope per account-region. A scope that could not be read, whose sources
+// could not be, or whose account could not be told, is a failed scope.
+func gatherGuardrailScopes(ctx context.Context, env Env, base aws.Config, targets []scopeTarget, opts guardrailsOptions,
+	settings policy.Settings, now time.Time) []guardrails.Scope {
+	results := planScopes(ctx, env, targets, nil, settings, now, opts.concurrency)
+	planned := make([]report.Scope, len(results))
+	// spans[i] are the indexes of scope i's assessments in the list fillAccounts fills.
+	spans := make([][2]int, len(results))
 	var assessments []guard.Assessment
-	for i, clients := range scopeClients {
-		planned[i] = report.Scope{Region: clients.Region(), Status: report.ScopeOK}
-		var as []guard.Assessment
-		err := ctx.Err()
-		if err == nil {
-			as, err = planRegion(ctx, env, clients, nil, settings, now)
+	for i, r := range results {
+		planned[i] = r.scope
+		if r.scope.Status == report.ScopeOK && r.scope.SourcesError != "" {
+			planned[i].Status, planned[i].Error = report.ScopeFailed, r.scope.SourcesError
 		}
-		if err == nil {
-			inv, readErr := readSources(ctx, clients, as)
-			inventories[i], err = &inv, readErr
-		}
-		if err != nil {
-			planned[i].Status, planned[i].Error = report.ScopeFailed, err.Error()
-		}
-		spans[i] = [2]int{len(assessments), len(assessments) + len(as)}
-		assessments = append(assessments, as...)
+		spans[i] = [2]int{len(assessments), len(assessments) + len(r.assessments)}
+		assessments = append(assessments, r.assessments...)
 	}
-	fillAccounts(ctx, scopeClients[0], planned, assessments)
+	hub := wiring.New(base, wiring.Options{})
+	if !opts.accounts.multi() {
+		fillAccounts(ctx, hub, planned, assessments)
+	}
 
-	out := make([]guardrails.Scope, len(scopeClients))
-	for i, clients := range scopeClients {
+	out := make([]guardrails.Scope, len(results))
+	for i, r := range results {
 		p := planned[i]
 		s := guardrails.Scope{Region: p.Region}
 		if p.AccountID != nil {
 			s.AccountID = *p.AccountID
+		}
+		// The ledger is the hub's: across accounts it is read with the configured
+		// credentials, not through the members' sessions.
+		clients := targets[i].clients
+		if opts.accounts.multi() {
+			clients = hub
 		}
 		switch {
 		case p.Status != report.ScopeOK:
@@ -210,7 +219,7 @@ func gatherGuardrailScopes(ctx context.Context, env Env, scopeClients []*wiring.
 		case p.AccountID == nil:
 			s.Failed, s.Error = true, "its account could not be told: no instance names it and sts:GetCallerIdentity failed"
 		default:
-			if err := judgeGuardrailScope(ctx, clients, table, *inventories[i], &s, assessments[spans[i][0]:spans[i][1]], assessments, settings, now); err != nil {
+			if err := judgeGuardrailScope(ctx, clients, opts.table, *r.inventory, &s, assessments[spans[i][0]:spans[i][1]], assessments, settings, now); err != nil {
 				s = guardrails.Scope{AccountID: s.AccountID, Region: s.Region, Failed: true, Error: err.Error()}
 			}
 		}

@@ -69,11 +69,7 @@ func newPlanCommand(env Env) *cobra.Command {
 		"CloudTrail LookupEvents calls per second per account-region (AWS allows 2)")
 	f.StringVar(&opts.table, "table", "", "the ledger table (stack output LedgerTableName), read for the instances imdsguard enforced and verified, "+
 		"which prove their sources; without it, such sources wait")
-	f.StringSliceVar(&opts.accounts.accounts, "accounts", nil, "plan these accounts (comma-separated), each through a session of --role-name in it")
-	f.BoolVar(&opts.accounts.org, "org", false, "plan every active account of the organization (organizations:ListAccounts), each through --role-name")
-	f.StringVar(&opts.accounts.roleName, "role-name", DefaultRoleName, "the role plan assumes in each account of --accounts or --org")
-	f.BoolVar(&opts.accounts.allRegions, "all-regions", false, "plan every region enabled in each account (ec2:DescribeRegions) instead of --region")
-	f.IntVar(&opts.concurrency, "concurrency", 4, "account-regions planned at once, from 1 to 32 (each keeps its own CloudTrail rate)")
+	addAccountFlags(cmd, &opts.accounts, &opts.concurrency)
 	addSettingFlags(cmd, opts.settings)
 	return cmd
 }
@@ -131,11 +127,8 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	}
 	regions := unique(cleanList(opts.regions))
 	opts.accounts.accounts = unique(cleanList(opts.accounts.accounts))
-	if err := opts.accounts.check(cmd.Flags(), regions); err != nil {
+	if err := opts.accounts.check(cmd.Flags(), regions, opts.concurrency); err != nil {
 		return err
-	}
-	if opts.concurrency < 1 || opts.concurrency > 32 {
-		return usagef("--concurrency must be from 1 to 32, got %d", opts.concurrency)
 	}
 	if err := checkOutput(opts.output); err != nil {
 		return err
@@ -175,7 +168,7 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	// With other accounts, every scope names its account, and the ledger is the hub's:
 	// it is read with the configured credentials, not through the members' sessions.
 	var hub *wiring.Clients
-	if opts.accounts.org || len(opts.accounts.accounts) > 0 {
+	if opts.accounts.multi() {
 		hub = wiring.New(base, wiring.Options{})
 	} else {
 		fillAccounts(ctx, wiring.New(base, wiring.Options{}), scopes, assessments)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/spf13/cobra"
 
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/wiring"
@@ -44,8 +45,25 @@ type accountOptions struct {
 	allRegions bool
 }
 
+// addAccountFlags declares the flags of plan and guardrails for other accounts.
+func addAccountFlags(cmd *cobra.Command, o *accountOptions, concurrency *int) {
+	f := cmd.Flags()
+	f.StringSliceVar(&o.accounts, "accounts", nil, "judge these accounts (comma-separated), each through a session of --role-name in it")
+	f.BoolVar(&o.org, "org", false, "judge every active account of the organization (organizations:ListAccounts), each through --role-name")
+	f.StringVar(&o.roleName, "role-name", DefaultRoleName, "the role assumed in each account of --accounts or --org")
+	f.BoolVar(&o.allRegions, "all-regions", false, "judge every region enabled in each account (ec2:DescribeRegions) instead of --region")
+	f.IntVar(concurrency, "concurrency", 4, "account-regions judged at once, from 1 to 32 (each keeps its own CloudTrail rate)")
+}
+
+// multi reports whether other accounts are judged: every scope then names its account
+// from the start, and the ledger is read with the configured credentials (the hub's).
+func (o accountOptions) multi() bool { return o.org || len(o.accounts) > 0 }
+
 // check refuses flags that do not go together, before any AWS call.
-func (o accountOptions) check(cmd interface{ Changed(string) bool }, regions []string) error {
+func (o accountOptions) check(cmd interface{ Changed(string) bool }, regions []string, concurrency int) error {
+	if concurrency < 1 || concurrency > 32 {
+		return usagef("--concurrency must be from 1 to 32, got %d", concurrency)
+	}
 	for _, a := range o.accounts {
 		if !policy.ValidAccountID(a) {
 			return usagef("--accounts: %q is not a 12-digit account id", a)
