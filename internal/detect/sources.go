@@ -81,15 +81,13 @@ func (h *Handler) judgeSources(ctx context.Context, accountID string, inv *sourc
 		if a.Verdict.Action != policy.SourceFix && a.Verdict.Action != policy.SourceTicket {
 			continue
 		}
-		// A fix counts in the latest wave of the instances it launches; the account
-		// defaults reach every launch, so they wait for the last wave.
-		wave := len(h.Waves)
+		var instanceWaves []int
+		for _, id := range a.Instances {
+			instanceWaves = append(instanceWaves, wavesOf[id])
+		}
+		wave := policy.SourceWave(a.Source.Kind, instanceWaves, h.Waves)
 		var seen int64
 		if a.Source.Kind == policy.SourceLaunchTemplate {
-			wave = 0
-			for _, id := range a.Instances {
-				wave = max(wave, wavesOf[id])
-			}
 			for _, lt := range inv.Templates {
 				if lt.ID == a.Source.ID {
 					seen = lt.DefaultVersion

@@ -248,10 +248,10 @@ func joinOr(names []string, none string) string {
 //  4. any instance of the account-region not compliant, or still being verified: defer,
 //     source-evidence-pending, naming how many and the first ten (a launch that gets the
 //     defaults may need IMDSv1 as long as one of them might);
-//  5. any source in inherit (a launch template or configuration that sets no HttpTokens,
-//     and so launches with the defaults) not judged clean: defer, source-evidence-pending;
+//  5. any launch template or configuration in judged that sets no HttpTokens (and so
+//     launches with the defaults) and is not compliant: defer, source-evidence-pending;
 //  6. otherwise: fix, source-imdsv1-unused, to HttpTokens required.
-func DecideAccountDefaults(account, region string, d AccountDefaults, instances []SourceMember, inherit []string) SourceVerdict {
+func DecideAccountDefaults(account, region string, d AccountDefaults, instances []SourceMember, judged []JudgedSource) SourceVerdict {
 	label := fmt.Sprintf("the instance metadata defaults of %s/%s", account, region)
 	if d.HTTPTokens == TokensRequired {
 		return sourceVerdict(SourceSkip, ReasonSourceCompliant, "%s already have HttpTokens required", label)
@@ -273,8 +273,14 @@ func DecideAccountDefaults(account, region string, d AccountDefaults, instances 
 	}
 	// A launch template or configuration that sets no HttpTokens launches with the
 	// defaults: until it is judged clean, its next launch may need IMDSv1.
+	var inherit []string
+	for _, j := range judged {
+		if inheritsDefaults(j) {
+			inherit = append(inherit, j.Source.label())
+		}
+	}
 	if len(inherit) > 0 && len(open) == 0 {
-		inherit = slices.Sorted(slices.Values(inherit))
+		slices.Sort(inherit)
 		return sourceVerdict(SourceDefer, ReasonSourceEvidencePending, "%s/%s has sources that set no HttpTokens and launch with the defaults, not judged clean yet: %s",
 			account, region, strings.Join(inherit, ", "))
 	}
@@ -294,6 +300,39 @@ func DecideAccountDefaults(account, region string, d AccountDefaults, instances 
 	v := sourceVerdict(SourceFix, ReasonSourceIMDSv1Unused, "every one of the %d instances of %s/%s is compliant or verified", len(instances), account, region)
 	v.Target = &MetadataOptions{HTTPTokens: TokensRequired}
 	return v
+}
+
+// JudgedSource is a source with its verdict.
+type JudgedSource struct {
+	Source  Source
+	Verdict SourceVerdict
+}
+
+// inheritsDefaults reports whether a judged launch template or launch configuration
+// launches with the account defaults (it sets no HttpTokens of its own) and is not
+// compliant: until it is, a launch from it may need IMDSv1 from the defaults.
+func inheritsDefaults(j JudgedSource) bool {
+	if j.Source.Kind != SourceLaunchTemplate && j.Source.Kind != SourceLaunchConfiguration {
+		return false
+	}
+	if j.Source.Options != nil && j.Source.Options.HTTPTokens != "" {
+		return false
+	}
+	return j.Verdict.Action != SourceSkip || len(j.Verdict.Reasons) == 0 || j.Verdict.Reasons[0].Code != ReasonSourceCompliant
+}
+
+// SourceWave is the rollout wave a source fix counts in: a launch template's is the
+// latest wave of the instances it launched, so that it waits for every environment its
+// launches reach; the account defaults reach every launch, so they count in the last.
+func SourceWave(kind SourceKind, instanceWaves []int, waves []Wave) int {
+	if kind != SourceLaunchTemplate {
+		return len(waves)
+	}
+	latest := 0
+	for _, w := range instanceWaves {
+		latest = max(latest, w)
+	}
+	return latest
 }
 
 // ManagedByDeclarativePolicy is the ManagedBy of account defaults an organization's

@@ -106,7 +106,10 @@ func TestDecideAccountDefaults(t *testing.T) {
 		{"set by a declarative policy: skip, naming it", AccountDefaults{ManagedBy: ManagedByDeclarativePolicy, ManagedMessage: "ask the platform team"},
 			[]SourceMember{compliant}, SourceSkip, "ask the platform team"},
 	}
-	if v := DecideAccountDefaults("123456789012", "us-east-1", AccountDefaults{}, []SourceMember{compliant}, []string{"launch-template lt-1 (batch)"}); v.Action != SourceDefer ||
+	if v := DecideAccountDefaults("123456789012", "us-east-1", AccountDefaults{}, []SourceMember{compliant}, []JudgedSource{
+		{Source: Source{Kind: SourceLaunchTemplate, ID: "lt-1", Name: "batch"}, Verdict: SourceVerdict{Action: SourceDefer, Reasons: []Reason{{ReasonSourceNoInstances, "x"}}}},
+		{Source: Source{Kind: SourceLaunchTemplate, ID: "lt-2", Options: &MetadataOptions{HTTPTokens: TokensOptional}}, Verdict: SourceVerdict{Action: SourceTicket, Reasons: []Reason{{ReasonSourceIMDSv1Used, "x"}}}},
+	}); v.Action != SourceDefer || strings.Contains(v.Reasons[0].Detail, "lt-2") ||
 		!strings.Contains(v.Reasons[0].Detail, "lt-1") {
 		t.Errorf("a template that inherits the defaults and is not clean: %+v, want a defer naming it", v)
 	}
@@ -116,6 +119,12 @@ func TestDecideAccountDefaults(t *testing.T) {
 	reverted := SourceMember{InstanceID: "i-00000005", Verdict: optional.Verdict, Verified: true}
 	if v := DecideAccountDefaults("123456789012", "us-east-1", AccountDefaults{}, []SourceMember{reverted}, nil); v.Action != SourceDefer {
 		t.Errorf("verified once, optional again: %+v, want a defer", v)
+	}
+	if w := SourceWave(SourceLaunchTemplate, []int{0, 2, 1}, make([]Wave, 3)); w != 2 {
+		t.Errorf("a template's wave %d, want the latest of its instances', 2", w)
+	}
+	if w := SourceWave(SourceAccountDefaults, []int{0}, make([]Wave, 3)); w != 3 {
+		t.Errorf("the defaults' wave %d, want the last, 3", w)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -183,21 +183,13 @@ func Judge(inv Inventory, account, region string, assessments []guard.Assessment
 		everyone = append(everyone, member(a))
 		everyID = append(everyID, a.Evidence.InstanceID)
 	}
-	// The templates and configurations that set no HttpTokens launch with the defaults:
-	// unless they launch clean, the defaults wait for them.
-	var inherit []string
-	for _, a := range out {
-		if a.Source.Options != nil && a.Source.Options.HTTPTokens != "" {
-			continue
-		}
-		if a.Verdict.Action == policy.SourceSkip && a.Verdict.Reasons[0].Code == policy.ReasonSourceCompliant {
-			continue
-		}
-		inherit = append(inherit, a.Source.Label())
+	judged := make([]policy.JudgedSource, len(out))
+	for i, a := range out {
+		judged[i] = policy.JudgedSource{Source: a.Source, Verdict: a.Verdict}
 	}
 	verdict, held := policy.HeldBackSource(defaults, s, now)
 	if !held || inv.Defaults.HTTPTokens == policy.TokensRequired {
-		verdict = policy.DecideAccountDefaults(account, region, inv.Defaults, everyone, inherit)
+		verdict = policy.DecideAccountDefaults(account, region, inv.Defaults, everyone, judged)
 	}
 	out = append(out, Assessment{Source: defaults, Instances: everyID, Verdict: verdict})
 
