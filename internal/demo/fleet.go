@@ -121,13 +121,14 @@ func Kinds(today time.Time) []Kind {
 	}
 }
 
-// KindsNamed is Kinds restricted to the named kinds; no names means every kind.
+// KindsNamed is Kinds restricted to the named kinds, which may name GroupKinds too; no
+// names means every kind of Kinds.
 func KindsNamed(today time.Time, names ...string) []Kind {
 	kinds := Kinds(today)
 	if len(names) == 0 {
 		return kinds
 	}
-	return slices.DeleteFunc(kinds, func(k Kind) bool { return !slices.Contains(names, k.Name) })
+	return slices.DeleteFunc(append(kinds, GroupKinds()...), func(k Kind) bool { return !slices.Contains(names, k.Name) })
 }
 
 // Seeded is an instance of the fleet, with the kind it was made as.

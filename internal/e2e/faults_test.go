@@ -98,7 +98,7 @@ func newFaultWorld(t *testing.T) *faultWorld {
 		EC2:        ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(w.moto.URL) }),
 		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(w.cw.URL) }),
 		CloudTrail: w.ct,
-	}, demo.Kinds(w.now), 1, w.now)
+	}, append(demo.Kinds(w.now), demo.GroupKinds()...), 1, w.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +159,13 @@ func TestPlanUnderFaults(t *testing.T) {
 	if len(want) != len(w.fleet) {
 		t.Fatalf("fault-free plan lists %d of %d instances", len(want), len(w.fleet))
 	}
+	fixedFaultFree := map[string]bool{}
+	for _, s := range baseline.Sources {
+		fixedFaultFree[s.ID] = s.Action == policy.SourceFix
+	}
+	if len(baseline.Sources) == 0 || !slices.ContainsFunc(baseline.Sources, func(s report.Source) bool { return s.Action == policy.SourceFix }) {
+		t.Fatalf("fault-free plan: sources %+v, want web-lt's fix among them", baseline.Sources)
+	}
 
 	for seed := range uint64(faultSeeds) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
@@ -183,6 +190,16 @@ func TestPlanUnderFaults(t *testing.T) {
 					t.Errorf("a failed sweep lists %d instances", len(got.Instances))
 				}
 				return
+			}
+			// A source is fixed under faults only where it is fault-free; a sources read
+			// that failed leaves them all out, and says so.
+			for _, s := range got.Sources {
+				if s.Action == policy.SourceFix && !fixedFaultFree[s.ID] {
+					t.Errorf("UNSAFE: %s %s fix under faults, %s without", s.Kind, s.ID, "no fix")
+				}
+			}
+			if len(got.Sources) == 0 && (len(got.Scopes) != 1 || got.Scopes[0].SourcesError == "") {
+				t.Errorf("no sources and no sources_error: %+v", got.Scopes)
 			}
 			seen := map[string]int{}
 			for _, in := range got.Instances {
@@ -365,9 +382,20 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQSMessage,
 	history func(id string) []ledger.Outcome, tokens func(id string) string) (recorded, onDLQ int) {
 	t.Helper()
+	// The sources the messages are about, by ledger subject, with their names.
+	sourceNames := map[string]string{}
 	decisionsOf := func(msgs []events.SQSMessage) map[string]int {
 		out := map[string]int{}
 		for _, m := range msgs {
+			if message.SchemaOf(m.Body) == message.SourceSchema {
+				v, err := message.ParseSource(m.Body)
+				if err != nil {
+					t.Fatalf("detect queued a source message remediate cannot parse: %v", err)
+				}
+				sourceNames[v.Subject()] = v.Name
+				out[v.DecisionID]++
+				continue
+			}
 			v, err := message.Parse(m.Body)
 			if err != nil {
 				t.Fatalf("detect queued a message remediate cannot parse: %v", err)
@@ -379,6 +407,16 @@ func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQ
 	// A reply lost after SendMessageBatch worked queues a message twice: copies > 1.
 	copies, dlq := decisionsOf(queued), decisionsOf(dead)
 	outcomes := map[string]int{}
+	t.Logf("%d sources in the queued messages: %v", len(sourceNames), sourceNames)
+	for subject, name := range sourceNames {
+		for _, o := range history(subject) {
+			outcomes[o.DecisionID]++
+			// Fault-free, only web-lt's instances all prove IMDSv1 unused.
+			if o.Result == ledger.ResultSourceFixed && name != "web-lt" {
+				t.Errorf("UNSAFE: %s (%s) fixed under faults; fault-free it is not", subject, name)
+			}
+		}
+	}
 	for id, kind := range kinds {
 		expected := fleetwant.For(kind.Name)
 		remediable := expected.Action == policy.ActionRemediate
@@ -435,7 +473,9 @@ func TestBootstrapsUnderFaults(t *testing.T) {
 				// SQS redelivers after the visibility timeout, by when a claim has expired; the
 				// test redelivers at once, so the claim lasts a millisecond.
 				env["IMDSGUARD_CLAIM_TTL"] = "1ms"
-			}, "web", "legacy-v1", "sdk-v1", "stolen-creds", "new", "endpoint-off", "eks-node")
+			}, "web", "legacy-v1", "sdk-v1", "stolen-creds", "new", "endpoint-off", "eks-node",
+				// Two Auto Scaling groups: web-lt is fixed fault-free, batch-lt never is.
+				"asg-web", "asg-batch", "asg-batch-v1")
 
 			for attempt := range 3 {
 				if inv := p.detect.invoke(t, p.ctx, json.RawMessage(`{"sweep": {}}`)); inv.Err == nil {
