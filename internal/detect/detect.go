@@ -164,6 +164,7 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		return sum, fmt.Errorf("judging the instances of %s: %w", req.Source, err)
 	}
 	sum.Instances = len(assessments)
+	h.holdLaterWaves(ctx, req.Source, assessments)
 	closeOut, err := h.ticketsToClose(ctx, accountID, assessments)
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "tickets"})
@@ -240,6 +241,24 @@ func (h *Handler) queueSources(ctx context.Context, accountID string, req trigge
 		return sum, fmt.Errorf("queueing the verdicts of %s: %w", req.Source, err)
 	}
 	return sum, nil
+}
+
+// holdLaterWaves defers the remediations of later waves than the earliest one with a
+// remediation in this batch (policy.HoldLaterWaves): the queue does not keep order, so
+// the earlier wave's candidates must be enforced, and so watched, before the gate can
+// hold the later ones back.
+func (h *Handler) holdLaterWaves(ctx context.Context, source string, assessments []guard.Assessment) {
+	instances := make([]*policy.Instance, len(assessments))
+	verdicts := make([]policy.Verdict, len(assessments))
+	for i, a := range assessments {
+		instances[i], verdicts[i] = a.Evidence.Instance, a.Verdict
+	}
+	if held := policy.HoldLaterWaves(instances, verdicts, h.Waves); held > 0 {
+		for i := range assessments {
+			assessments[i].Verdict = verdicts[i]
+		}
+		h.Log.InfoContext(ctx, "remediations of later waves held back for the earlier waves of this batch", "source", source, "held", held)
+	}
 }
 
 // judgingTime leaves the end of the invocation for queueing the verdicts. A large sweep

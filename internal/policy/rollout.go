@@ -235,3 +235,41 @@ func ParseWaves(s string) ([]Wave, error) {
 	}
 	return waves, nil
 }
+
+// HoldLaterWaves keeps the waves in order within one batch of verdicts (a sweep, or an
+// event naming several instances): remediate checks each enforcement against the
+// earlier waves' enforcements in the ledger, but the earlier wave's candidates of this
+// very batch are not enforced yet, and the queue does not keep order. So a remediate
+// verdict of a later wave than the earliest wave with a remediate verdict in the batch
+// becomes a defer, waiting-for-wave; the next sweep finds the earlier wave enforced and
+// the gate takes over. instances and verdicts are parallel; the verdicts are changed in
+// place, and the number held back is returned.
+func HoldLaterWaves(instances []*Instance, verdicts []Verdict, waves []Wave) int {
+	if len(waves) == 0 {
+		return 0
+	}
+	earliest, count := -1, map[int]int{}
+	for i, v := range verdicts {
+		if v.Action != ActionRemediate || instances[i] == nil {
+			continue
+		}
+		w := WaveOf(*instances[i], waves)
+		count[w]++
+		if earliest < 0 || w < earliest {
+			earliest = w
+		}
+	}
+	held := 0
+	for i, v := range verdicts {
+		if v.Action != ActionRemediate || instances[i] == nil {
+			continue
+		}
+		if w := WaveOf(*instances[i], waves); w > earliest {
+			verdicts[i] = Verdict{Action: ActionDefer, Reasons: append([]Reason{{ReasonWaitingForWave, fmt.Sprintf(
+				"wave %d (%s) waits for wave %d (%s): %d of its instances are to be enforced first, in this sweep",
+				w+1, WaveName(waves, w), earliest+1, WaveName(waves, earliest), count[earliest])}}, v.Reasons...)}
+			held++
+		}
+	}
+	return held
+}

@@ -81,3 +81,28 @@ func TestHeldBackSource(t *testing.T) {
 		t.Errorf("rolled back more than a lookback ago: %+v, want a fix again", v)
 	}
 }
+
+func TestHoldLaterWaves(t *testing.T) {
+	waves := []Wave{{Key: "Environment", Values: []string{"dev"}}, {Key: "Environment", Values: []string{"test"}}}
+	inst := func(env string) *Instance { return &Instance{Tags: map[string]string{"Environment": env}} }
+	remediate := Verdict{Action: ActionRemediate, Reasons: []Reason{{ReasonIMDSv1Unused, "0"}}}
+	ticket := Verdict{Action: ActionTicket, Reasons: []Reason{{ReasonIMDSv1UsedMetric, "3"}}}
+	instances := []*Instance{inst("prod"), inst("test"), inst("dev"), inst("prod"), nil}
+	verdicts := []Verdict{remediate, remediate, remediate, ticket, remediate}
+	if held := HoldLaterWaves(instances, verdicts, waves); held != 2 {
+		t.Fatalf("held %d, want the prod and test remediations", held)
+	}
+	for i, want := range []Action{ActionDefer, ActionDefer, ActionRemediate, ActionTicket, ActionRemediate} {
+		if verdicts[i].Action != want {
+			t.Errorf("verdict %d: %s %+v, want %s", i, verdicts[i].Action, verdicts[i].Reasons, want)
+		}
+	}
+	if r := verdicts[0].Reasons; r[0].Code != ReasonWaitingForWave || !strings.Contains(r[0].Detail, "waits for wave 1 (Environment=dev)") || r[1].Code != ReasonIMDSv1Unused {
+		t.Errorf("the held verdict's reasons %+v", r)
+	}
+	// Without an earlier wave in the batch, nothing is held; without waves, nothing.
+	alone := []Verdict{remediate}
+	if HoldLaterWaves([]*Instance{inst("prod")}, alone, waves) != 0 || HoldLaterWaves(instances, verdicts, nil) != 0 {
+		t.Error("held without an earlier wave in the batch, or without waves")
+	}
+}
