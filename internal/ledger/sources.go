@@ -249,57 +249,11 @@ type SourceSettlement struct {
 // the breaker counts it, and the source is not fixed again for a lookback. It returns
 // ErrDone when the watch is gone already.
 func (l *Ledger) SettleSource(ctx context.Context, s SourceSettlement) error {
-	if err := l.check(); err != nil {
-		return err
-	}
 	w := s.Watch
-	switch s.Result {
-	case ResultVerified, ResultRolledBack, ResultSuperseded:
-	default:
-		return fmt.Errorf("ledger: settle %s: result %q is not verified, rolled-back or superseded", w.Name(), s.Result)
-	}
-	o := Outcome{Ref: w.Ref, DecisionID: w.DecisionID, At: s.At, Action: policy.Action(policy.SourceFix), Result: s.Result,
-		Mode: s.Mode, Reasons: s.Reasons, Detail: s.Detail}
-	if err := o.valid(); err != nil {
-		return fmt.Errorf("ledger: settle source: %w", err)
-	}
-	histItem, err := attributevalue.MarshalMap(followUpItem(o))
-	if err != nil {
-		return fmt.Errorf("ledger: settle %s: encoding the outcome: %w", w.Name(), err)
-	}
-	items := []types.TransactWriteItem{
-		{Delete: &types.Delete{
-			TableName:                 aws.String(l.Table),
-			Key:                       map[string]types.AttributeValue{attrPK: str(sourceWatchPK(w.AccountID, w.Region)), attrSK: str(w.InstanceID)},
-			ConditionExpression:       aws.String("#did = :did"),
-			ExpressionAttributeNames:  map[string]string{"#did": "decision_id"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":did": str(w.DecisionID)},
-		}},
-		{Put: &types.Put{
-			TableName: aws.String(l.Table), Item: histItem,
-			ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
-		}},
-	}
-	if s.Result != ResultSuperseded {
-		items = append(items, waveSettled(l.Table, w.AccountID, w.Region, w.Wave, s.Result, s.At))
-	}
-	if s.Result == ResultRolledBack {
-		why := s.Detail
-		if len(s.Reasons) > 0 {
-			why = s.Reasons[0].Detail
-		}
-		items = append(items, types.TransactWriteItem{Put: rollbackPut(l.Table, w.Ref, w.DecisionID, s.At, why, rolledBackByVerify)})
-	}
-	_, err = l.API.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		ClientRequestToken: aws.String(requestToken(l.Table, "settle-source", w.DecisionID, s.Result, formatTime(s.At))),
-		TransactItems:      items,
+	return l.settle(ctx, settling{
+		outcome: Outcome{Ref: w.Ref, DecisionID: w.DecisionID, At: s.At, Action: policy.Action(policy.SourceFix), Result: s.Result,
+			Mode: s.Mode, Reasons: s.Reasons, Detail: s.Detail},
+		watchKey: map[string]types.AttributeValue{attrPK: str(sourceWatchPK(w.AccountID, w.Region)), attrSK: str(w.InstanceID)},
+		wave:     w.Wave, token: "settle-source",
 	})
-	var tce *types.TransactionCanceledException
-	if errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
-		return fmt.Errorf("ledger: settle %s as %s in table %s: the watch of decision %s is gone: %w", w.Name(), s.Result, l.Table, w.DecisionID, ErrDone)
-	}
-	if err != nil {
-		return fmt.Errorf("ledger: settle %s as %s in table %s: %w", w.Name(), s.Result, l.Table, err)
-	}
-	return nil
 }

@@ -177,68 +177,97 @@ type Settlement struct {
 // kept for rule 5b and the breaker. It returns ErrDone when the watch is gone already
 // (another run settled it).
 func (l *Ledger) Settle(ctx context.Context, s Settlement) error {
+	w := s.Watch
+	st := settling{
+		outcome: Outcome{Ref: w.Ref, DecisionID: w.DecisionID, At: s.At, Action: policy.ActionRemediate, Result: s.Result,
+			Mode: s.Mode, Reasons: s.Reasons, Prior: &w.Applied, Applied: s.Restored, Detail: s.Detail},
+		watchKey: map[string]types.AttributeValue{attrPK: str(watchPK(w.AccountID, w.Region)), attrSK: str(w.InstanceID)},
+		wave:     w.Wave, token: "settle",
+	}
+	rollout := rolloutPK(w.AccountID, w.Region)
+	switch s.Result {
+	case ResultVerified:
+		st.extra = append(st.extra, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(l.Table), Item: map[string]types.AttributeValue{
+			attrPK: str(rollout), attrSK: str(verifiedPrefix + w.InstanceID), "type": str(typeVerified),
+			"instance_id": str(w.InstanceID), "decision_id": str(w.DecisionID), "at": str(formatTime(s.At)),
+			TTLAttribute: num(s.At.Add(VerifiedRetention).Unix()),
+		}}})
+	case ResultRolledBack:
+		// A rolled back instance proves nothing for its sources any more.
+		st.extra = append(st.extra, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(l.Table),
+			Key: map[string]types.AttributeValue{attrPK: str(rollout), attrSK: str(verifiedPrefix + w.InstanceID)}}})
+	}
+	return l.settle(ctx, st)
+}
+
+// settling is what ends one verification, an enforced instance's or a source fix's.
+type settling struct {
+	// outcome is the follow-up in the history, under the decision that made the change.
+	outcome Outcome
+	// watchKey is the key of the watch, removed only if it is still this decision's.
+	watchKey map[string]types.AttributeValue
+	wave     int
+	// extra are the items the kind of verification adds; token names the kind in the
+	// request token.
+	extra []types.TransactWriteItem
+	token string
+}
+
+// settle runs a settlement in one transaction: the watch goes, the outcome joins the
+// history, the wave's count and last settlement move (unless superseded), a rollback is
+// kept for rule 5b and the breaker (by verify), and the extra items are written. It
+// returns ErrDone when the watch is gone already (another run settled it).
+func (l *Ledger) settle(ctx context.Context, st settling) error {
 	if err := l.check(); err != nil {
 		return err
 	}
-	w := s.Watch
-	switch s.Result {
+	o := st.outcome
+	switch o.Result {
 	case ResultVerified, ResultRolledBack, ResultSuperseded:
 	default:
-		return fmt.Errorf("ledger: settle %s: result %q is not verified, rolled-back or superseded", w.Name(), s.Result)
+		return fmt.Errorf("ledger: settle %s: result %q is not verified, rolled-back or superseded", o.Name(), o.Result)
 	}
-	o := Outcome{Ref: w.Ref, DecisionID: w.DecisionID, At: s.At, Action: policy.ActionRemediate, Result: s.Result,
-		Mode: s.Mode, Reasons: s.Reasons, Prior: &w.Applied, Applied: s.Restored, Detail: s.Detail}
 	if err := o.valid(); err != nil {
 		return fmt.Errorf("ledger: settle: %w", err)
 	}
 	histItem, err := attributevalue.MarshalMap(followUpItem(o))
 	if err != nil {
-		return fmt.Errorf("ledger: settle %s: encoding the outcome: %w", w.Name(), err)
+		return fmt.Errorf("ledger: settle %s: encoding the outcome: %w", o.Name(), err)
 	}
-	rollout := rolloutPK(w.AccountID, w.Region)
 	items := []types.TransactWriteItem{
 		{Delete: &types.Delete{
 			TableName:                 aws.String(l.Table),
-			Key:                       map[string]types.AttributeValue{attrPK: str(watchPK(w.AccountID, w.Region)), attrSK: str(w.InstanceID)},
+			Key:                       st.watchKey,
 			ConditionExpression:       aws.String("#did = :did"),
 			ExpressionAttributeNames:  map[string]string{"#did": "decision_id"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":did": str(w.DecisionID)},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":did": str(o.DecisionID)},
 		}},
 		{Put: &types.Put{
 			TableName: aws.String(l.Table), Item: histItem,
 			ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK},
 		}},
 	}
-	if s.Result != ResultSuperseded {
-		items = append(items, waveSettled(l.Table, w.AccountID, w.Region, w.Wave, s.Result, s.At))
+	if o.Result != ResultSuperseded {
+		items = append(items, waveSettled(l.Table, o.AccountID, o.Region, st.wave, o.Result, o.At))
 	}
-	if s.Result == ResultVerified {
-		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(l.Table), Item: map[string]types.AttributeValue{
-			attrPK: str(rollout), attrSK: str(verifiedPrefix + w.InstanceID), "type": str(typeVerified),
-			"instance_id": str(w.InstanceID), "decision_id": str(w.DecisionID), "at": str(formatTime(s.At)),
-			TTLAttribute: num(s.At.Add(VerifiedRetention).Unix()),
-		}}})
-	}
-	if s.Result == ResultRolledBack {
-		// A rolled back instance proves nothing for its sources any more.
-		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(l.Table),
-			Key: map[string]types.AttributeValue{attrPK: str(rollout), attrSK: str(verifiedPrefix + w.InstanceID)}}})
-		why := s.Detail
-		if len(s.Reasons) > 0 {
-			why = s.Reasons[0].Detail
+	if o.Result == ResultRolledBack {
+		why := o.Detail
+		if len(o.Reasons) > 0 {
+			why = o.Reasons[0].Detail
 		}
-		items = append(items, types.TransactWriteItem{Put: rollbackPut(l.Table, w.Ref, w.DecisionID, s.At, why, rolledBackByVerify)})
+		items = append(items, types.TransactWriteItem{Put: rollbackPut(l.Table, o.Ref, o.DecisionID, o.At, why, rolledBackByVerify)})
 	}
+	items = append(items, st.extra...)
 	_, err = l.API.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		ClientRequestToken: aws.String(requestToken(l.Table, "settle", w.DecisionID, s.Result, formatTime(s.At))),
+		ClientRequestToken: aws.String(requestToken(l.Table, st.token, o.DecisionID, o.Result, formatTime(o.At))),
 		TransactItems:      items,
 	})
 	var tce *types.TransactionCanceledException
 	if errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
-		return fmt.Errorf("ledger: settle %s as %s in table %s: the watch of decision %s is gone: %w", w.Name(), s.Result, l.Table, w.DecisionID, ErrDone)
+		return fmt.Errorf("ledger: settle %s as %s in table %s: the watch of decision %s is gone: %w", o.Name(), o.Result, l.Table, o.DecisionID, ErrDone)
 	}
 	if err != nil {
-		return fmt.Errorf("ledger: settle %s as %s in table %s: %w", w.Name(), s.Result, l.Table, err)
+		return fmt.Errorf("ledger: settle %s as %s in table %s: %w", o.Name(), o.Result, l.Table, err)
 	}
 	return nil
 }
