@@ -246,7 +246,7 @@ func judgeGuardrailScope(ctx context.Context, clients *wiring.Clients, table str
 	s.Sources = map[string]policy.SourceVerdict{}
 	for _, a := range judged.Sources {
 		if a.Source.Kind == policy.SourceLaunchTemplate || a.Source.Kind == policy.SourceLaunchConfiguration {
-			s.Sources[sourceEntry(s.AccountID, s.Region, a, inv).Label()] = a.Verdict
+			s.Sources[a.Source.Label()] = a.Verdict
 		}
 	}
 	return nil

@@ -89,3 +89,18 @@ func SourceGate(wave int, st RolloutState, s RolloutSettings, now time.Time) Gat
 	}
 	return WaveReady(wave, st, s, now)
 }
+
+// SourceTargetAllowed checks a fix's target against the settings remediate runs with: a
+// launch template's hop limit must be IMDSGUARD_HOP_LIMIT or IMDSGUARD_CONTAINER_HOP_LIMIT
+// (detect and remediate read the same settings, so any other is not theirs); the account
+// defaults set HttpTokens only.
+func SourceTargetAllowed(kind SourceKind, target MetadataOptions, s Settings) (ok bool, why string) {
+	if target.HTTPTokens != TokensRequired {
+		return false, fmt.Sprintf("the fix's HttpTokens is %q, not required", target.HTTPTokens)
+	}
+	if kind == SourceLaunchTemplate && target.HopLimit != s.HopLimit && target.HopLimit != s.ContainerHopLimit {
+		return false, fmt.Sprintf("the fix's hop limit %d is neither IMDSGUARD_HOP_LIMIT (%d) nor IMDSGUARD_CONTAINER_HOP_LIMIT (%d)",
+			target.HopLimit, s.HopLimit, s.ContainerHopLimit)
+	}
+	return true, ""
+}

@@ -106,3 +106,32 @@ func TestHoldLaterWaves(t *testing.T) {
 		t.Error("held without an earlier wave in the batch, or without waves")
 	}
 }
+
+func TestSourceTargetAllowed(t *testing.T) {
+	s := DefaultSettings()
+	for _, tc := range []struct {
+		kind   SourceKind
+		target MetadataOptions
+		ok     bool
+	}{
+		{SourceLaunchTemplate, MetadataOptions{HTTPTokens: TokensRequired, HopLimit: s.HopLimit}, true},
+		{SourceLaunchTemplate, MetadataOptions{HTTPTokens: TokensRequired, HopLimit: s.ContainerHopLimit}, true},
+		{SourceLaunchTemplate, MetadataOptions{HTTPTokens: TokensRequired, HopLimit: 9}, false},
+		{SourceLaunchTemplate, MetadataOptions{HTTPTokens: TokensOptional, HopLimit: s.HopLimit}, false},
+		{SourceAccountDefaults, MetadataOptions{HTTPTokens: TokensRequired}, true},
+	} {
+		if ok, why := SourceTargetAllowed(tc.kind, tc.target, s); ok != tc.ok || ok == (why != "") {
+			t.Errorf("SourceTargetAllowed(%s, %+v) = %v %q, want %v", tc.kind, tc.target, ok, why, tc.ok)
+		}
+	}
+}
+
+func TestBreakageTarget(t *testing.T) {
+	target, ok := BreakageTarget(MetadataOptions{HTTPTokens: TokensRequired, HopLimit: 2, HTTPEndpoint: EndpointEnabled})
+	if !ok || target != (MetadataOptions{HTTPTokens: TokensOptional, HopLimit: 2, HTTPEndpoint: EndpointEnabled}) {
+		t.Errorf("BreakageTarget = %+v %v, want optional with the hop limit and endpoint kept", target, ok)
+	}
+	if _, ok := BreakageTarget(MetadataOptions{HTTPTokens: TokensOptional, HopLimit: 2}); ok {
+		t.Error("an instance with HttpTokens optional already is put back again")
+	}
+}

@@ -105,3 +105,14 @@ func VerifySource(in SourceVerifyInput, window time.Duration, now time.Time) Sou
 		"no IMDSv1 call rejected on the %d instances launched from version %d since the fix at %s (%d watched a whole window)",
 		len(in.Launched), in.FixedVersion, since, verified)}}}
 }
+
+// BreakageTarget is what an instance a source fix broke gets back: HttpTokens optional,
+// with its hop limit and endpoint as they are (the fix chose neither for it alone). ok is
+// false when it has HttpTokens optional already: put back by an earlier run, or by a
+// person.
+func BreakageTarget(live MetadataOptions) (target MetadataOptions, ok bool) {
+	if live.HTTPTokens != TokensRequired {
+		return MetadataOptions{}, false
+	}
+	return MetadataOptions{HTTPTokens: TokensOptional, HopLimit: live.HopLimit, HTTPEndpoint: live.HTTPEndpoint}, true
+}

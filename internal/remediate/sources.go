@@ -68,10 +68,8 @@ func (h *Handler) actOnSource(ctx context.Context, v message.SourceVerdict, ref 
 		return ledger.Outcome{}, fmt.Errorf("decision %s: a fix of %s %s, and no source fixer is set up", v.DecisionID, v.Kind, v.SourceID)
 	}
 	target := policy.MetadataOptions{HTTPTokens: v.Target.HTTPTokens, HopLimit: v.Target.HopLimit}
-	if v.Kind == policy.SourceLaunchTemplate && target.HopLimit != h.Settings.HopLimit && target.HopLimit != h.Settings.ContainerHopLimit {
-		// detect and remediate read the same settings: another hop limit is not theirs.
-		return ledger.Outcome{}, &RefusedError{DecisionID: v.DecisionID, InstanceID: ref.InstanceID, Why: fmt.Sprintf(
-			"the fix's hop limit %d is neither IMDSGUARD_HOP_LIMIT (%d) nor IMDSGUARD_CONTAINER_HOP_LIMIT (%d)", target.HopLimit, h.Settings.HopLimit, h.Settings.ContainerHopLimit)}
+	if ok, why := policy.SourceTargetAllowed(v.Kind, target, h.Settings); !ok {
+		return ledger.Outcome{}, &RefusedError{DecisionID: v.DecisionID, InstanceID: ref.InstanceID, Why: why}
 	}
 	live, tmpl, err := h.liveSource(ctx, v, ref)
 	if err != nil {

@@ -151,10 +151,10 @@ func (h *Handler) rollBackSource(ctx context.Context, w ledger.SourceWatch, v po
 	var failures []error
 	for _, id := range v.Broken {
 		inst := launched[id]
-		if inst.Options.HTTPTokens != policy.TokensRequired {
-			continue // put back already (by an earlier run, or by a person)
+		target, restore := policy.BreakageTarget(inst.Options)
+		if !restore {
+			continue
 		}
-		target := policy.MetadataOptions{HTTPTokens: policy.TokensOptional, HopLimit: inst.Options.HopLimit, HTTPEndpoint: inst.Options.HTTPEndpoint}
 		restored, err := h.Restorer.Restore(ctx, id, inst.Options, target)
 		if err == nil {
 			err = h.Sources.Ledger.RecordSourceBreakage(ctx, ledger.ManualRollback{
