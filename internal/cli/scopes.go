@@ -7,13 +7,11 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
-	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
 
+	"github.com/imdsguard/imdsguard/internal/organization"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/wiring"
 )
@@ -116,26 +114,20 @@ func planTargets(ctx context.Context, base aws.Config, o accountOptions, regions
 			return nil, err
 		}
 	}
+	sessions := wiring.NewSessions(base, wiring.SessionsOptions{RoleName: o.roleName, SessionName: roleSessionName, Clients: wopts})
 	var out []scopeTarget
 	for _, account := range accounts {
-		session := base.Copy()
-		role := fmt.Sprintf("arn:%s:iam::%s:role/%s", partitionOf(base.Region), account, o.roleName)
-		session.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(base), role, func(p *stscreds.AssumeRoleOptions) {
-			p.RoleSessionName = roleSessionName
-		}))
 		these := regions
 		if o.allRegions {
-			enabled, err := enabledRegions(ctx, session)
+			enabled, err := enabledRegions(ctx, sessions.Config(account, base.Region))
 			if err != nil {
-				out = append(out, scopeTarget{account: account, region: session.Region, err: fmt.Errorf("listing the regions of %s: %w", account, err)})
+				out = append(out, scopeTarget{account: account, region: base.Region, err: fmt.Errorf("listing the regions of %s: %w", account, err)})
 				continue
 			}
 			these = enabled
 		}
 		for _, region := range these {
-			cfg := session.Copy()
-			cfg.Region = region
-			out = append(out, scopeTarget{account: account, region: region, clients: wiring.New(cfg, wopts)})
+			out = append(out, scopeTarget{account: account, region: region, clients: sessions.Clients(account, region)})
 		}
 	}
 	return out, nil
@@ -144,24 +136,7 @@ func planTargets(ctx context.Context, base aws.Config, o accountOptions, regions
 // organizationAccounts lists the organization's active accounts (organizations:
 // ListAccounts, from the management account or a delegated administrator).
 func organizationAccounts(ctx context.Context, cfg aws.Config) ([]string, error) {
-	var out []string
-	pages := organizations.NewListAccountsPaginator(organizations.NewFromConfig(cfg), &organizations.ListAccountsInput{})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing the organization's accounts (organizations:ListAccounts, from the management account or a delegated administrator): %w", err)
-		}
-		for _, a := range page.Accounts {
-			if a.State == orgtypes.AccountStateActive || (a.State == "" && a.Status == orgtypes.AccountStatusActive) {
-				out = append(out, aws.ToString(a.Id))
-			}
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("organizations:ListAccounts listed no active account")
-	}
-	slices.Sort(out)
-	return out, nil
+	return organization.Lister{API: organizations.NewFromConfig(cfg)}.Accounts(ctx)
 }
 
 // enabledRegions lists the regions enabled in the session's account.
@@ -181,15 +156,4 @@ func enabledRegions(ctx context.Context, cfg aws.Config) ([]string, error) {
 	}
 	slices.Sort(regions)
 	return regions, nil
-}
-
-// partitionOf is the partition of a region, for the role ARN.
-func partitionOf(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	}
-	return "aws"
 }

@@ -62,6 +62,9 @@ type Handler struct {
 	// which a source fix counts in.
 	Sources *Sources
 	Waves   []policy.Wave
+	// Hub, when set, makes this the organization's detect (DESIGN.md section 11): events
+	// and sweeps become units of work, which HandleUnits judges in the members.
+	Hub *Hub
 	// QueueingReserve is the time kept at the end of an invocation for queueing the
 	// verdicts; zero means defaultQueueingReserve.
 	QueueingReserve time.Duration
@@ -80,6 +83,8 @@ type Summary struct {
 	Sources map[string]int `json:"sources,omitempty"`
 	Sent    int            `json:"sent"`
 	Foreign []string       `json:"foreign,omitempty"`
+	// Units counts the units of work a hub queued.
+	Units int `json:"units,omitempty"`
 }
 
 // defaultQueueingReserve covers queueing 10,000 verdicts in batches of 10.
@@ -88,6 +93,8 @@ const defaultQueueingReserve = 90 * time.Second
 // Handle judges the instances the event names. A malformed or unknown event is an error
 // naming it, and nothing is judged; so is a failure to queue a verdict, so that Lambda
 // retries the event (duplicates are harmless: remediate is idempotent and re-checks).
+// A hub (Hub set) judges nothing here: it queues the event's work, and a sweep's, as
+// units of work for each account-region (HandleUnits).
 func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMessage) (Summary, error) {
 	req, err := trigger.Parse(event, trigger.Config{AccountID: accountID, Region: h.Region, RuleSubstring: h.RuleMatch})
 	if err != nil {
@@ -95,6 +102,9 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		return Summary{}, err
 	}
 	sum := Summary{Source: req.Source, Ignored: req.Ignored, Verdicts: map[string]int{}}
+	if h.Hub != nil {
+		return h.dispatch(ctx, accountID, req, sum)
+	}
 	for _, ref := range req.Foreign {
 		sum.Foreign = append(sum.Foreign, ref.Name())
 	}
@@ -112,33 +122,68 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 		h.Log.InfoContext(ctx, "event asks for nothing", "source", req.Source, "why", req.Ignored)
 		return sum, nil
 	}
-	var ids []string
+	w := work{trigger: req.Source, sweep: len(req.Sweep) > 0, sources: req.Sources}
 	for _, ref := range req.Refs {
-		ids = append(ids, ref.InstanceID)
+		w.ids = append(w.ids, ref.InstanceID)
 	}
+	_, err = h.judge(ctx, h.home(accountID), w, &sum)
+	return sum, err
+}
+
+// accountRegion is where a piece of work is judged: the function's own account-region,
+// or a member's, reached through a session of its read role.
+type accountRegion struct {
+	account, region string
+	clients         guard.Clients
+	// sources is nil where the sources of instances are not judged.
+	sources *Sources
+}
+
+func (h *Handler) home(accountID string) accountRegion {
+	return accountRegion{account: accountID, region: h.Region, clients: h.Clients, sources: h.Sources}
+}
+
+// work is what to judge in one account-region.
+type work struct {
+	trigger string
+	// sweep asks for every instance and source; otherwise ids and sources name them.
+	sweep   bool
+	ids     []string
+	sources []trigger.SourceRef
+	// sweepID is the sweep's, for a unit of one; a sweep without one gets a new one.
+	sweepID string
+	// continues is set for a unit of work: an instance whose evidence could not be read
+	// in time is left over (judge returns it) instead of deferred.
+	continues bool
+}
+
+// judge judges the work in ar and queues the verdicts. It returns the instances it left
+// over for lack of time, when the work continues.
+func (h *Handler) judge(ctx context.Context, ar accountRegion, w work, sum *Summary) (left []string, err error) {
+	ids := w.ids
 	// Which sources to judge: all of them on a sweep, the named ones for an event about
 	// sources (with the instances they launched).
 	var scope sourceScope
 	var inv *sources.Inventory
 	switch {
-	case h.Sources == nil:
-		if len(req.Sources) > 0 && len(ids) == 0 && len(req.Sweep) == 0 {
-			h.Log.WarnContext(ctx, "the event names sources, which this function is not set up to judge", "source", req.Source)
-			return sum, nil
+	case ar.sources == nil:
+		if len(w.sources) > 0 && len(ids) == 0 && !w.sweep {
+			h.Log.WarnContext(ctx, "the event names sources, which this function is not set up to judge", "source", w.trigger)
+			return nil, nil
 		}
-	case len(req.Sweep) > 0:
+	case w.sweep:
 		scope.all = true
-	case len(req.Sources) > 0:
+	case len(w.sources) > 0:
 		var members []string
-		members, scope, inv, err = h.sourceRequest(ctx, req.Sources)
+		members, scope, inv, err = h.sourceRequest(ctx, ar, w.sources)
 		if err != nil {
 			h.count("Errors", 1, map[string]string{"Stage": "sources"})
-			return sum, err
+			return nil, err
 		}
 		if !scope.all && len(scope.named) == 0 {
-			h.Log.InfoContext(ctx, "the sources the event names are not in the inventory (deleted since)", "source", req.Source)
+			h.Log.InfoContext(ctx, "the sources the event names are not in the inventory (deleted since)", "source", w.trigger)
 			if len(ids) == 0 {
-				return sum, nil
+				return nil, nil
 			}
 		}
 		ids = append(ids, members...)
@@ -146,69 +191,87 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 			ids = nil // every instance of the region
 		} else if len(ids) == 0 {
 			// Sources without instances: judged from none (they wait).
-			return h.queueSources(ctx, accountID, req, sum, inv, scope, nil, "")
+			return nil, h.queueSources(ctx, ar, w, sum, inv, scope)
 		}
 	}
-	if len(ids) == 0 && len(req.Sweep) == 0 && !scope.all {
-		return sum, nil
+	if len(ids) == 0 && !w.sweep && !scope.all {
+		return nil, nil
 	}
 	now := h.Now().UTC()
-	rolledBack, err := h.rollbacks(ctx, accountID)
+	rolledBack, err := h.rollbacks(ctx, ar)
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "ledger"})
-		return sum, err
+		return nil, err
 	}
-	assessments, err := guard.AssessKnowing(h.judgingTime(ctx), h.Clients, h.Region, ids, h.Settings, now, nil, rolledBack)
+	judging := h.judgingTime(ctx, w.continues)
+	assessments, err := guard.AssessKnowing(judging, ar.clients, ar.region, ids, h.Settings, now, nil, rolledBack)
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "evidence"})
-		return sum, fmt.Errorf("judging the instances of %s: %w", req.Source, err)
+		return nil, fmt.Errorf("judging the instances of %s in %s/%s: %w", w.trigger, ar.account, ar.region, err)
 	}
-	sum.Instances = len(assessments)
-	h.holdLaterWaves(ctx, req.Source, assessments)
-	closeOut, err := h.ticketsToClose(ctx, accountID, assessments)
+	if w.continues {
+		// The instances whose evidence ran out of time are the continuation's. Their
+		// defers stay in the assessments the sources are judged from, which wait for them.
+		for _, a := range assessments {
+			if guard.OutOfTime(a) {
+				left = append(left, a.Evidence.InstanceID)
+			}
+		}
+	}
+	sum.Instances += len(assessments) - len(left)
+	h.holdLaterWaves(ctx, w.trigger, assessments)
+	closeOut, err := h.ticketsToClose(ctx, ar, assessments)
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "tickets"})
-		return sum, err
+		return nil, err
 	}
 	// A sweep's verdicts carry its id: remediate's per-sweep enforcement budget counts
 	// against it.
-	var sweepID string
-	if len(req.Sweep) > 0 {
+	sweepID := w.sweepID
+	if w.sweep && sweepID == "" {
 		if sweepID, err = message.NewDecisionID(now); err != nil {
-			return sum, err
+			return nil, err
 		}
 	}
+	if sum.Verdicts == nil {
+		sum.Verdicts = map[string]int{}
+	}
+	verdicts := map[string]int{}
 	var messages []verdictqueue.Outgoing
 	for _, a := range assessments {
-		sum.Verdicts[string(a.Verdict.Action)]++
-		h.logVerdict(ctx, req.Source, a)
+		if w.continues && guard.OutOfTime(a) {
+			continue
+		}
+		verdicts[string(a.Verdict.Action)]++
+		h.logVerdict(ctx, w.trigger, a)
 		if a.Verdict.Action == policy.ActionSkip && !closeOut[a.Evidence.InstanceID] {
 			continue
 		}
 		if a.AccountID == "" {
 			// Not found, or describing failed for every instance asked about: the
-			// instances are the function's own account's.
-			a.AccountID = accountID
+			// instances are the account-region's own.
+			a.AccountID = ar.account
 		}
 		m, err := verdictqueue.NewOutgoing(a.Evidence, a.Verdict, a.AccountID, a.Region, sweepID, now)
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 		messages = append(messages, m)
 	}
-	for action, n := range sum.Verdicts {
+	for action, n := range verdicts {
+		sum.Verdicts[action] += n
 		h.count("Verdicts", n, map[string]string{"Action": action})
 	}
 	// A source that cannot be judged must not hold back the instances' verdicts: they
 	// are queued, and the invocation then fails on the sources, to be retried.
 	var sourcesErr error
 	if scope.all || len(scope.named) > 0 {
-		srcMessages, counts, err := h.judgeSources(ctx, accountID, inv, scope, assessments, sweepID, now)
+		srcMessages, counts, err := h.judgeSources(ctx, ar, inv, scope, assessments, sweepID, now)
 		if err != nil {
 			h.count("Errors", 1, map[string]string{"Stage": "sources"})
 			sourcesErr = err
 		}
-		sum.Sources = counts
+		addCounts(&sum.Sources, counts)
 		for action, n := range counts {
 			h.count("SourceVerdicts", n, map[string]string{"Action": action})
 		}
@@ -216,31 +279,43 @@ func (h *Handler) Handle(ctx context.Context, accountID string, event json.RawMe
 	}
 	q := verdictqueue.Sender{Queue: h.Queue, QueueURL: h.QueueURL, Decisions: h.Decisions}
 	sent, err := q.RecordAndSend(ctx, messages)
-	sum.Sent = sent
+	sum.Sent += sent
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "queue"})
-		return sum, errors.Join(err, sourcesErr)
+		return nil, errors.Join(err, sourcesErr)
 	}
-	return sum, sourcesErr
+	return left, sourcesErr
 }
 
-// queueSources judges and queues the named sources alone, from the given assessments.
-func (h *Handler) queueSources(ctx context.Context, accountID string, req trigger.Request, sum Summary, inv *sources.Inventory,
-	scope sourceScope, assessments []guard.Assessment, sweepID string) (Summary, error) {
-	messages, counts, err := h.judgeSources(ctx, accountID, inv, scope, assessments, sweepID, h.Now().UTC())
+// addCounts adds counts to *into, making it when it is nil.
+func addCounts(into *map[string]int, counts map[string]int) {
+	if len(counts) == 0 {
+		return
+	}
+	if *into == nil {
+		*into = map[string]int{}
+	}
+	for k, n := range counts {
+		(*into)[k] += n
+	}
+}
+
+// queueSources judges and queues the named sources alone, without instances.
+func (h *Handler) queueSources(ctx context.Context, ar accountRegion, w work, sum *Summary, inv *sources.Inventory, scope sourceScope) error {
+	messages, counts, err := h.judgeSources(ctx, ar, inv, scope, nil, w.sweepID, h.Now().UTC())
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "sources"})
-		return sum, err
+		return err
 	}
-	sum.Sources = counts
+	addCounts(&sum.Sources, counts)
 	q := verdictqueue.Sender{Queue: h.Queue, QueueURL: h.QueueURL, Decisions: h.Decisions}
 	sent, err := q.RecordAndSend(ctx, messages)
-	sum.Sent = sent
+	sum.Sent += sent
 	if err != nil {
 		h.count("Errors", 1, map[string]string{"Stage": "queue"})
-		return sum, fmt.Errorf("queueing the verdicts of %s: %w", req.Source, err)
+		return fmt.Errorf("queueing the verdicts of %s: %w", w.trigger, err)
 	}
-	return sum, nil
+	return nil
 }
 
 // holdLaterWaves defers the remediations of later waves than the earliest one with a
@@ -266,7 +341,7 @@ func (h *Handler) holdLaterWaves(ctx context.Context, source string, assessments
 // lookups still waiting when judging time is up fail at once, and their instances are
 // deferred (cloudtrail-unavailable) to a later sweep, rather than the whole invocation
 // being killed with nothing queued.
-func (h *Handler) judgingTime(ctx context.Context) context.Context {
+func (h *Handler) judgingTime(ctx context.Context, continues bool) context.Context {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		return ctx
@@ -275,6 +350,12 @@ func (h *Handler) judgingTime(ctx context.Context) context.Context {
 	if reserve <= 0 {
 		reserve = defaultQueueingReserve
 	}
+	if continues {
+		reserve = h.Hub.Reserve
+		if reserve <= 0 {
+			reserve = defaultUnitReserve
+		}
+	}
 	judging, cancel := context.WithDeadline(ctx, deadline.Add(-reserve))
 	context.AfterFunc(ctx, cancel)
 	return judging
@@ -282,11 +363,11 @@ func (h *Handler) judgingTime(ctx context.Context) context.Context {
 
 // rollbacks reads the account-region's rollbacks, which rule 5b holds instances back
 // for; none without a ledger.
-func (h *Handler) rollbacks(ctx context.Context, accountID string) (map[string]policy.Rollback, error) {
+func (h *Handler) rollbacks(ctx context.Context, ar accountRegion) (map[string]policy.Rollback, error) {
 	if h.Rollbacks == nil {
 		return nil, nil
 	}
-	rbs, err := h.Rollbacks.Rollbacks(ctx, accountID, h.Region)
+	rbs, err := h.Rollbacks.Rollbacks(ctx, ar.account, ar.region)
 	if err != nil {
 		return nil, fmt.Errorf("reading the rollbacks: %w", err)
 	}
@@ -295,7 +376,7 @@ func (h *Handler) rollbacks(ctx context.Context, accountID string) (map[string]p
 
 // ticketsToClose names the skipped instances (compliant or gone) whose ticket is still
 // open: their skip verdicts go to remediate, which closes the tickets.
-func (h *Handler) ticketsToClose(ctx context.Context, accountID string, assessments []guard.Assessment) (map[string]bool, error) {
+func (h *Handler) ticketsToClose(ctx context.Context, ar accountRegion, assessments []guard.Assessment) (map[string]bool, error) {
 	closable := map[string]bool{}
 	for _, a := range assessments {
 		if code := a.Verdict.Primary(); a.Verdict.Action == policy.ActionSkip &&
@@ -307,7 +388,7 @@ func (h *Handler) ticketsToClose(ctx context.Context, accountID string, assessme
 	if h.Tickets == nil || len(closable) == 0 {
 		return out, nil
 	}
-	open, err := h.Tickets.OpenTickets(ctx, accountID, h.Region)
+	open, err := h.Tickets.OpenTickets(ctx, ar.account, ar.region)
 	if err != nil {
 		return nil, fmt.Errorf("listing open tickets: %w", err)
 	}

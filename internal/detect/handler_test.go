@@ -229,7 +229,7 @@ func TestHandle(t *testing.T) {
 			sent:    map[string]policy.Action{webID: policy.ActionRemediate, legacyID: policy.ActionTicket},
 		},
 		{
-			name: "an entry SQS refuses as the sender's fault is not retried", event: direct(webID), wantErr: "refused a verdict",
+			name: "an entry SQS refuses as the sender's fault is not retried", event: direct(webID), wantErr: "refused a message",
 			arrange: func(w *world) { w.queue.failEntries, w.queue.senderFault = 1, true },
 		},
 		{

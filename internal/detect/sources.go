@@ -35,13 +35,13 @@ type sourceScope struct {
 // judgeSources judges the sources in scope from the assessments of their instances and
 // returns the messages of the fixes and tickets. inv is the source inventory already
 // read, or nil.
-func (h *Handler) judgeSources(ctx context.Context, accountID string, inv *sources.Inventory, scope sourceScope,
+func (h *Handler) judgeSources(ctx context.Context, ar accountRegion, inv *sources.Inventory, scope sourceScope,
 	assessments []guard.Assessment, sweepID string, now time.Time) ([]verdictqueue.Outgoing, map[string]int, error) {
 	for _, a := range assessments {
 		// A source is judged by every instance it launched: with one of them not even
 		// described, it could be judged clean on the others.
 		if err := a.Evidence.InventoryErr; err != nil {
-			return nil, nil, fmt.Errorf("the sources of %s/%s are not judged: describing %s failed: %w", accountID, h.Region, a.Evidence.InstanceID, err)
+			return nil, nil, fmt.Errorf("the sources of %s/%s are not judged: describing %s failed: %w", ar.account, ar.region, a.Evidence.InstanceID, err)
 		}
 	}
 	if inv == nil {
@@ -51,17 +51,17 @@ func (h *Handler) judgeSources(ctx context.Context, accountID string, inv *sourc
 				images = append(images, inst.ImageID)
 			}
 		}
-		read, err := sources.Read(ctx, h.Sources.EC2, h.Sources.AutoScaling, images)
+		read, err := sources.Read(ctx, ar.sources.EC2, ar.sources.AutoScaling, images)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading the sources of %s/%s: %w", accountID, h.Region, err)
+			return nil, nil, fmt.Errorf("reading the sources of %s/%s: %w", ar.account, ar.region, err)
 		}
 		inv = &read
 	}
-	watches, err := sources.ReadWatches(ctx, h.Sources.Enforcements, accountID, h.Region)
+	watches, err := sources.ReadWatches(ctx, ar.sources.Enforcements, ar.account, ar.region)
 	if err != nil {
 		return nil, nil, err
 	}
-	judged := sources.Judge(*inv, accountID, h.Region, assessments, watches, h.Settings, now)
+	judged := sources.Judge(*inv, ar.account, ar.region, assessments, watches, h.Settings, now)
 	wavesOf := map[string]int{}
 	for _, a := range assessments {
 		if inst := a.Evidence.Instance; inst != nil {
@@ -76,7 +76,7 @@ func (h *Handler) judgeSources(ctx context.Context, accountID string, inv *sourc
 			continue
 		}
 		counts[string(a.Verdict.Action)]++
-		h.Log.InfoContext(ctx, "source verdict", "account_id", accountID, "region", h.Region, "kind", a.Source.Kind, "source_id", a.Source.ID,
+		h.Log.InfoContext(ctx, "source verdict", "account_id", ar.account, "region", ar.region, "kind", a.Source.Kind, "source_id", a.Source.ID,
 			"name", a.Source.Name, "action", a.Verdict.Action, "reasons", a.Verdict.Reasons, "instances", len(a.Instances))
 		if a.Verdict.Action != policy.SourceFix && a.Verdict.Action != policy.SourceTicket {
 			continue
@@ -98,7 +98,7 @@ func (h *Handler) judgeSources(ctx context.Context, accountID string, inv *sourc
 		if a.Source.Kind == policy.SourceAccountDefaults {
 			instances = nil // every instance of the region: the verdict says how many
 		}
-		m, err := message.NewSource(accountID, h.Region, a.Source, instances, a.Verdict, seen, wave, now)
+		m, err := message.NewSource(ar.account, ar.region, a.Source, instances, a.Verdict, seen, wave, now)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -115,16 +115,16 @@ func (h *Handler) judgeSources(ctx context.Context, accountID string, inv *sourc
 // sourceRequest works out which instances a request that names sources must judge: the
 // instances those sources launched (by their tags and their groups). A change to the
 // account defaults concerns every instance: all is set and ids is nil.
-func (h *Handler) sourceRequest(ctx context.Context, refs []trigger.SourceRef) (ids []string, scope sourceScope, inv *sources.Inventory, err error) {
+func (h *Handler) sourceRequest(ctx context.Context, ar accountRegion, refs []trigger.SourceRef) (ids []string, scope sourceScope, inv *sources.Inventory, err error) {
 	scope.named = map[string]bool{}
 	for _, r := range refs {
 		if r.Kind == trigger.SourceRefAccountDefaults {
 			return nil, sourceScope{all: true}, nil, nil
 		}
 	}
-	read, err := sources.Read(ctx, h.Sources.EC2, h.Sources.AutoScaling, nil)
+	read, err := sources.Read(ctx, ar.sources.EC2, ar.sources.AutoScaling, nil)
 	if err != nil {
-		return nil, scope, nil, fmt.Errorf("reading the sources of %s: %w", h.Region, err)
+		return nil, scope, nil, fmt.Errorf("reading the sources of %s: %w", ar.region, err)
 	}
 	byName := map[string]string{}
 	for _, lt := range read.Templates {
@@ -175,9 +175,9 @@ func (h *Handler) sourceRequest(ctx context.Context, refs []trigger.SourceRef) (
 			ids = append(ids, g.Instances...)
 		}
 	}
-	instances, _, err := evidence.Inventory(ctx, h.Clients.EC2, h.Region, nil)
+	instances, _, err := evidence.Inventory(ctx, ar.clients.EC2, ar.region, nil)
 	if err != nil {
-		return nil, scope, nil, fmt.Errorf("listing the instances of %s: %w", h.Region, err)
+		return nil, scope, nil, fmt.Errorf("listing the instances of %s: %w", ar.region, err)
 	}
 	for _, inst := range instances {
 		if templates[inst.Tags[sources.TagLaunchTemplateID]] || groups[inst.Tags[sources.TagGroupName]] {

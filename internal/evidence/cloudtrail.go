@@ -52,12 +52,17 @@ func CredentialDeliveries(ctx context.Context, api CloudTrailAPI, limiter *rate.
 		MaxResults: aws.Int32(50),
 	}
 	fail := func(err error) (*policy.CloudTrailUsage, error) {
-		return nil, fmt.Errorf("%s for %s: %w", opLookupEvents, inst.InstanceID, err)
+		return nil, fmt.Errorf("%s for %s: %w", opLookupEvents, inst.InstanceID, timeUp(ctx, err))
 	}
 	acc := newDeliveryTally(inst.Addresses)
 	chain := NewPageChain(opLookupEvents)
 	for {
 		if err := limiter.Wait(ctx); err != nil {
+			if _, deadline := ctx.Deadline(); limiter.Burst() > 0 && (deadline || ctx.Err() != nil) {
+				// Cancelled, past its deadline, or too close to it for the next call's turn;
+				// with a burst of 0 no call is ever allowed, which is no question of time.
+				err = fmt.Errorf("%w: %w", ErrOutOfTime, err)
+			}
 			return fail(err)
 		}
 		page, err := api.LookupEvents(ctx, in, func(o *cloudtrail.Options) {

@@ -366,11 +366,14 @@ func TestCredentialDeliveriesLimiter(t *testing.T) {
 		limiter   *rate.Limiter
 		wantCalls int
 		wantErr   bool
+		// wantOutOfTime: the error says the time ran out (evidence.ErrOutOfTime), which
+		// a unit of work continues rather than defers.
+		wantOutOfTime bool
 	}{
 		{name: "never grants", limiter: rate.NewLimiter(0, 0), wantCalls: 0, wantErr: true},
 		// No refill and a burst of 2: the third page's Wait cannot be granted before the
 		// test context's deadline, so it fails at once.
-		{name: "grants two calls only", limiter: rate.NewLimiter(0, 2), wantCalls: 2, wantErr: true},
+		{name: "grants two calls only", limiter: rate.NewLimiter(0, 2), wantCalls: 2, wantErr: true, wantOutOfTime: true},
 		{name: "grants three", limiter: rate.NewLimiter(0, 3), wantCalls: 3},
 	}
 	for _, tc := range tests {
@@ -391,6 +394,9 @@ func TestCredentialDeliveriesLimiter(t *testing.T) {
 			if tc.wantErr {
 				if err == nil || !strings.Contains(err.Error(), lookupEventsOp) || !strings.Contains(err.Error(), trailInstance.InstanceID) || got != nil {
 					t.Errorf("usage %s, err %v; want an error naming %s and the instance", usageText(got), err, lookupEventsOp)
+				}
+				if errors.Is(err, evidence.ErrOutOfTime) != tc.wantOutOfTime {
+					t.Errorf("err %v: out of time %v, want %v", err, errors.Is(err, evidence.ErrOutOfTime), tc.wantOutOfTime)
 				}
 			} else if err != nil || got.V2Deliveries != 120 {
 				t.Errorf("usage %s, err %v; want 120 IMDSv2 deliveries", usageText(got), err)

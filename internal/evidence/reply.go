@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/smithy-go/middleware"
@@ -76,4 +77,19 @@ func (c *PageChain) Next(token *string) (*string, error) {
 	}
 	c.seen[*token] = true
 	return token, nil
+}
+
+// ErrOutOfTime marks evidence that was not read because the time given to read it ran
+// out (the context's deadline, or a LookupEvents that could not start before it), not
+// because AWS failed to answer. The guard defers such an instance as it defers any
+// missing evidence; a unit of work hands it to its continuation instead.
+var ErrOutOfTime = errors.New("out of time for this evidence")
+
+// timeUp marks err with ErrOutOfTime when ctx is done: the call failed because its time
+// was up. Any other error is returned as it is.
+func timeUp(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrOutOfTime) {
+		return fmt.Errorf("%w: %w", ErrOutOfTime, err)
+	}
+	return err
 }

@@ -5,6 +5,7 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -301,4 +302,17 @@ func fillAccount(out []Assessment) {
 			out[i].AccountID = account
 		}
 	}
+}
+
+// OutOfTime reports whether an assessment lacks evidence only because the time to read
+// it ran out (evidence.ErrOutOfTime): its verdict is a defer, and a unit of work that
+// hands the instance to its continuation judges it there in full instead.
+func OutOfTime(a Assessment) bool {
+	ev := a.Evidence
+	for _, err := range []error{ev.InventoryErr, ev.MetricsErr, ev.BootErr, ev.CloudTrailErr} {
+		if errors.Is(err, evidence.ErrOutOfTime) {
+			return true
+		}
+	}
+	return false
 }

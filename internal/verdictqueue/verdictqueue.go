@@ -108,23 +108,44 @@ func (s *Sender) RecordAndSend(ctx context.Context, messages []Outgoing) (int, e
 	return sent, nil
 }
 
-// send queues the messages in batches, retrying the entries SQS reports as failed.
+// send queues the messages in batches.
 func (s *Sender) send(ctx context.Context, messages []Outgoing) (int, error) {
+	entries := make([]Entry, len(messages))
+	for i, m := range messages {
+		entries[i] = Entry{Body: m.body}
+	}
+	return Send(ctx, s.Queue, s.QueueURL, entries)
+}
+
+// Entry is one message to queue. GroupID and DeduplicationID are a FIFO queue's
+// (empty for a standard queue).
+type Entry struct {
+	Body, GroupID, DeduplicationID string
+}
+
+// Send queues the entries in batches, retrying those SQS reports as failed, and
+// returns how many were queued. It is the one sender of every queue: the verdicts, and
+// the hub's units of work.
+func Send(ctx context.Context, api QueueAPI, queueURL string, entries []Entry) (int, error) {
 	sent := 0
-	for batch := range slices.Chunk(messages, maxBatch) {
+	for batch := range slices.Chunk(entries, maxBatch) {
 		pending := make(map[string]sqstypes.SendMessageBatchRequestEntry, len(batch))
 		for i, m := range batch {
 			id := strconv.Itoa(i)
-			pending[id] = sqstypes.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(m.body)}
+			e := sqstypes.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(m.Body)}
+			if m.GroupID != "" {
+				e.MessageGroupId, e.MessageDeduplicationId = aws.String(m.GroupID), aws.String(m.DeduplicationID)
+			}
+			pending[id] = e
 		}
 		for attempt := 1; len(pending) > 0; attempt++ {
 			entries := make([]sqstypes.SendMessageBatchRequestEntry, 0, len(pending))
 			for _, e := range pending {
 				entries = append(entries, e)
 			}
-			out, err := s.Queue.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(s.QueueURL), Entries: entries})
+			out, err := api.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: entries})
 			if err != nil {
-				return sent, fmt.Errorf("sqs:SendMessageBatch to %s: %w", s.QueueURL, err)
+				return sent, fmt.Errorf("sqs:SendMessageBatch to %s: %w", queueURL, err)
 			}
 			for _, ok := range out.Successful {
 				if _, known := pending[aws.ToString(ok.Id)]; known {
@@ -140,11 +161,11 @@ func (s *Sender) send(ctx context.Context, messages []Outgoing) (int, error) {
 				failures = append(failures, fmt.Errorf("entry %s: %s: %s", aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message)))
 				if f.SenderFault {
 					// The message itself is wrong: retrying cannot help.
-					return sent, fmt.Errorf("sqs:SendMessageBatch to %s refused a verdict: %w", s.QueueURL, errors.Join(failures...))
+					return sent, fmt.Errorf("sqs:SendMessageBatch to %s refused a message: %w", queueURL, errors.Join(failures...))
 				}
 			}
 			if attempt == sendAttempts {
-				return sent, fmt.Errorf("sqs:SendMessageBatch to %s failed %d times: %w", s.QueueURL, attempt, errors.Join(failures...))
+				return sent, fmt.Errorf("sqs:SendMessageBatch to %s failed %d times: %w", queueURL, attempt, errors.Join(failures...))
 			}
 		}
 	}
