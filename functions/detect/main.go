@@ -4,12 +4,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/imdsguard/imdsguard/internal/awsapi"
@@ -19,6 +21,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/ledger/openticket"
 	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
+	"github.com/imdsguard/imdsguard/internal/organization"
 	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
@@ -40,6 +43,13 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	hub, isHub, err := lambdaenv.LoadHub(os.LookupEnv)
+	if err != nil {
+		fail(err)
+	}
+	if isHub && hub.UnitsQueueURL == "" {
+		fail(fmt.Errorf("the hub's detect needs %s, the FIFO queue of units of work", lambdaenv.EnvUnitsQueueURL))
+	}
 	// The AWS configuration is loaded, and the clients built, by the first invocation:
 	// before lambda.Start there is only the parsing of the settings above.
 	handler := lambdaenv.NewLazy(log, func(ctx context.Context) (*detect.Handler, error) {
@@ -51,34 +61,64 @@ func main() {
 		// detect records every decision in the ledger before queueing it, and reads the
 		// list of open tickets there, to ask remediate to close those of compliant instances.
 		db := wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig)
+		queue := wiring.Client(clients, sqs.ServiceID, sqs.NewFromConfig)
+		sourcesOf := func(c *wiring.Clients) *detect.Sources {
+			return &detect.Sources{EC2: c.EC2(), AutoScaling: wiring.Client(c, autoscaling.ServiceID, autoscaling.NewFromConfig),
+				Enforcements: &rollbacks.Index{API: db, Table: table}}
+		}
+		var hubOf *detect.Hub
+		if isHub {
+			account, err := lambdaenv.AccountID(ctx)
+			if err != nil {
+				return nil, err
+			}
+			// The members are reached through their read role; the hub's own account
+			// with its own credentials.
+			sessions := wiring.NewSessions(cfg, wiring.SessionsOptions{Home: account, RoleName: hub.ReadRole, SessionName: "imdsguard-detect"})
+			hubOf = &detect.Hub{
+				Organization: hub.Organization,
+				Accounts:     organization.Lister{API: wiring.Client(clients, organizations.ServiceID, organizations.NewFromConfig), Units: hub.Organization.Units},
+				Units:        queue, UnitsURL: hub.UnitsQueueURL,
+				Members: detect.MembersFunc(func(account, region string) detect.Member {
+					c := sessions.Clients(account, region)
+					return detect.Member{Clients: c.Guard(), Sources: sourcesOf(c)}
+				}),
+			}
+		}
 		return &detect.Handler{
 			Settings:  settings.Guard,
 			RuleMatch: settings.ConfigRuleMatch,
 			Region:    clients.Region(),
 			Clients:   clients.Guard(),
-			Queue:     wiring.Client(clients, sqs.ServiceID, sqs.NewFromConfig),
+			Queue:     queue,
 			QueueURL:  queueURL,
 			Decisions: &decisionlog.Log{API: db, Table: table},
 			Tickets:   &openticket.Index{API: db, Table: table},
 			Rollbacks: &rollbacks.Index{API: db, Table: table},
 			// Sweeps and events about sources judge the launch templates, groups and
 			// account defaults too (DESIGN.md section 10).
-			Sources: &detect.Sources{EC2: clients.EC2(), AutoScaling: wiring.Client(clients, autoscaling.ServiceID, autoscaling.NewFromConfig),
-				Enforcements: &rollbacks.Index{API: db, Table: table}},
+			Sources: sourcesOf(clients),
+			Hub:     hubOf,
 			Waves:   settings.Waves,
 			Now:     time.Now,
 			Log:     log,
 			Metrics: &emf.Emitter{W: os.Stdout, Now: time.Now},
 		}, nil
 	})
-	lambda.Start(func(ctx context.Context, event json.RawMessage) (detect.Summary, error) {
+	lambda.Start(func(ctx context.Context, event json.RawMessage) (any, error) {
 		account, err := lambdaenv.AccountID(ctx)
 		if err != nil {
-			return detect.Summary{}, err
+			return nil, err
 		}
 		h, err := handler.Get(ctx)
 		if err != nil {
-			return detect.Summary{}, err
+			return nil, err
+		}
+		if batch, ok := detect.AsUnits(event); ok {
+			// The units queue's event source mapping reads only the batch item failures.
+			sum, resp, err := h.HandleUnits(ctx, batch)
+			log.InfoContext(ctx, "units of work judged", "summary", sum, "failed", len(resp.BatchItemFailures))
+			return resp, err
 		}
 		return h.Handle(ctx, account, event)
 	})

@@ -59,6 +59,10 @@ func main() {
 	if err != nil {
 		fail("invalid settings", err)
 	}
+	hub, isHub, err := lambdaenv.LoadHub(os.LookupEnv)
+	if err != nil {
+		fail("invalid settings", err)
+	}
 	// The AWS configuration is loaded, and the clients built, by the first invocation:
 	// before lambda.Start there is only the parsing of the settings above.
 	handler := lambdaenv.NewLazy(log, func(ctx context.Context) (*remediate.Handler, error) {
@@ -68,13 +72,32 @@ func main() {
 		}
 		clients := wiring.New(cfg, wiring.Options{})
 		book := &ledger.Ledger{API: wiring.Client(clients, dynamodb.ServiceID, dynamodb.NewFromConfig), Table: table}
+		enforcerOf := func(c *wiring.Clients) *enforce.Enforcer {
+			return &enforce.Enforcer{EC2: c.EC2(), MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second}
+		}
+		var org *policy.Organization
+		var members remediate.Members
+		if isHub {
+			account, err := lambdaenv.AccountID(ctx)
+			if err != nil {
+				return nil, err
+			}
+			// The members are acted on through their enforce role; the ledger, the
+			// tickets and the pause switch stay the hub's.
+			sessions := wiring.NewSessions(cfg, wiring.SessionsOptions{Home: account, RoleName: hub.EnforceRole, SessionName: "imdsguard-remediate"})
+			org = &hub.Organization
+			members = remediate.MembersFunc(func(account, region string) remediate.Member {
+				c := sessions.Clients(account, region)
+				return remediate.Member{Clients: c.Guard(), Enforcer: enforcerOf(c), Sources: &sourcefix.Fixer{EC2: c.EC2()}}
+			})
+		}
 		return &remediate.Handler{
 			Settings: settings.Guard,
 			Limits:   policy.RecheckLimits{MaxAge: settings.MaxVerdictAge, MaxClockSkew: maxClockSkew},
 			ClaimTTL: claimTTL,
 			Region:   clients.Region(),
 			Clients:  clients.Guard(),
-			Enforcer: &enforce.Enforcer{EC2: clients.EC2(), MaxWait: time.Minute, FirstDelay: time.Second, MaxDelay: 8 * time.Second},
+			Enforcer: enforcerOf(clients),
 			Ledger:   book,
 			// Launch templates and the account defaults, fixed on detect's verdicts.
 			Sources:      &sourcefix.Fixer{EC2: clients.EC2()},
@@ -82,6 +105,8 @@ func main() {
 			Tickets:      tickets(clients),
 			Rollout:      settings.Rollout,
 			Pause:        &pause.Switch{API: wiring.Client(clients, ssm.ServiceID, ssm.NewFromConfig), Name: settings.PauseParameter},
+			Organization: org,
+			Members:      members,
 			Now:          time.Now,
 			Log:          log,
 			Metrics:      &emf.Emitter{W: os.Stdout, Now: time.Now},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -74,19 +73,10 @@ func (o accountOptions) check(cmd interface{ Changed(string) bool }, regions []s
 		return usagef("--role-name is the role to assume in other accounts: give --accounts or --org")
 	case o.allRegions && len(regions) > 0:
 		return usagef("--all-regions plans every region enabled in each account; --region names some: give one of them")
-	case !validRoleName(o.roleName):
+	case !policy.ValidRoleName(o.roleName):
 		return usagef("--role-name %q is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)", o.roleName)
 	}
 	return nil
-}
-
-func validRoleName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	return !strings.ContainsFunc(name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@_-", r))
-	})
 }
 
 // planTargets lists the account-regions to plan and builds their clients. Without

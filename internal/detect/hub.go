@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -359,4 +360,25 @@ func (h *Handler) judgeUnits(ctx context.Context, g *unitGroup) (UnitsSummary, e
 	h.Log.InfoContext(ctx, "unit continues: instances left for lack of time", "account_id", g.account, "region", g.region,
 		"left", len(left), "continuations", len(next), "part", next[0].Part)
 	return sum, nil
+}
+
+// MembersFunc makes a function a Members.
+type MembersFunc func(account, region string) Member
+
+// Member calls f.
+func (f MembersFunc) Member(account, region string) Member { return f(account, region) }
+
+// AsUnits returns the SQS batch an invocation brings, when it is one: the hub's units of
+// work. Anything else (EventBridge events, sweeps, direct invocations) is not.
+func AsUnits(event json.RawMessage) (events.SQSEvent, bool) {
+	var batch events.SQSEvent
+	if json.Unmarshal(event, &batch) != nil || len(batch.Records) == 0 {
+		return events.SQSEvent{}, false
+	}
+	for _, r := range batch.Records {
+		if r.EventSource != "aws:sqs" {
+			return events.SQSEvent{}, false
+		}
+	}
+	return batch, true
 }

@@ -1,6 +1,9 @@
 package policy
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 // The shapes of the identifiers imdsguard reads from the outside: EC2's instance ids (i-
 // and 8 or 17 hex digits), 12-digit account ids and region names. They are checked here
@@ -30,4 +33,15 @@ func (r Ref) Name() string { return r.AccountID + "/" + r.Region + "/" + r.Insta
 // Valid reports whether every part has its shape.
 func (r Ref) Valid() bool {
 	return ValidAccountID(r.AccountID) && ValidRegion(r.Region) && ValidInstanceID(r.InstanceID)
+}
+
+// ValidRoleName reports whether s is an IAM role name: 1 to 64 of letters, digits and
+// +=,.@_-.
+func ValidRoleName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@_-", r))
+	})
 }

@@ -72,9 +72,49 @@ type Handler struct {
 	// Handler without them refuses to fix one (the message fails, and is retried).
 	Sources      SourceFixer
 	SourceLedger SourceLedger
+	// Organization and Members, when set, make this the organization's remediate
+	// (DESIGN.md section 11): a verdict about a member account-region the organization
+	// admits is acted on there, through the member's enforce role. Every other account
+	// and region than the function's own is foreign, and refused.
+	Organization *policy.Organization
+	Members      Members
 	Now          func() time.Time
 	Log          *slog.Logger
 	Metrics      *emf.Emitter
+}
+
+// Members gives the clients of a member account-region.
+type Members interface {
+	Member(account, region string) Member
+}
+
+// Member is what remediate acts with in one member account-region.
+type Member struct {
+	Clients  guard.Clients
+	Enforcer Enforcer
+	Sources  SourceFixer
+}
+
+// MembersFunc makes a function a Members.
+type MembersFunc func(account, region string) Member
+
+// Member calls f.
+func (f MembersFunc) Member(account, region string) Member { return f(account, region) }
+
+// in returns the handler that acts in account's region, and whether that is foreign:
+// neither the function's own account-region (home's) nor a member the organization
+// admits. A member's handler is this one with the member's clients.
+func (h *Handler) in(home, account, region string) (*Handler, bool) {
+	if account == home && region == h.Region {
+		return h, false
+	}
+	if h.Members == nil || h.Organization == nil || h.Organization.Admits(account, region) != "" {
+		return h, true
+	}
+	m := h.Members.Member(account, region)
+	member := *h
+	member.Region, member.Clients, member.Enforcer, member.Sources = region, m.Clients, m.Enforcer, m.Sources
+	return &member, false
 }
 
 // RefusedError is a message remediate will not act on: forged, altered, foreign or
@@ -121,8 +161,9 @@ func (h *Handler) process(ctx context.Context, accountID string, rec events.SQSM
 	}
 	now := h.Now().UTC()
 	ref := refOf(v)
+	h, foreign := h.in(accountID, v.AccountID, v.Region)
 	in := policy.RecheckInput{Queued: policy.QueuedVerdict{
-		Foreign: v.AccountID != accountID || v.Region != h.Region,
+		Foreign: foreign,
 		Action:  v.Action, Reasons: v.Reasons, CreatedAt: v.CreatedAt, Seen: v.Seen(),
 	}}
 	if last := v.Evidence.LastDatapoint; last != nil {

@@ -41,7 +41,8 @@ func (h *Handler) processSource(ctx context.Context, accountID string, rec event
 	}
 	now := h.Now().UTC()
 	ref := ledger.Ref{AccountID: v.AccountID, Region: v.Region, InstanceID: v.Subject()}
-	q := policy.QueuedSource{Foreign: v.AccountID != accountID || v.Region != h.Region, Kind: v.Kind, Action: v.Action,
+	h, foreign := h.in(accountID, v.AccountID, v.Region)
+	q := policy.QueuedSource{Foreign: foreign, Kind: v.Kind, Action: v.Action,
 		CreatedAt: v.CreatedAt, SeenVersion: v.SeenVersion}
 	claim, err := h.claim(ctx, v.DecisionID, ref, rec.Body, q.Foreign, now)
 	if err != nil || claim.done {

@@ -1,0 +1,53 @@
+package lambdaenv
+
+import (
+	"fmt"
+
+	"github.com/imdsguard/imdsguard/internal/policy"
+)
+
+// The hub's environment (DESIGN.md section 11), which template.yaml sets from the
+// Member* parameters when it deploys the members.
+const (
+	EnvUnitsQueueURL     = "IMDSGUARD_UNITS_QUEUE_URL"
+	EnvOrgRegions        = "IMDSGUARD_ORG_REGIONS"
+	EnvOrgUnits          = "IMDSGUARD_ORG_UNITS"
+	EnvOrgInclude        = "IMDSGUARD_ORG_INCLUDE_ACCOUNTS"
+	EnvOrgExclude        = "IMDSGUARD_ORG_EXCLUDE_ACCOUNTS"
+	EnvMemberReadRole    = "IMDSGUARD_MEMBER_READ_ROLE"
+	EnvMemberEnforceRole = "IMDSGUARD_MEMBER_ENFORCE_ROLE"
+)
+
+// HubEnv are the hub's environment variables, for the template's check.
+var HubEnv = []string{EnvUnitsQueueURL, EnvOrgRegions, EnvOrgUnits, EnvOrgInclude, EnvOrgExclude, EnvMemberReadRole, EnvMemberEnforceRole}
+
+// Hub is what a function of the organization's hub reads from its environment.
+type Hub struct {
+	Organization policy.Organization
+	// UnitsQueueURL is the FIFO queue of units of work (detect only).
+	UnitsQueueURL string
+	// ReadRole and EnforceRole are the member roles' names.
+	ReadRole, EnforceRole string
+}
+
+// LoadHub reads the hub's settings; ok is false for a stack that is no hub (the
+// organization's regions are not set), whose functions act in their own account and
+// region only.
+func LoadHub(lookup func(string) (string, bool)) (h Hub, ok bool, err error) {
+	regions := Optional(lookup, EnvOrgRegions, "")
+	if regions == "" {
+		return Hub{}, false, nil
+	}
+	org, err := policy.ParseOrganization(regions, Optional(lookup, EnvOrgUnits, ""), Optional(lookup, EnvOrgInclude, ""), Optional(lookup, EnvOrgExclude, ""))
+	if err != nil {
+		return Hub{}, false, fmt.Errorf("the hub's settings (%s and the rest): %w", EnvOrgRegions, err)
+	}
+	h = Hub{Organization: org, UnitsQueueURL: Optional(lookup, EnvUnitsQueueURL, ""),
+		ReadRole: Optional(lookup, EnvMemberReadRole, "imdsguard-read"), EnforceRole: Optional(lookup, EnvMemberEnforceRole, "imdsguard-enforce")}
+	for _, role := range []string{h.ReadRole, h.EnforceRole} {
+		if !policy.ValidRoleName(role) {
+			return Hub{}, false, fmt.Errorf("the hub's member role %q is not an IAM role name", role)
+		}
+	}
+	return h, true, nil
+}
