@@ -40,6 +40,11 @@ var linkedNotCalled = map[string]map[string]string{
 // grantedNotCalled are actions a function is granted although its code never calls them,
 // each with the reason. Anything else granted and not called is least-privilege drift.
 var grantedNotCalled = map[string]map[string]string{
+	"DetectFunction": {
+		"sqs:ReceiveMessage":     "the event source mapping DetectUnits reads the hub's units of work with the function's role",
+		"sqs:DeleteMessage":      "the event source mapping DetectUnits deletes the units of work it handed over",
+		"sqs:GetQueueAttributes": "the event source mapping DetectUnits reads the units queue's attributes",
+	},
 	"RemediateFunction": {
 		"kms:GenerateDataKey": "sns:Publish to the topic encrypted with the customer managed key NotificationsKey: SNS calls KMS with the publisher's permissions",
 		"kms:Decrypt":         "sns:Publish to the topic encrypted with the customer managed key NotificationsKey: SNS calls KMS with the publisher's permissions",
@@ -100,6 +105,7 @@ func TestScanFindsSDKOperations(t *testing.T) {
 		"ec2:ModifyInstanceMetadataOptions",
 		"sns:Publish",
 		"sqs:SendMessageBatch",
+		"sts:AssumeRole",
 		"sts:GetCallerIdentity",
 	}
 	if got := calls.Operations(); !slices.Equal(got, wantOps) {
@@ -132,6 +138,7 @@ func TestScanFindsSDKOperations(t *testing.T) {
 		"ec2:ModifyInstanceMetadataOptions",
 		"sns:Publish",
 		"sqs:SendMessage",
+		"sts:AssumeRole",
 	}
 	if !slices.Equal(actions, wantActions) {
 		t.Errorf("IAM actions:\n got %v\nwant %v", actions, wantActions)
@@ -870,6 +877,32 @@ func TestEnvironmentCoversSettings(t *testing.T) {
 			}
 			if got, _ := RefTarget(node); got != target {
 				t.Errorf("%s: %s = %s, want !Ref %s", fn.Name, envName, describe(node), target)
+			}
+		}
+		// The hub's organization (lambdaenv.LoadHub), from the Member* parameters, in every
+		// function; detect's units queue exists only on a hub.
+		hubEnv := map[string]string{
+			lambdaenv.EnvOrgRegions: "MemberRegions", lambdaenv.EnvOrgUnits: "MemberOrganizationalUnitIds",
+			lambdaenv.EnvOrgInclude: "MemberIncludeAccounts", lambdaenv.EnvOrgExclude: "MemberExcludeAccounts",
+		}
+		if fn.Name == "DetectFunction" {
+			hubEnv[lambdaenv.EnvUnitsQueueURL] = "UnitsQueue"
+		}
+		for envName, from := range hubEnv {
+			known[envName] = true
+			node, ok := env[envName]
+			if !ok {
+				t.Errorf("%s: environment variable %s (the hub's) is not set", fn.Name, envName)
+				continue
+			}
+			text, err := yaml.Marshal(node)
+			if err != nil || !strings.Contains(string(text), from) {
+				t.Errorf("%s: %s = %s, want it made of %s", fn.Name, envName, text, from)
+			}
+			if envName == lambdaenv.EnvOrgRegions || envName == lambdaenv.EnvUnitsQueueURL {
+				if name, arg, ok := Intrinsic(node); !ok || name != "If" || len(arg.Content) == 0 || arg.Content[0].Value != "IsHub" {
+					t.Errorf("%s: %s = %s, want it set only under IsHub (empty: no hub)", fn.Name, envName, text)
+				}
 			}
 		}
 		for envName := range env {

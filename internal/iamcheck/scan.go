@@ -150,6 +150,10 @@ var waiterOps = map[string]string{
 	"dynamodb:TableExists":   "DescribeTable",
 }
 
+// stscredsImport is the SDK's assume-role credentials provider, whose
+// NewAssumeRoleProvider makes the code call sts:AssumeRole.
+const stscredsImport = "github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+
 // Scan finds, in the packages' non-test files, the AWS SDK v2 operations the code calls:
 //
 //   - methods of interface types with the exact SDK signature
@@ -157,6 +161,7 @@ var waiterOps = map[string]string{
 //     (the consumer-owned interfaces that the code calls through);
 //   - composite literals of svc.OpInput (a call made directly on a client);
 //   - svc.OpAPIClient interfaces, svc.NewOpPaginator and svc.NewXWaiter calls;
+//   - stscreds.NewAssumeRoleProvider calls (sts:AssumeRole);
 //   - DynamoDB transaction items (types.Put, types.Update, ...), which need the per-item
 //     permission (dynamodb:PutItem, ...);
 //   - an input literal of an operation in tagOnCreate that sets Tags (ssm.CreateOpsItemInput{
@@ -194,12 +199,14 @@ type fileScanner struct {
 	services   map[string]string // import name -> service package name (ec2, sqs, ...)
 	ddbTypes   map[string]bool   // import names of service/dynamodb/types
 	contexts   map[string]bool   // import names of "context"
+	stscreds   map[string]bool   // import names of credentials/stscreds
 	calls      Calls
 	errs       []error
 }
 
 func scanFile(fset *token.FileSet, moduleRoot string, f *ast.File) (Calls, []error) {
-	s := &fileScanner{fset: fset, moduleRoot: moduleRoot, services: map[string]string{}, ddbTypes: map[string]bool{}, contexts: map[string]bool{}}
+	s := &fileScanner{fset: fset, moduleRoot: moduleRoot, services: map[string]string{}, ddbTypes: map[string]bool{}, contexts: map[string]bool{},
+		stscreds: map[string]bool{}}
 	for _, imp := range f.Imports {
 		path, err := strconv.Unquote(imp.Path.Value)
 		if err != nil {
@@ -217,13 +224,15 @@ func scanFile(fset *token.FileSet, moduleRoot string, f *ast.File) (Calls, []err
 			s.contexts[name] = true
 		case path == sdkServicePrefix+"dynamodb/types":
 			s.ddbTypes[name] = true
+		case path == stscredsImport:
+			s.stscreds[name] = true
 		default:
 			if m := serviceImport.FindStringSubmatch(path); m != nil {
 				s.services[name] = m[1]
 			}
 		}
 	}
-	if len(s.services) == 0 && len(s.ddbTypes) == 0 {
+	if len(s.services) == 0 && len(s.ddbTypes) == 0 && len(s.stscreds) == 0 {
 		return nil, nil
 	}
 	ast.Inspect(f, func(n ast.Node) bool {
@@ -394,6 +403,13 @@ func setsField(cl *ast.CompositeLit, field string) bool {
 }
 
 func (s *fileScanner) constructorCall(call *ast.CallExpr) {
+	if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewAssumeRoleProvider" {
+		if id, ok := sel.X.(*ast.Ident); ok && s.stscreds[id.Name] {
+			// The provider calls sts:AssumeRole whenever its credentials are due.
+			s.add("sts", "AssumeRole", call.Pos(), "stscreds.NewAssumeRoleProvider")
+			return
+		}
+	}
 	svc, name, ok := s.serviceSelector(call.Fun)
 	if !ok {
 		return
