@@ -81,7 +81,8 @@ func main() {
 				Units:        queue, UnitsURL: hub.UnitsQueueURL,
 				Members: detect.MembersFunc(func(account, region string) detect.Member {
 					c := sessions.Clients(account, region)
-					return detect.Member{Clients: c.Guard(), Sources: sourcesOf(c)}
+					return detect.Member{Clients: c.Guard(), Sources: sourcesOf(c),
+						Reachable: func(ctx context.Context) error { return sessions.Reachable(ctx, account) }}
 				}),
 			}
 		}

@@ -1,14 +1,8 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +19,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/demo"
 	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/report"
+	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 // memberConfig is an AWS configuration for account, through a session of the role, as
@@ -50,32 +45,6 @@ func (w *world) seedMember(t *testing.T, account string, kinds ...string) []demo
 		t.Fatal(err)
 	}
 	return seeded
-}
-
-// denyAssumeRole is a proxy in front of moto that refuses sts:AssumeRole into account,
-// as STS does when the account has no such role or it does not trust the caller.
-func denyAssumeRole(t *testing.T, motoURL, account string) string {
-	t.Helper()
-	target, err := url.Parse(motoURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		form, _ := url.ParseQuery(string(body))
-		if form.Get("Action") != "AssumeRole" || !strings.Contains(form.Get("RoleArn"), ":"+account+":") {
-			proxy.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code>`+
-			`<Message>User is not authorized to perform: sts:AssumeRole on resource: %s</Message></Error><RequestId>0000</RequestId></ErrorResponse>`, form.Get("RoleArn"))
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
 }
 
 // TestPlanAccounts plans two member accounts through their role sessions, in two
@@ -132,7 +101,7 @@ func TestPlanAccounts(t *testing.T) {
 func TestPlanAccountWithoutRole(t *testing.T) {
 	w := newWorld(t)
 	w.seedMember(t, "222222222222", "web")
-	t.Setenv("AWS_ENDPOINT_URL_STS", denyAssumeRole(t, w.moto.URL, "333333333333"))
+	t.Setenv("AWS_ENDPOINT_URL_STS", testsupport.DenyAssumeRole(t, w.moto.URL, "333333333333"))
 	code, stdout, stderr := w.run(t, "plan", "--accounts", "222222222222,333333333333", "--region", demo.Region, "--format", "json", "--cloudtrail-rps", "100")
 	if code != ExitFailure {
 		t.Fatalf("exit %d, want 1: %s", code, stderr)

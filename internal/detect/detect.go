@@ -351,10 +351,7 @@ func (h *Handler) judgingTime(ctx context.Context, continues bool) context.Conte
 		reserve = defaultQueueingReserve
 	}
 	if continues {
-		reserve = h.Hub.Reserve
-		if reserve <= 0 {
-			reserve = defaultUnitReserve
-		}
+		reserve = h.unitReserve()
 	}
 	judging, cancel := context.WithDeadline(ctx, deadline.Add(-reserve))
 	context.AfterFunc(ctx, cancel)

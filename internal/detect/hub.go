@@ -59,6 +59,9 @@ type Members interface {
 type Member struct {
 	Clients guard.Clients
 	Sources *Sources
+	// Reachable, when set, gets the member's session first: a member whose role cannot
+	// be assumed fails its units, visibly, rather than defer every instance it names.
+	Reachable func(ctx context.Context) error
 }
 
 const (
@@ -306,6 +309,11 @@ func (s *UnitsSummary) add(o UnitsSummary) {
 func (h *Handler) judgeUnits(ctx context.Context, g *unitGroup) (UnitsSummary, error) {
 	sum := UnitsSummary{AccountRegions: 1, Summary: Summary{Verdicts: map[string]int{}}}
 	member := h.Hub.Members.Member(g.account, g.region)
+	if member.Reachable != nil {
+		if err := member.Reachable(ctx); err != nil {
+			return sum, fmt.Errorf("%s/%s cannot be reached: %w", g.account, g.region, err)
+		}
+	}
 	ar := accountRegion{account: g.account, region: g.region, clients: member.Clients, sources: member.Sources}
 	w := work{continues: true}
 	var triggers []string
@@ -341,6 +349,13 @@ func (h *Handler) judgeUnits(ctx context.Context, g *unitGroup) (UnitsSummary, e
 	if len(left) == 0 {
 		return sum, nil
 	}
+	if sum.Instances == 0 {
+		// Nothing could be judged in the time this invocation had: a continuation would
+		// fare no better. The unit fails, to be retried, and reaches the dead-letter queue
+		// if it never can.
+		return sum, fmt.Errorf("%s/%s: no instance of %d could be judged before the invocation's deadline, less its reserve of %v",
+			g.account, g.region, len(left), h.unitReserve())
+	}
 	// The continuation carries the latest unit's id and part on, with the sweep's id.
 	last := g.units[len(g.units)-1]
 	for _, u := range g.units {
@@ -360,6 +375,13 @@ func (h *Handler) judgeUnits(ctx context.Context, g *unitGroup) (UnitsSummary, e
 	h.Log.InfoContext(ctx, "unit continues: instances left for lack of time", "account_id", g.account, "region", g.region,
 		"left", len(left), "continuations", len(next), "part", next[0].Part)
 	return sum, nil
+}
+
+func (h *Handler) unitReserve() time.Duration {
+	if h.Hub.Reserve > 0 {
+		return h.Hub.Reserve
+	}
+	return defaultUnitReserve
 }
 
 // MembersFunc makes a function a Members.

@@ -52,7 +52,7 @@ func CredentialDeliveries(ctx context.Context, api CloudTrailAPI, limiter *rate.
 		MaxResults: aws.Int32(50),
 	}
 	fail := func(err error) (*policy.CloudTrailUsage, error) {
-		return nil, fmt.Errorf("%s for %s: %w", opLookupEvents, inst.InstanceID, timeUp(ctx, err))
+		return nil, fmt.Errorf("%s for %s: %w", opLookupEvents, inst.InstanceID, TimeUp(ctx, err))
 	}
 	acc := newDeliveryTally(inst.Addresses)
 	chain := NewPageChain(opLookupEvents)

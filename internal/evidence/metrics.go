@@ -216,7 +216,7 @@ func readCalls(ctx context.Context, api CloudWatchAPI, calls []metricCall, each 
 		slots <- struct{}{}
 		wg.Go(func() {
 			got, failed, err := metricBatch(ctx, api, call)
-			err = timeUp(ctx, err)
+			err = TimeUp(ctx, err)
 			<-slots // the call is done: the next batch may start while this one is handed over
 			b := MetricBatch{IDs: call.ids, Usage: make(map[string]policy.MetricUsage, len(call.ids)), Errs: make(map[string]error)}
 			for _, id := range call.ids {

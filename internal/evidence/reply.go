@@ -85,9 +85,9 @@ func (c *PageChain) Next(token *string) (*string, error) {
 // missing evidence; a unit of work hands it to its continuation instead.
 var ErrOutOfTime = errors.New("out of time for this evidence")
 
-// timeUp marks err with ErrOutOfTime when ctx is done: the call failed because its time
+// TimeUp marks err with ErrOutOfTime when ctx is done: the call failed because its time
 // was up. Any other error is returned as it is.
-func timeUp(ctx context.Context, err error) error {
+func TimeUp(ctx context.Context, err error) error {
 	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrOutOfTime) {
 		return fmt.Errorf("%w: %w", ErrOutOfTime, err)
 	}

@@ -61,6 +61,7 @@ func AssessKnowing(ctx context.Context, c Clients, region string, ids []string, 
 		progress = func(int, int) {}
 	}
 	instances, notFound, err := evidence.Inventory(ctx, c.EC2, region, ids)
+	err = evidence.TimeUp(ctx, err)
 	evs := make([]policy.Evidence, 0, len(instances)+len(notFound))
 	switch {
 	case err != nil && len(ids) == 0:

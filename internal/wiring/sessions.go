@@ -1,6 +1,7 @@
 package wiring
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -100,4 +101,19 @@ func partitionOf(region string) string {
 		return "aws-us-gov"
 	}
 	return "aws"
+}
+
+// Reachable gets the session of account (assumes its role, or reads the hub's own
+// credentials), so that a member without the role, or that does not trust the hub,
+// fails as itself, naming the role, before anything is judged there. The session is
+// cached: the calls made in the account then use it.
+func (s *Sessions) Reachable(ctx context.Context, account string) error {
+	cfg := s.Config(account, s.base.Region)
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		if account == s.home {
+			return fmt.Errorf("the hub's own credentials: %w", err)
+		}
+		return fmt.Errorf("assuming %s: %w", RoleARN(s.base.Region, account, s.role), err)
+	}
+	return nil
 }
