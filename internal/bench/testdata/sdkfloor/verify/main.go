@@ -16,6 +16,7 @@ import (
 	_ "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	_ "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	_ "github.com/aws/aws-sdk-go-v2/service/ec2"
+	_ "github.com/aws/aws-sdk-go-v2/service/organizations"
 	_ "github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
