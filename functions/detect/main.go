@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/athena"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
@@ -22,6 +23,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/ledger/openticket"
 	"github.com/imdsguard/imdsguard/internal/ledger/rollbacks"
 	"github.com/imdsguard/imdsguard/internal/organization"
+	"github.com/imdsguard/imdsguard/internal/trailquery"
 	"github.com/imdsguard/imdsguard/internal/wiring"
 )
 
@@ -49,6 +51,14 @@ func main() {
 	}
 	if isHub && hub.UnitsQueueURL == "" {
 		fail(fmt.Errorf("the hub's detect needs %s, the FIFO queue of units of work", lambdaenv.EnvUnitsQueueURL))
+	}
+	var trailTable *trailquery.Table
+	if isHub && hub.Trail != nil {
+		t := trailquery.Table(*hub.Trail)
+		if err := t.Validate(); err != nil {
+			fail(fmt.Errorf("the organization trail's table (%s, %s): %w", lambdaenv.EnvTrailDatabase, lambdaenv.EnvTrailTable, err))
+		}
+		trailTable = &t
 	}
 	// The AWS configuration is loaded, and the clients built, by the first invocation:
 	// before lambda.Start there is only the parsing of the settings above.
@@ -79,6 +89,7 @@ func main() {
 				Organization: hub.Organization,
 				Accounts:     organization.Lister{API: wiring.Client(clients, organizations.ServiceID, organizations.NewFromConfig), Units: hub.Organization.Units},
 				Units:        queue, UnitsURL: hub.UnitsQueueURL,
+				Trail: trailOf(trailTable, clients),
 				Members: detect.MembersFunc(func(account, region string) detect.Member {
 					c := sessions.Clients(account, region)
 					return detect.Member{Clients: c.Guard(), Sources: sourcesOf(c),
@@ -123,4 +134,12 @@ func main() {
 		}
 		return h.Handle(ctx, account, event)
 	})
+}
+
+// trailOf is the organization trail's table with the hub's Athena client; nil without one.
+func trailOf(t *trailquery.Table, clients *wiring.Clients) *detect.Trail {
+	if t == nil {
+		return nil
+	}
+	return &detect.Trail{Table: *t, Athena: wiring.Client(clients, athena.ServiceID, athena.NewFromConfig)}
 }

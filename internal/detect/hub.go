@@ -13,6 +13,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/message"
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/trailquery"
 	"github.com/imdsguard/imdsguard/internal/trigger"
 	"github.com/imdsguard/imdsguard/internal/verdictqueue"
 )
@@ -41,6 +42,15 @@ type Hub struct {
 	// Reserve is the time a unit keeps at the end of its invocation for queueing its
 	// verdicts and continuation; zero means defaultUnitReserve.
 	Reserve time.Duration
+	// Trail, when set, has each sweep query the organization trail's Athena table once
+	// for the CloudTrail evidence of every member account-region, instead of LookupEvents.
+	Trail *Trail
+}
+
+// Trail is the organization trail's table and the Athena client that queries it.
+type Trail struct {
+	Table  trailquery.Table
+	Athena trailquery.API
 }
 
 // AccountLister lists the organization's member accounts (organization.Lister
@@ -90,12 +100,19 @@ func (h *Handler) dispatch(ctx context.Context, accountID string, req trigger.Re
 		if err != nil {
 			return sum, err
 		}
-		for _, account := range h.Hub.Organization.Accounts(accounts) {
+		members := h.Hub.Organization.Accounts(accounts)
+		query, err := h.startTrailQuery(ctx, members, sweepID, now)
+		if err != nil {
+			h.count("Errors", 1, map[string]string{"Stage": "trail-query"})
+			return sum, fmt.Errorf("the sweep of the organization: %w", err)
+		}
+		for _, account := range members {
 			for _, region := range h.Hub.Organization.Regions {
 				u, err := message.NewUnit(account, region, req.Source, sweepID, true, nil, nil, now)
 				if err != nil {
 					return sum, err
 				}
+				u.TrailQuery = query
 				units = append(units, u)
 			}
 		}
@@ -170,6 +187,24 @@ func (h *Handler) dispatch(ctx context.Context, accountID string, req trigger.Re
 	h.count("Units", sent, nil)
 	h.Log.InfoContext(ctx, "units of work queued", "source", req.Source, "units", sent)
 	return sum, nil
+}
+
+// startTrailQuery starts the sweep's query of the organization trail over the members
+// and the lookback, or returns nil without a trail table. A query that cannot be started
+// fails the sweep: its units would have no CloudTrail evidence.
+func (h *Handler) startTrailQuery(ctx context.Context, accounts []string, sweepID string, now time.Time) (*message.UnitTrailQuery, error) {
+	if h.Hub.Trail == nil || len(accounts) == 0 {
+		return nil, nil
+	}
+	end := now.UTC().Truncate(time.Millisecond)
+	w := trailquery.Window{Accounts: accounts, Regions: h.Hub.Organization.Regions, Start: end.Add(-h.Settings.Lookback), End: end}
+	id, err := trailquery.Start(ctx, h.Hub.Trail.Athena, h.Hub.Trail.Table, w, "imdsguard-sweep-"+sweepID)
+	if err != nil {
+		return nil, err
+	}
+	h.Log.InfoContext(ctx, "the organization trail's query started", "query_execution_id", id, "accounts", len(accounts),
+		"regions", len(w.Regions), "start", w.Start, "end", w.End)
+	return &message.UnitTrailQuery{ID: id, Start: w.Start, End: w.End}, nil
 }
 
 // queueUnits sends units to the FIFO queue, each in its account-region's group.
@@ -315,6 +350,13 @@ func (h *Handler) judgeUnits(ctx context.Context, g *unitGroup) (UnitsSummary, e
 		}
 	}
 	ar := accountRegion{account: g.account, region: g.region, clients: member.Clients, sources: member.Sources}
+	if q := trailQueryOf(g.units); q != nil {
+		if h.Hub.Trail == nil {
+			return sum, fmt.Errorf("%s/%s: the unit names the trail query %s, and this hub has no trail table", g.account, g.region, q.ID)
+		}
+		ar.clients.Trail = &trailquery.Results{API: h.Hub.Trail.Athena, QueryID: q.ID, Account: g.account, Region: g.region,
+			Window: trailquery.Window{Start: q.Start, End: q.End}}
+	}
 	w := work{continues: true}
 	var triggers []string
 	var seenSources []message.UnitSource
@@ -365,6 +407,7 @@ func (h *Handler) judgeUnits(ctx context.Context, g *unitGroup) (UnitsSummary, e
 	}
 	last.SweepID = w.sweepID
 	last.Trigger = triggers[0]
+	last.TrailQuery = trailQueryOf(g.units)
 	next := last.Continuations(left)
 	sent, err := h.queueUnits(ctx, next)
 	sum.Units += sent
@@ -382,6 +425,17 @@ func (h *Handler) unitReserve() time.Duration {
 		return h.Hub.Reserve
 	}
 	return defaultUnitReserve
+}
+
+// trailQueryOf is the trail query of the units, a sweep's: it covers every instance of
+// the account-region, and so those of the events merged with it.
+func trailQueryOf(units []message.Unit) *message.UnitTrailQuery {
+	for _, u := range units {
+		if u.TrailQuery != nil {
+			return u.TrailQuery
+		}
+	}
+	return nil
 }
 
 // MembersFunc makes a function a Members.

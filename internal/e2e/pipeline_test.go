@@ -71,6 +71,8 @@ type pipeline struct {
 	detect     *function
 	remediate  *function
 	motoURL    string
+	// motoDirect is moto itself, not the EC2 stand-in in front of it: for moto's own API.
+	motoDirect string
 	// ec2Front is the EC2 stand-in in front of moto (its account defaults).
 	ec2Front *fakeaws.EC2DryRun
 	cfg      aws.Config
@@ -144,7 +146,7 @@ func newPipelineWith(t *testing.T, mode string, extra func(p *pipeline, env map[
 	env["IMDSGUARD_QUEUE_URL"] = p.queueURL
 	env["IMDSGUARD_LEDGER_TABLE"] = res.Table
 	env["IMDSGUARD_TOPIC_ARN"] = res.TopicARN
-	p.motoURL, p.cfg, p.ec2Front = moto.URL, cfg, moto.EC2()
+	p.motoURL, p.motoDirect, p.cfg, p.ec2Front = moto.URL, moto.DirectURL, cfg, moto.EC2()
 	if extra != nil {
 		extra(p, env)
 	}

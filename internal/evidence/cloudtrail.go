@@ -154,36 +154,66 @@ func (t *deliveryTally) add(ev cttypes.Event) error {
 		return fmt.Errorf("event %s (%s) has a CloudTrailEvent that gives ec2RoleDelivery as %s, not once as %s",
 			aws.ToString(ev.EventId), aws.ToString(ev.EventName), strings.Join(got, " and "), strings.Join(deliveryPath, "."))
 	}
-	switch rec.UserIdentity.SessionContext.EC2RoleDelivery {
-	case "2.0":
-		t.usage.V2Deliveries++
-	case "1.0":
-		t.usage.V1Deliveries++
-		name := rec.EventName
-		if name == "" {
-			name = aws.ToString(ev.EventName)
+	name := rec.EventName
+	if name == "" {
+		name = aws.ToString(ev.EventName)
+	}
+	when := rec.EventTime
+	if when.IsZero() {
+		when = aws.ToTime(ev.EventTime)
+	}
+	d := Delivery{Kind: rec.UserIdentity.SessionContext.EC2RoleDelivery, EventName: name, UserAgent: rec.UserAgent,
+		SourceIP: rec.SourceIPAddress, Count: 1, Last: when}
+	if err := t.addDelivery(d); err != nil {
+		return fmt.Errorf("event %s (%s) has %w", aws.ToString(ev.EventId), aws.ToString(ev.EventName), err)
+	}
+	return nil
+}
+
+// Delivery is one or more uses of an instance role's credentials delivered the same way,
+// as the organization trail's query counts them (package trailquery).
+type Delivery struct {
+	// Kind is the ec2RoleDelivery: "1.0", "2.0", or "" (not instance role credentials).
+	Kind                           string
+	EventName, UserAgent, SourceIP string
+	Count                          int
+	Last                           time.Time
+}
+
+// TallyDeliveries is the CloudTrail evidence of an instance (with addresses, its own)
+// from its deliveries, as CredentialDeliveries makes it from LookupEvents.
+func TallyDeliveries(addresses []string, ds []Delivery) (*policy.CloudTrailUsage, error) {
+	t := newDeliveryTally(addresses)
+	for _, d := range ds {
+		if err := t.addDelivery(d); err != nil {
+			return nil, err
 		}
-		t.usage.EventNames = append(t.usage.EventNames, name)
-		t.usage.UserAgents = append(t.usage.UserAgents, rec.UserAgent)
-		t.usage.SourceIPs = append(t.usage.SourceIPs, rec.SourceIPAddress)
+	}
+	return t.result(), nil
+}
+
+func (t *deliveryTally) addDelivery(d Delivery) error {
+	switch d.Kind {
+	case "2.0":
+		t.usage.V2Deliveries += d.Count
+	case "1.0":
+		t.usage.V1Deliveries += d.Count
+		t.usage.EventNames = append(t.usage.EventNames, d.EventName)
+		t.usage.UserAgents = append(t.usage.UserAgents, d.UserAgent)
+		t.usage.SourceIPs = append(t.usage.SourceIPs, d.SourceIP)
 		// sourceIPAddress may be a service name ("ec2.amazonaws.com"): only an address
 		// can be compared with the instance's own.
-		if ip, err := netip.ParseAddr(rec.SourceIPAddress); err == nil && !t.own[ip.Unmap()] {
-			t.foreign = append(t.foreign, rec.SourceIPAddress)
+		if ip, err := netip.ParseAddr(d.SourceIP); err == nil && !t.own[ip.Unmap()] {
+			t.foreign = append(t.foreign, d.SourceIP)
 		}
-		when := rec.EventTime
-		if when.IsZero() {
-			when = aws.ToTime(ev.EventTime)
-		}
-		if when = when.UTC(); t.usage.LastV1Delivery == nil || when.After(*t.usage.LastV1Delivery) {
+		if when := d.Last.UTC(); t.usage.LastV1Delivery == nil || when.After(*t.usage.LastV1Delivery) {
 			t.usage.LastV1Delivery = &when
 		}
 	case "":
 		// Events without ec2RoleDelivery were not made with instance role credentials.
 	default:
 		// A value this code does not know cannot be read as "not IMDSv1".
-		return fmt.Errorf("event %s (%s) has the unknown ec2RoleDelivery %q", aws.ToString(ev.EventId), aws.ToString(ev.EventName),
-			rec.UserIdentity.SessionContext.EC2RoleDelivery)
+		return fmt.Errorf("the unknown ec2RoleDelivery %q", d.Kind)
 	}
 	return nil
 }

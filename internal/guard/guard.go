@@ -24,6 +24,14 @@ type Clients struct {
 	// LookupLimiter paces CloudTrail LookupEvents for the account-region; see
 	// evidence.NewLookupLimiter.
 	LookupLimiter *rate.Limiter
+	// Trail, when set, gives the CloudTrail evidence instead of LookupEvents: the
+	// organization trail's query (evidence.TrailResults).
+	Trail TrailEvidence
+}
+
+// TrailEvidence is a source of CloudTrail evidence other than LookupEvents.
+type TrailEvidence interface {
+	Deliveries(ctx context.Context, inst policy.Instance, lookback time.Duration, now time.Time) (*policy.CloudTrailUsage, error)
 }
 
 // Assessment is one instance's evidence and verdict.
@@ -124,7 +132,13 @@ func Judge(ctx context.Context, c Clients, region string, evs []policy.Evidence,
 	for range min(lookupWorkers, len(needMetrics)+len(needTrail)) {
 		workers.Go(func() {
 			for l := range lookups {
-				usage, err := evidence.CredentialDeliveries(ctx, c.CloudTrail, c.LookupLimiter, l.instance, s.Lookback, now)
+				var usage *policy.CloudTrailUsage
+				var err error
+				if c.Trail != nil {
+					usage, err = c.Trail.Deliveries(ctx, l.instance, s.Lookback, now)
+				} else {
+					usage, err = evidence.CredentialDeliveries(ctx, c.CloudTrail, c.LookupLimiter, l.instance, s.Lookback, now)
+				}
 				j.finishLookup(l.n, usage, err)
 			}
 		})

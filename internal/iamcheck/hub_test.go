@@ -124,3 +124,34 @@ func TestUnitsQueue(t *testing.T) {
 		t.Errorf("UnitsQueue's policy lets %v send, want only [DetectFunctionRole] (a Deny unless ArnNotEquals aws:PrincipalArn)", senders)
 	}
 }
+
+// TestTrailGrantsOnlyWithTheTable: detect's Athena, Glue and S3 grants exist only with the
+// organization trail's table (HasTrail), the query runs in its work group only, and no
+// other function has them.
+func TestTrailGrantsOnlyWithTheTable(t *testing.T) {
+	tpl := loadTemplate(t)
+	for _, name := range []string{"DetectFunction", "RemediateFunction", "VerifyFunction"} {
+		fn, _ := tpl.Resource(name)
+		stmts, _ := tpl.FunctionStatements(fn)
+		for _, s := range stmts {
+			for _, a := range s.Actions {
+				service, _, _ := strings.Cut(strings.ToLower(a), ":")
+				if service != "athena" && service != "glue" && service != "s3" {
+					continue
+				}
+				if name != "DetectFunction" {
+					t.Errorf("%s: %s grants %s: only detect queries the organization trail", name, s, a)
+				}
+				if !s.GrantedOnlyWhen("HasTrail") && !s.GrantedOnlyWhen("HasTrailResultsBucket") {
+					t.Errorf("%s: %s grants %s without HasTrail", name, s, a)
+				}
+				if service == "athena" {
+					resource, _ := yaml.Marshal(s.Resource)
+					if !strings.Contains(string(resource), ":workgroup/${TrailWorkGroup}") {
+						t.Errorf("%s: %s grants %s on %s, want the work group TrailWorkGroup only", name, s, a, strings.TrimSpace(string(resource)))
+					}
+				}
+			}
+		}
+	}
+}

@@ -41,9 +41,17 @@ var linkedNotCalled = map[string]map[string]string{
 // each with the reason. Anything else granted and not called is least-privilege drift.
 var grantedNotCalled = map[string]map[string]string{
 	"DetectFunction": {
-		"sqs:ReceiveMessage":     "the event source mapping DetectUnits reads the hub's units of work with the function's role",
-		"sqs:DeleteMessage":      "the event source mapping DetectUnits deletes the units of work it handed over",
-		"sqs:GetQueueAttributes": "the event source mapping DetectUnits reads the units queue's attributes",
+		"sqs:ReceiveMessage":      "the event source mapping DetectUnits reads the hub's units of work with the function's role",
+		"sqs:DeleteMessage":       "the event source mapping DetectUnits deletes the units of work it handed over",
+		"sqs:GetQueueAttributes":  "the event source mapping DetectUnits reads the units queue's attributes",
+		"glue:GetDatabase":        "Athena reads the organization trail's table from the Glue Data Catalog with the caller's permissions",
+		"glue:GetTable":           "Athena reads the organization trail's table from the Glue Data Catalog with the caller's permissions",
+		"glue:GetPartitions":      "Athena reads the organization trail's table from the Glue Data Catalog with the caller's permissions",
+		"s3:GetObject":            "Athena reads the organization trail's logs, and writes and reads the query's results, with the caller's permissions",
+		"s3:ListBucket":           "Athena lists the organization trail's logs and the results location with the caller's permissions",
+		"s3:GetBucketLocation":    "Athena finds the trail's and the results' buckets with the caller's permissions",
+		"s3:PutObject":            "Athena writes the query's results to TrailResultsBucket with the caller's permissions",
+		"s3:AbortMultipartUpload": "Athena abandons a failed upload of the query's results with the caller's permissions",
 	},
 	"RemediateFunction": {
 		"kms:GenerateDataKey": "sns:Publish to the topic encrypted with the customer managed key NotificationsKey: SNS calls KMS with the publisher's permissions",
@@ -887,6 +895,10 @@ func TestEnvironmentCoversSettings(t *testing.T) {
 		}
 		if fn.Name == "DetectFunction" {
 			hubEnv[lambdaenv.EnvUnitsQueueURL] = "UnitsQueue"
+			hubEnv[lambdaenv.EnvTrailDatabase] = "TrailDatabase"
+			hubEnv[lambdaenv.EnvTrailTable] = "TrailTable"
+			hubEnv[lambdaenv.EnvTrailWorkGroup] = "TrailWorkGroup"
+			hubEnv[lambdaenv.EnvTrailOutput] = "TrailResultsBucket"
 		}
 		for envName, from := range hubEnv {
 			known[envName] = true

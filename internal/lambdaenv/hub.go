@@ -16,10 +16,17 @@ const (
 	EnvOrgExclude        = "IMDSGUARD_ORG_EXCLUDE_ACCOUNTS"
 	EnvMemberReadRole    = "IMDSGUARD_MEMBER_READ_ROLE"
 	EnvMemberEnforceRole = "IMDSGUARD_MEMBER_ENFORCE_ROLE"
+	// The organization trail's Athena table (detect only): with the database and the
+	// table set, a sweep's CloudTrail evidence comes from one query of it.
+	EnvTrailDatabase  = "IMDSGUARD_TRAIL_DATABASE"
+	EnvTrailTable     = "IMDSGUARD_TRAIL_TABLE"
+	EnvTrailWorkGroup = "IMDSGUARD_TRAIL_WORKGROUP"
+	EnvTrailOutput    = "IMDSGUARD_TRAIL_OUTPUT"
 )
 
 // HubEnv are the hub's environment variables, for the template's check.
-var HubEnv = []string{EnvUnitsQueueURL, EnvOrgRegions, EnvOrgUnits, EnvOrgInclude, EnvOrgExclude, EnvMemberReadRole, EnvMemberEnforceRole}
+var HubEnv = []string{EnvUnitsQueueURL, EnvOrgRegions, EnvOrgUnits, EnvOrgInclude, EnvOrgExclude, EnvMemberReadRole, EnvMemberEnforceRole,
+	EnvTrailDatabase, EnvTrailTable, EnvTrailWorkGroup, EnvTrailOutput}
 
 // Hub is what a function of the organization's hub reads from its environment.
 type Hub struct {
@@ -28,6 +35,14 @@ type Hub struct {
 	UnitsQueueURL string
 	// ReadRole and EnforceRole are the member roles' names.
 	ReadRole, EnforceRole string
+	// Trail names the organization trail's Athena table; nil for none (LookupEvents).
+	// detect checks the names (trailquery.Table.Validate): only it links Athena.
+	Trail *TrailTable
+}
+
+// TrailTable names the organization trail's Athena table, as the environment gives it.
+type TrailTable struct {
+	Database, Table, WorkGroup, OutputLocation string
 }
 
 // LoadHub reads the hub's settings; ok is false for a stack that is no hub (the
@@ -48,6 +63,11 @@ func LoadHub(lookup func(string) (string, bool)) (h Hub, ok bool, err error) {
 		if !policy.ValidRoleName(role) {
 			return Hub{}, false, fmt.Errorf("the hub's member role %q is not an IAM role name", role)
 		}
+	}
+	database, table := Optional(lookup, EnvTrailDatabase, ""), Optional(lookup, EnvTrailTable, "")
+	if database != "" || table != "" {
+		h.Trail = &TrailTable{Database: database, Table: table, WorkGroup: Optional(lookup, EnvTrailWorkGroup, "primary"),
+			OutputLocation: Optional(lookup, EnvTrailOutput, "")}
 	}
 	return h, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ const UnitSchema = "imdsguard.unit/v1"
 // MaxUnitInstances bounds the instances one unit names, so that a continuation of a
 // large region stays far below SQS's message size: the rest go in further units.
 const MaxUnitInstances = 2000
+
+var athenaQueryIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // maxUnitSources bounds the sources one unit names (an event names one or two).
 const maxUnitSources = 100
@@ -44,6 +47,16 @@ type Unit struct {
 	Sources   []UnitSource `json:"sources"`
 	// Part counts continuations: 0 for a unit as queued, n for its n-th continuation.
 	Part int `json:"part"`
+	// TrailQuery is the sweep's query of the organization trail, which gives the
+	// CloudTrail evidence instead of LookupEvents; nil for none.
+	TrailQuery *UnitTrailQuery `json:"trail_query,omitempty"`
+}
+
+// UnitTrailQuery names an Athena query of the organization trail and what it covers.
+type UnitTrailQuery struct {
+	ID    string    `json:"id"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
 }
 
 // UnitSource names a source to judge again, as an event named it.
@@ -138,6 +151,14 @@ func (u Unit) Validate() error {
 		if p := s.problem(); p != "" {
 			problems = append(problems, p)
 			break
+		}
+	}
+	if q := u.TrailQuery; q != nil {
+		switch {
+		case !athenaQueryIDPattern.MatchString(q.ID):
+			problems = append(problems, fmt.Sprintf("trail_query id %q is not an Athena query execution id", q.ID))
+		case q.Start.IsZero() || !q.Start.Before(q.End) || q.End.Sub(q.Start) > 90*24*time.Hour:
+			problems = append(problems, fmt.Sprintf("trail_query window %v to %v is not a window of at most 90 days", q.Start, q.End))
 		}
 	}
 	if u.Part < 0 || u.Part > 10000 {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	_ "github.com/aws/aws-sdk-go-v2/config"
 	_ "github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	_ "github.com/aws/aws-sdk-go-v2/service/athena"
 	_ "github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	_ "github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	_ "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
