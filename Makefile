@@ -20,7 +20,7 @@ PKGS        := ./...
 # the tests, or the tests after a build, compiles nothing again.
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w"
 
-.PHONY: all help build test unit lint demo bench moto dynalite clean
+.PHONY: all help build test unit lint demo bench bench-org moto dynalite clean
 
 all: build
 
@@ -83,7 +83,12 @@ demo: build moto
 
 ## bench: plan fleets of 2,000 and 10,000 instances; prints API calls, time and peak RSS
 bench: build moto
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
+	$(GO) test -run '^$$' -bench '^Benchmark(Plan|Lambda)$$' -benchtime 1x -timeout 60m ./internal/bench/
+
+## bench-org: sweep an organization of 50 accounts x 2 regions x 100 instances from its hub,
+## with LookupEvents and then with the Athena query; IMDSGUARD_BENCH_ORG=AxRxN sets the size
+bench-org: build moto
+	$(GO) test -run '^$$' -bench '^BenchmarkOrganization$$' -benchtime 1x -timeout 100m ./internal/bench/
 
 # build-DetectFunction, build-RemediateFunction, build-VerifyFunction: called by `sam build` (Metadata BuildMethod
 # makefile in template.yaml) with ARTIFACTS_DIR set; each writes the function's bootstrap.

@@ -18,6 +18,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/detect"
 	"github.com/imdsguard/imdsguard/internal/emf"
+	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/lambdaenv"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/ledger/openticket"
@@ -84,7 +85,8 @@ func main() {
 			}
 			// The members are reached through their read role; the hub's own account
 			// with its own credentials.
-			sessions := wiring.NewSessions(cfg, wiring.SessionsOptions{Home: account, RoleName: hub.ReadRole, SessionName: "imdsguard-detect"})
+			sessions := wiring.NewSessions(cfg, wiring.SessionsOptions{Home: account, RoleName: hub.ReadRole, SessionName: "imdsguard-detect",
+				Clients: wiring.Options{LookupsPerSecond: evidence.MemberLookupsPerSecond}})
 			hubOf = &detect.Hub{
 				Organization: hub.Organization,
 				Accounts:     organization.Lister{API: wiring.Client(clients, organizations.ServiceID, organizations.NewFromConfig), Units: hub.Organization.Units},
