@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/spf13/cobra"
 
@@ -18,27 +20,47 @@ import (
 )
 
 func newAuditCommand(env Env) *cobra.Command {
-	var table, instanceID, account, region, format string
+	var table, instanceID, account, format string
+	var regions []string
+	var scopeFlags ledgerScopeFlags
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Show what imdsguard did to an instance: every outcome in the ledger, and the snapshot",
 		Long: "audit reads the ledger table the stack created (output LedgerTableName) and lists the\n" +
 			"outcomes recorded for one instance, oldest first, with the metadata options snapshotted\n" +
-			"before imdsguard first changed them.",
+			"before imdsguard first changed them.\n\n" +
+			"With --accounts or --org instead of --account it finds the instance in a hub's ledger (in the\n" +
+			"configured region), in any of those accounts and each --region.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkLedgerFlags(table, format, &account); err != nil {
+			if err := scopeFlags.check(account, regions); err != nil {
+				return err
+			}
+			var accountFlag *string
+			if !scopeFlags.multi() {
+				accountFlag = &account
+			}
+			if err := checkLedgerFlags(table, format, accountFlag); err != nil {
 				return err
 			}
 			if err := evidence.ValidateInstanceIDs([]string{instanceID}); err != nil {
 				return usagef("--instance-id: %w", err)
 			}
 			ctx := cmd.Context()
+			region := ""
+			if len(regions) == 1 && !scopeFlags.multi() {
+				region = regions[0]
+			}
 			clients, l, err := openLedger(cmd, env, table, region)
 			if err != nil {
 				return err
 			}
 			ref := ledger.Ref{AccountID: account, Region: clients.Region(), InstanceID: instanceID}
+			if scopeFlags.multi() {
+				if ref, err = findInstance(ctx, l, scopeFlags, clients.Config(), regions, instanceID); err != nil {
+					return err
+				}
+			}
 			history, err := l.History(ctx, ref)
 			if err != nil {
 				return err
@@ -60,9 +82,42 @@ func newAuditCommand(env Env) *cobra.Command {
 	f.StringVar(&table, "table", "", "the ledger table (stack output LedgerTableName)")
 	f.StringVar(&instanceID, "instance-id", "", "the instance")
 	f.StringVar(&account, "account", "", "the instance's account")
-	f.StringVar(&region, "region", "", "the instance's region (default: the configured region)")
+	f.StringSliceVar(&regions, "region", nil, "the instance's region (default: the configured region); with --accounts or --org, each to look in")
 	f.StringVar(&format, "format", "table", "output format: table or json")
+	addLedgerScopeFlags(cmd, &scopeFlags)
 	return cmd
+}
+
+// findInstance finds the one account-region of the scopes whose ledger records name
+// the instance. None is an error, and so are several: an instance id is one
+// account's, and records of it elsewhere are for a person to look at.
+func findInstance(ctx context.Context, l *ledger.Ledger, f ledgerScopeFlags, cfg aws.Config, regions []string, instanceID string) (ledger.Ref, error) {
+	scopes, err := f.scopes(ctx, cfg, regions)
+	if err != nil {
+		return ledger.Ref{}, err
+	}
+	var found []ledger.Ref
+	for _, sc := range scopes {
+		ref := ledger.Ref{AccountID: sc.account, Region: sc.region, InstanceID: instanceID}
+		history, err := l.History(ctx, ref)
+		if err != nil {
+			return ledger.Ref{}, err
+		}
+		if len(history) > 0 {
+			found = append(found, ref)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return ledger.Ref{}, fmt.Errorf("the ledger has no record of %s in any of %d account-regions", instanceID, len(scopes))
+	case 1:
+		return found[0], nil
+	}
+	var where []string
+	for _, r := range found {
+		where = append(where, r.AccountID+"/"+r.Region)
+	}
+	return ledger.Ref{}, fmt.Errorf("the ledger has records of %s in %s: give --account and --region", instanceID, strings.Join(where, ", "))
 }
 
 func writeAudit(env Env, ref ledger.Ref, snapshot *ledger.Snapshot, history []ledger.Outcome) error {

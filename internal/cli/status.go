@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +21,9 @@ import (
 const statusSchema = "imdsguard.status/v1"
 
 func newStatusCommand(env Env) *cobra.Command {
-	var table, account, region, format, waves string
+	var table, account, format, waves string
+	var regions []string
+	var scopeFlags ledgerScopeFlags
 	var perHour int
 	var soak time.Duration
 	var resetBreaker bool
@@ -32,11 +35,23 @@ func newStatusCommand(env Env) *cobra.Command {
 			"back in each wave, when the next wave may start, the hour's enforcement budget and the circuit\n" +
 			"breaker. --reset-breaker closes an open breaker, so that enforcement there starts again: only\n" +
 			"after the rollbacks that opened it have been looked at. Pass the stack's Waves, WaveSoak and\n" +
-			"MaxEnforcePerHour if it does not use the defaults.",
+			"MaxEnforcePerHour if it does not use the defaults.\n\n" +
+			"With --accounts or --org it reads a hub's ledger (in the configured region) for every account\n" +
+			"and --region, and prints one line per account-region (JSON: imdsguard.status-list/v1).",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkLedgerFlags(table, format, &account); err != nil {
+			if err := scopeFlags.check(account, regions); err != nil {
 				return err
+			}
+			if !scopeFlags.multi() {
+				if err := checkLedgerFlags(table, format, &account); err != nil {
+					return err
+				}
+			} else if err := checkLedgerFlags(table, format, nil); err != nil {
+				return err
+			}
+			if resetBreaker && scopeFlags.multi() {
+				return usagef("--reset-breaker closes one account-region's breaker: give --account and --region")
 			}
 			parsedWaves, err := policy.ParseWaves(waves)
 			if err != nil {
@@ -46,38 +61,52 @@ func newStatusCommand(env Env) *cobra.Command {
 				return usagef("--max-enforce-per-hour %d: want at least 1", perHour)
 			}
 			ctx := cmd.Context()
+			rollout := policy.RolloutSettings{MaxPerHour: perHour, Waves: parsedWaves, WaveSoak: soak}
+			now := env.Now().UTC()
+			if scopeFlags.multi() {
+				// The hub's ledger, in the configured region, holds every member's records.
+				clients, l, err := openLedger(cmd, env, table, "")
+				if err != nil {
+					return err
+				}
+				scopes, err := scopeFlags.scopes(ctx, clients.Config(), regions)
+				if err != nil {
+					return err
+				}
+				list := statusList{Schema: statusListSchema, GeneratedAt: now.Truncate(time.Second), AccountRegions: []status{}}
+				for _, sc := range scopes {
+					st, err := readStatus(ctx, l, sc.account, sc.region, now, rollout)
+					if err != nil {
+						return err
+					}
+					list.AccountRegions = append(list.AccountRegions, st)
+				}
+				if format == "json" {
+					return encodeJSON(env.Stdout, list)
+				}
+				return writeStatusList(env.Stdout, list)
+			}
+			region := ""
+			if len(regions) == 1 {
+				region = regions[0]
+			}
 			clients, l, err := openLedger(cmd, env, table, region)
 			if err != nil {
 				return err
 			}
-			region := clients.Region()
-			now := env.Now().UTC()
+			region = clients.Region()
 			if resetBreaker {
 				if err := l.ResetBreaker(ctx, account, region, now); err != nil {
 					return err
 				}
 				fmt.Fprintf(env.Stderr, "the circuit breaker of %s/%s is closed: enforcement there may start again\n", account, region)
 			}
-			r, err := l.ReadRollout(ctx, account, region)
+			st, err := readStatus(ctx, l, account, region, now, rollout)
 			if err != nil {
 				return err
 			}
-			watches, err := l.Watching(ctx, account, region)
-			if err != nil {
-				return err
-			}
-			hour := policy.BudgetHourOf(now)
-			used, _, err := l.BudgetUsed(ctx, ledger.Budget{AccountID: account, Region: region, Hour: hour, MaxPerHour: perHour})
-			if err != nil {
-				return err
-			}
-			rollout := policy.RolloutSettings{MaxPerHour: perHour, Waves: parsedWaves, WaveSoak: soak}
-			st := newStatus(account, region, now, r, watches, used, rollout)
 			if format == "json" {
-				enc := json.NewEncoder(env.Stdout)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				return enc.Encode(st)
+				return encodeJSON(env.Stdout, st)
 			}
 			return writeStatus(env.Stdout, st)
 		},
@@ -85,13 +114,90 @@ func newStatusCommand(env Env) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&table, "table", "", "the ledger table (stack output LedgerTableName)")
 	f.StringVar(&account, "account", "", "the account")
-	f.StringVar(&region, "region", "", "the region (default: the configured region)")
+	f.StringSliceVar(&regions, "region", nil, "the region (default: the configured region); with --accounts or --org, each of them")
 	f.StringVar(&format, "format", "table", "output format: table or json")
 	f.StringVar(&waves, "waves", policy.DefaultWaves, "the stack's Waves parameter, to name the waves")
 	f.DurationVar(&soak, "wave-soak", 24*time.Hour, "the stack's WaveSoak parameter")
 	f.IntVar(&perHour, "max-enforce-per-hour", 25, "the stack's MaxEnforcePerHour parameter")
 	f.BoolVar(&resetBreaker, "reset-breaker", false, "close the account-region's circuit breaker first")
+	addLedgerScopeFlags(cmd, &scopeFlags)
 	return cmd
+}
+
+// readStatus reads one account-region's rollout from the ledger.
+func readStatus(ctx context.Context, l *ledger.Ledger, account, region string, now time.Time, rollout policy.RolloutSettings) (status, error) {
+	r, err := l.ReadRollout(ctx, account, region)
+	if err != nil {
+		return status{}, err
+	}
+	watches, err := l.Watching(ctx, account, region)
+	if err != nil {
+		return status{}, err
+	}
+	used, _, err := l.BudgetUsed(ctx, ledger.Budget{AccountID: account, Region: region, Hour: policy.BudgetHourOf(now), MaxPerHour: rollout.MaxPerHour})
+	if err != nil {
+		return status{}, err
+	}
+	return newStatus(account, region, now, r, watches, used, rollout), nil
+}
+
+func encodeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// statusListSchema identifies what `status --accounts|--org --format json` prints;
+// docs/schema/status-list.schema.json describes it.
+const statusListSchema = "imdsguard.status-list/v1"
+
+// statusList is the rollout of several account-regions.
+type statusList struct {
+	Schema         string    `json:"schema"`
+	GeneratedAt    time.Time `json:"generated_at"`
+	AccountRegions []status  `json:"account_regions"`
+}
+
+// writeStatusList prints one line per account-region: the breakers first, then the
+// account-regions with enforcements being verified.
+func writeStatusList(w io.Writer, list statusList) error {
+	fmt.Fprintf(w, "imdsguard rollout of %d account-regions at %s\n\n", len(list.AccountRegions), list.GeneratedAt.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tREGION\tBREAKER\tVERIFYING\tVERIFIED\tROLLED BACK\tBUDGET LEFT\tNEXT WAVE")
+	rows := slices.Clone(list.AccountRegions)
+	slices.SortStableFunc(rows, func(a, b status) int {
+		switch {
+		case a.Breaker.Open != b.Breaker.Open:
+			if a.Breaker.Open {
+				return -1
+			}
+			return 1
+		case len(a.Verifying) != len(b.Verifying):
+			return len(b.Verifying) - len(a.Verifying)
+		}
+		return 0
+	})
+	for _, st := range rows {
+		breaker := "closed"
+		if st.Breaker.Open {
+			breaker = "OPEN: " + st.Breaker.Why
+		}
+		var verified, rolledBack int
+		next := "-"
+		for _, wv := range st.Waves {
+			verified += wv.Verified
+			rolledBack += wv.RolledBack
+			if next == "-" && !wv.MayEnforce {
+				next = wv.Waiting
+			}
+		}
+		if next == "-" {
+			next = "every wave may enforce"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", st.AccountID, st.Region, breaker, len(st.Verifying), verified, rolledBack, st.Budget.Left, next)
+	}
+	return tw.Flush()
 }
 
 // status is the JSON form of an account-region's rollout, with the plan's conventions.

@@ -134,3 +134,6 @@ func Client[C any, O any](c *Clients, serviceID string, newClient func(aws.Confi
 	c.clients[serviceID] = client
 	return client
 }
+
+// Config is the configuration the clients are built from.
+func (c *Clients) Config() aws.Config { return c.cfg.Copy() }

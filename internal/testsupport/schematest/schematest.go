@@ -69,7 +69,37 @@ func compiled(schemaFile string) (*jsonschema.Schema, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
-	sch, err := c.Compile(filepath.Join(dir, schemaFile))
+	// Every schema is known by its $id, so that one may refer to another
+	// ("$ref": "status.schema.json") without a fetch.
+	files, err := filepath.Glob(filepath.Join(dir, "*.schema.json"))
+	if err != nil {
+		return nil, err
+	}
+	target := ""
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("schema %s: %w", filepath.Base(f), err)
+		}
+		id, _ := doc.(map[string]any)["$id"].(string)
+		if id == "" {
+			return nil, fmt.Errorf("schema %s has no $id", filepath.Base(f))
+		}
+		if err := c.AddResource(id, doc); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", filepath.Base(f), err)
+		}
+		if filepath.Base(f) == schemaFile {
+			target = id
+		}
+	}
+	if target == "" {
+		return nil, fmt.Errorf("no schema %s in %s", schemaFile, dir)
+	}
+	sch, err := c.Compile(target)
 	if err != nil {
 		return nil, fmt.Errorf("schema %s: %w", schemaFile, err)
 	}
