@@ -286,7 +286,7 @@ type orgResult struct {
 	name        string
 	wall        time.Duration
 	calls       map[string]map[string]int // by function and operation, the functions' own
-	invocations map[string]int // by function
+	invocations map[string]int            // by function
 	longest     map[string]time.Duration
 	peakLookups int // the most LookupEvents of one account-region in one second
 	peakScope   string
