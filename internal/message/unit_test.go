@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/message"
+	"github.com/imdsguard/imdsguard/internal/testsupport/schematest"
 )
 
 func TestUnitRoundTripAndContinuations(t *testing.T) {
@@ -19,6 +20,7 @@ func TestUnitRoundTripAndContinuations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	schematest.ValidateAgainstSchema(t, "unit.schema.json", body)
 	back, err := message.ParseUnit(string(body))
 	if err != nil {
 		t.Fatal(err)
@@ -38,9 +40,12 @@ func TestUnitRoundTripAndContinuations(t *testing.T) {
 		if c.Sweep || c.Part != i+1 || c.UnitID != u.UnitID || c.DeduplicationID() == u.DeduplicationID() {
 			t.Errorf("continuation %d: %+v", i, c)
 		}
-		if _, err := c.Encode(); err != nil {
-			t.Errorf("continuation %d does not encode: %v", i, err)
+		c.TrailQuery = &message.UnitTrailQuery{ID: "0b7c8e2a-5f4d-4c1e-9a3b-2d6f8e1c4a7b", Start: now.Add(-14 * 24 * time.Hour), End: now}
+		body, err := c.Encode()
+		if err != nil {
+			t.Fatalf("continuation %d does not encode: %v", i, err)
 		}
+		schematest.ValidateAgainstSchema(t, "unit.schema.json", body)
 	}
 	if again := next[1].Continuations(left[:1]); again[0].Part != 3 {
 		t.Errorf("a continuation's continuation is part %d, want 3", again[0].Part)
@@ -65,6 +70,8 @@ func TestParseUnitRefuses(t *testing.T) {
 		{"other schema", strings.Replace(valid, "imdsguard.unit/v1", "imdsguard.verdict/v2", 1), "schema"},
 		{"trailing data", valid + `{}`, "more after"},
 		{"no trigger", strings.Replace(valid, `"trigger":"sweep"`, `"trigger":""`, 1), "trigger"},
+		{"bad trail query", strings.Replace(valid, `"part":0`, `"part":0,"trail_query":{"id":"x","start":"2026-11-17T10:00:00Z","end":"2026-12-01T10:00:00Z"}`, 1), "trail_query id"},
+		{"trail query over 90 days", strings.Replace(valid, `"part":0`, `"part":0,"trail_query":{"id":"0b7c8e2a-5f4d-4c1e-9a3b-2d6f8e1c4a7b","start":"2026-01-01T00:00:00Z","end":"2026-12-01T10:00:00Z"}`, 1), "at most 90 days"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
