@@ -41,8 +41,10 @@ type hub struct {
 	unitsURL, unitsARN, unitsDLQ string
 	// members are the organization's accounts besides the hub's, in creation order.
 	members []string
-	ec2Of   map[string]*ec2.Client
-	cwOf    map[string]*cloudwatch.Client
+	// ec2Of and cwOf are the clients of each account-region seeded or checked, by
+	// "account/region".
+	ec2Of map[string]*ec2.Client
+	cwOf  map[string]*cloudwatch.Client
 	verify  *function
 }
 
@@ -93,11 +95,6 @@ func newHub(t *testing.T, mode string, n int, hubEnv map[string]string) *hub {
 			env[k] = v
 		}
 	})
-	for _, account := range h.members {
-		cfg := memberConfig(h.cfg, account)
-		h.ec2Of[account], h.cwOf[account] = ec2.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
-	}
-	h.ec2Of[account], h.cwOf[account] = h.ec2, cloudwatch.NewFromConfig(h.cfg)
 	h.verify = h.start("verify", bootstraps.verify, h.env)
 	return h
 }
@@ -121,11 +118,35 @@ func memberConfig(base aws.Config, account string) aws.Config {
 	return cfg
 }
 
-// seed seeds copies of the named kinds in account.
+// clientsOf returns the EC2 and CloudWatch clients of account in region, made once: the
+// hub's own, or through a role session in a member.
+func (h *hub) clientsOf(account, region string) (*ec2.Client, *cloudwatch.Client) {
+	key := account + "/" + region
+	if _, ok := h.ec2Of[key]; !ok {
+		cfg := h.cfg.Copy()
+		if account != h.hubAccount() {
+			cfg = memberConfig(h.cfg, account)
+		}
+		cfg.Region = region
+		h.ec2Of[key], h.cwOf[key] = ec2.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
+	}
+	return h.ec2Of[key], h.cwOf[key]
+}
+
+func (h *hub) hubAccount() string { return account }
+
+// seed seeds copies of the named kinds in account, in the demo's region.
 func (h *hub) seed(account string, copies int, kinds ...string) []demo.Seeded {
 	h.t.Helper()
+	return h.seedIn(account, demo.Region, copies, kinds...)
+}
+
+// seedIn seeds copies of the named kinds in account's region.
+func (h *hub) seedIn(account, region string, copies int, kinds ...string) []demo.Seeded {
+	h.t.Helper()
 	now := time.Now().UTC()
-	seeded, err := demo.Seed(h.ctx, demo.Clients{EC2: h.ec2Of[account], CloudWatch: h.cwOf[account], CloudTrail: h.ct}, demo.KindsNamed(now, kinds...), copies, now)
+	ec2Client, cw := h.clientsOf(account, region)
+	seeded, err := demo.Seed(h.ctx, demo.Clients{EC2: ec2Client, CloudWatch: cw, CloudTrail: h.ct}, demo.KindsNamed(now, kinds...), copies, now)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -134,7 +155,13 @@ func (h *hub) seed(account string, copies int, kinds ...string) []demo.Seeded {
 
 func (h *hub) tokensOf(account, id string) string {
 	h.t.Helper()
-	out, err := h.ec2Of[account].DescribeInstances(h.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	return h.tokensIn(account, demo.Region, id)
+}
+
+func (h *hub) tokensIn(account, region, id string) string {
+	h.t.Helper()
+	ec2Client, _ := h.clientsOf(account, region)
+	out, err := ec2Client.DescribeInstances(h.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -223,15 +250,16 @@ type hubSummary struct {
 // outcome, in its own account's ledger partition; and verify, run once for the whole
 // organization, watches the members' enforcements.
 func TestOrganizationSweepEndToEnd(t *testing.T) {
-	h := newHub(t, "enforce", 2, nil)
+	const other = "eu-west-1"
+	h := newHub(t, "enforce", 2, map[string]string{"IMDSGUARD_ORG_REGIONS": demo.Region + "," + other})
 	a, b := h.members[0], h.members[1]
 	seededA := h.seed(a, 1, "static-site", "legacy-v1")
-	seededB := h.seed(b, 2, "static-site")
+	seededB := h.seedIn(b, other, 2, "static-site")
 	own := h.seed(account, 1, "static-site")
 
 	sum := decodeResponse[hubSummary](t, h.detect.invoke(t, h.ctx, json.RawMessage(`{"sweep": {}}`)))
-	if sum.Units != 3 {
-		t.Fatalf("the sweep queued %d units, want one for each of the 3 accounts in %s: %+v", sum.Units, demo.Region, sum)
+	if sum.Units != 6 {
+		t.Fatalf("the sweep queued %d units, want one for each of the 3 accounts in 2 regions: %+v", sum.Units, sum)
 	}
 	run := h.workUnits(0)
 	groups := map[string]bool{}
@@ -241,32 +269,32 @@ func TestOrganizationSweepEndToEnd(t *testing.T) {
 			t.Errorf("unit %+v: want a sweep's, with the sweep's id", u)
 		}
 	}
-	if len(groups) != 3 || len(run.failed) != 0 {
+	if len(groups) != 6 || len(run.failed) != 0 {
 		t.Errorf("units in groups %v (failed %v), want one group per account-region and no failure", groups, run.failed)
 	}
 	h.remediateQueued()
 
 	type want struct {
-		account, id, tokens string
-		result              string
+		account, region, id, tokens string
+		result                      string
 	}
 	var wants []want
 	for _, s := range seededA {
 		if s.Kind.Name == "legacy-v1" {
-			wants = append(wants, want{a, s.ID, "optional", ledger.ResultTicketed})
+			wants = append(wants, want{a, demo.Region, s.ID, "optional", ledger.ResultTicketed})
 		} else {
-			wants = append(wants, want{a, s.ID, "required", ledger.ResultEnforced})
+			wants = append(wants, want{a, demo.Region, s.ID, "required", ledger.ResultEnforced})
 		}
 	}
 	for _, s := range seededB {
-		wants = append(wants, want{b, s.ID, "required", ledger.ResultEnforced})
+		wants = append(wants, want{b, other, s.ID, "required", ledger.ResultEnforced})
 	}
-	wants = append(wants, want{account, own[0].ID, "required", ledger.ResultEnforced})
+	wants = append(wants, want{account, demo.Region, own[0].ID, "required", ledger.ResultEnforced})
 	for _, w := range wants {
-		if got := h.tokensOf(w.account, w.id); got != w.tokens {
-			t.Errorf("%s/%s: HttpTokens %s, want %s", w.account, w.id, got, w.tokens)
+		if got := h.tokensIn(w.account, w.region, w.id); got != w.tokens {
+			t.Errorf("%s/%s/%s: HttpTokens %s, want %s", w.account, w.region, w.id, got, w.tokens)
 		}
-		hist, err := h.ledger.History(h.ctx, ledger.Ref{AccountID: w.account, Region: demo.Region, InstanceID: w.id})
+		hist, err := h.ledger.History(h.ctx, ledger.Ref{AccountID: w.account, Region: w.region, InstanceID: w.id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,8 +308,8 @@ func TestOrganizationSweepEndToEnd(t *testing.T) {
 		verifySummary
 		AccountRegions int `json:"account_regions"`
 	}](t, h.verify.invoke(t, h.ctx, json.RawMessage(`{}`)))
-	if vs.AccountRegions != 3 || vs.Watched != 4 || vs.Verifying != 4 || vs.Failed != 0 {
-		t.Errorf("verify over the organization: %+v, want 3 account-regions and the 4 enforcements watched, still verifying", vs)
+	if vs.AccountRegions != 6 || vs.Watched != 4 || vs.Verifying != 4 || vs.Failed != 0 {
+		t.Errorf("verify over the organization: %+v, want 6 account-regions and the 4 enforcements watched, still verifying", vs)
 	}
 }
 

@@ -1,0 +1,64 @@
+# BenchmarkOrganization's moto_server imports this (PYTHONPATH points here): it makes
+# moto's DynamoDB TransactWriteItems back up only the items a transaction names, instead
+# of deep-copying every table it touches once per item. With the hub's ledger at tens of
+# thousands of items, moto's own backup takes seconds and gigabytes per call (its RSS
+# passed 23 GB in the first make bench-org), which measures the emulator, not imdsguard.
+# What a failed transaction restores is unchanged: each named item as it was before.
+import copy
+import types
+
+import moto.dynamodb.models as models
+
+_original = models.DynamoDBBackend.transact_write_items
+
+
+def _key_of(backend, op_type, op):
+    table = backend.tables.get(op.get("TableName"))
+    if table is None:
+        return None, None
+    if op_type == "Put":
+        attrs = op["Item"]
+        key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+        if table.range_key_attr is not None:
+            key[table.range_key_attr] = attrs[table.range_key_attr]
+        return table, key
+    return table, op.get("Key")
+
+
+def transact_write_items(self, transact_items):
+    backups = []
+    for item in transact_items:
+        op_type, op = next(iter(item.items()))
+        table, key = _key_of(self, op_type, op)
+        if table is None or key is None:
+            continue
+        current = self.get_item(table.name, key)
+        backups.append((table.name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None))
+    # moto's own backup deep-copies whole tables: within the call a table "copies" to
+    # itself (restoring it is then a no-op, and the items are restored below); everything
+    # else, such as update_item's copy of an item, is copied as before.
+    real_copy = models.copy
+
+    def deepcopy(value, *args, **kwargs):
+        if isinstance(value, models.Table):
+            return value
+        return real_copy.deepcopy(value, *args, **kwargs)
+
+    models.copy = types.SimpleNamespace(deepcopy=deepcopy)
+    try:
+        return _original(self, transact_items)
+    except Exception:
+        for table_name, key, attrs in reversed(backups):
+            if attrs is None:
+                try:
+                    self.delete_item(table_name, key)
+                except Exception:
+                    pass
+            else:
+                self.put_item(table_name, attrs)
+        raise
+    finally:
+        models.copy = real_copy
+
+
+models.DynamoDBBackend.transact_write_items = transact_write_items
