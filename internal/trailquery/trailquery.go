@@ -55,9 +55,9 @@ func (t Table) Validate() error {
 	case !glueName.MatchString(t.Table):
 		return fmt.Errorf("trail table %q is not a Glue table name (lower-case letters, digits and _)", t.Table)
 	case t.WorkGroup == "" || len(t.WorkGroup) > 128 || strings.ContainsAny(t.WorkGroup, " \t\r\n'\""):
-		return fmt.Errorf("Athena work group %q is not a work group name", t.WorkGroup)
+		return fmt.Errorf("the Athena work group %q is not a work group name", t.WorkGroup)
 	case t.OutputLocation != "" && !strings.HasPrefix(t.OutputLocation, "s3://"):
-		return fmt.Errorf("Athena output location %q is not an s3:// URI", t.OutputLocation)
+		return fmt.Errorf("the Athena output location %q is not an s3:// URI", t.OutputLocation)
 	}
 	return nil
 }
