@@ -93,6 +93,7 @@ func (h *Handler) HandleOrganization(ctx context.Context, o Organization) (Organ
 		}
 	}
 	wg.Wait()
+	h.gaugeVerifying(sum.Summary)
 	if len(failures) > 0 {
 		return sum, fmt.Errorf("verify failed in %d account-regions of the organization: %w", len(failures), errors.Join(failures...))
 	}
@@ -104,6 +105,7 @@ func (h *Handler) member(account, region string, members Members) *Handler {
 	m := members.Member(account, region)
 	at := *h
 	at.Region, at.EC2, at.CloudWatch, at.Restorer = region, m.EC2, m.CloudWatch, m.Restorer
+	at.partOfOrganization = true
 	if h.Sources != nil {
 		at.Sources = &Sources{Ledger: h.Sources.Ledger, Templates: m.Templates}
 	}

@@ -62,6 +62,15 @@ type Handler struct {
 	Now     func() time.Time
 	Log     *slog.Logger
 	Metrics *emf.Emitter
+
+	// partOfOrganization is set on the handler of one member account-region.
+	partOfOrganization bool
+}
+
+func (h *Handler) gaugeVerifying(sum Summary) {
+	if err := h.Metrics.Count("Verifying", sum.Verifying+sum.Failed, nil); err != nil {
+		h.Log.Error("writing a metric failed", "metric", "Verifying", "error", err)
+	}
 }
 
 // Summary is what one run did; it is the invocation's result.
@@ -107,9 +116,10 @@ func (h *Handler) Handle(ctx context.Context, accountID string) (Summary, error)
 			failures = append(failures, err)
 		}
 	}
-	// A gauge for the dashboard: how many enforcements are still being watched.
-	if err := h.Metrics.Count("Verifying", sum.Verifying+sum.Failed, nil); err != nil {
-		h.Log.Error("writing a metric failed", "metric", "Verifying", "error", err)
+	// A gauge for the dashboard: how many enforcements are still being watched (over the
+	// whole organization, HandleOrganization writes it once for all).
+	if !h.partOfOrganization {
+		h.gaugeVerifying(sum)
 	}
 	if len(failures) > 0 {
 		return sum, fmt.Errorf("verify in %s/%s: %d of %d watched instances and source fixes failed: %w", accountID, h.Region, sum.Failed,
