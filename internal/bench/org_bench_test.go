@@ -65,6 +65,9 @@ func BenchmarkOrganization(b *testing.B) {
 	}
 	b.Setenv("PYTHONPATH", patch)
 	moto := startMoto(b)
+	// The ledger and the queues have a moto of their own: one moto_server routes every
+	// request under one lock, and the remediate phase alone makes tens of thousands.
+	queues := startMoto(b)
 	dir := b.TempDir()
 	detectBin, err := fakeaws.BuildLambda(ctx, filepath.Join(root, "functions", "detect"), filepath.Join(dir, "detect"))
 	if err != nil {
@@ -75,7 +78,7 @@ func BenchmarkOrganization(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	o := seedOrganization(b, ctx, moto, accounts, orgRegions[:regionsPer], perRegion)
+	o := seedOrganization(b, ctx, moto, queues, accounts, orgRegions[:regionsPer], perRegion)
 	defer o.close()
 	fmt.Printf("organization: %d member accounts x %d regions x %d instances = %d instances, seeded in %s\n",
 		accounts, regionsPer, perRegion, len(o.instances), o.seedTime.Round(time.Second))
@@ -137,7 +140,9 @@ type orgInstance struct {
 // org is the seeded organization and the hub's resources.
 type org struct {
 	moto       *fakeaws.MotoServer
+	queues     *fakeaws.MotoServer // the ledger's, the queues' and the topic's
 	hubCfg     aws.Config
+	queuesCfg  aws.Config
 	members    []string
 	regions    []string
 	instances  map[string]*orgInstance
@@ -172,12 +177,14 @@ func (o *org) close() {
 // seedOrganization makes the organization with its member accounts, seeds perRegion
 // instances in each of their regions, their metrics in a CloudWatch stand-in and their
 // credential deliveries in a CloudTrail stand-in, and the hub's resources in moto.
-func seedOrganization(b *testing.B, ctx context.Context, moto *fakeaws.MotoServer, accounts int, regions []string, perRegion int) *org {
+func seedOrganization(b *testing.B, ctx context.Context, moto, queues *fakeaws.MotoServer, accounts int, regions []string, perRegion int) *org {
 	b.Helper()
 	start := time.Now()
 	hub := fakeaws.AWSConfig(region)
 	hub.BaseEndpoint = aws.String(moto.DirectURL)
-	o := &org{moto: moto, hubCfg: hub, regions: regions, instances: map[string]*orgInstance{}}
+	queuesCfg := fakeaws.AWSConfig(region)
+	queuesCfg.BaseEndpoint = aws.String(queues.DirectURL)
+	o := &org{moto: moto, queues: queues, hubCfg: hub, queuesCfg: queuesCfg, regions: regions, instances: map[string]*orgInstance{}}
 	orgs := organizations.NewFromConfig(hub)
 	if _, err := orgs.CreateOrganization(ctx, &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
 		b.Fatal(err)
@@ -229,12 +236,19 @@ func seedOrganization(b *testing.B, ctx context.Context, moto *fakeaws.MotoServe
 	for _, ev := range events {
 		o.cloudTrail.AddEvent(ev)
 	}
-	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(hub), DynamoDB: dynamodb.NewFromConfig(hub), SNS: sns.NewFromConfig(hub)})
+	res, err := demo.CreateResources(ctx, demo.ResourceClients{SQS: sqs.NewFromConfig(queuesCfg), DynamoDB: dynamodb.NewFromConfig(queuesCfg), SNS: sns.NewFromConfig(queuesCfg)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	o.res = res
-	q := sqs.NewFromConfig(hub)
+	q := sqs.NewFromConfig(queuesCfg)
+	// The remediation queue's visibility timeout as template.yaml sets it (six times
+	// remediate's timeout), not SQS's default of 30 seconds: a verdict a slow invocation
+	// still holds must not be handed to another, which would find it claimed.
+	if _, err := q.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(res.QueueURL),
+		Attributes: map[string]string{"VisibilityTimeout": "5400"}}); err != nil {
+		b.Fatal(err)
+	}
 	units, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("imdsguard-units.fifo"), Attributes: map[string]string{
 		"FifoQueue": "true", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId", "VisibilityTimeout": "5400"}})
 	if err != nil {
@@ -315,14 +329,18 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 	var proxies = map[string][]*fakeaws.FaultProxy{}
 	for _, function := range []string{"detect", "remediate"} {
 		motoProxy := fakeaws.StartFaultProxy(o.moto.URL, fakeaws.FaultPlan{})
+		queuesProxy := fakeaws.StartFaultProxy(o.queues.DirectURL, fakeaws.FaultPlan{})
 		cwProxy := fakeaws.StartFaultProxy(o.cloudWatch.URL, fakeaws.FaultPlan{})
 		ctProxy := fakeaws.StartFaultProxy(o.cloudTrail.URL, fakeaws.FaultPlan{})
-		proxies[function] = []*fakeaws.FaultProxy{motoProxy, cwProxy, ctProxy}
+		proxies[function] = []*fakeaws.FaultProxy{motoProxy, queuesProxy, cwProxy, ctProxy}
 		for _, p := range proxies[function] {
 			defer p.Close()
 		}
 		env := demo.AWSEnv(motoProxy.URL, ctProxy.URL, b.TempDir())
 		env["AWS_ENDPOINT_URL_CLOUDWATCH"] = cwProxy.URL
+		for _, service := range []string{"SQS", "DYNAMODB", "SNS"} {
+			env["AWS_ENDPOINT_URL_"+service] = queuesProxy.URL
+		}
 		env["IMDSGUARD_MODE"] = "report"
 		env["IMDSGUARD_QUEUE_URL"] = o.res.QueueURL
 		env["IMDSGUARD_LEDGER_TABLE"] = o.res.Table
@@ -364,7 +382,7 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 	var inflight sync.WaitGroup
 	var busy sync.Mutex
 	active := 0
-	q := sqs.NewFromConfig(o.hubCfg)
+	q := sqs.NewFromConfig(o.queuesCfg)
 	poll := func(url, arn string, proc *fakeaws.LambdaProcess, function string, fifo bool) {
 		defer inflight.Done()
 		for {
@@ -527,7 +545,7 @@ type outcomeRow struct {
 // outcomes reads every outcome in the ledger, by instance, oldest first.
 func (o *org) outcomes(ctx context.Context) (map[string][]outcomeRow, error) {
 	out := map[string][]outcomeRow{}
-	pages := dynamodb.NewScanPaginator(dynamodb.NewFromConfig(o.hubCfg), &dynamodb.ScanInput{
+	pages := dynamodb.NewScanPaginator(dynamodb.NewFromConfig(o.queuesCfg), &dynamodb.ScanInput{
 		TableName:                 aws.String(o.res.Table),
 		FilterExpression:          aws.String("begins_with(sk, :outcome)"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":outcome": &ddbtypes.AttributeValueMemberS{Value: "OUTCOME#"}},

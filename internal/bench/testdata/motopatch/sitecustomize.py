@@ -102,3 +102,14 @@ def query(self, *args, **kwargs):
 
 Table.all_items = all_items
 Table.query = query
+
+
+# IMDSGUARD_BENCH_MOTO_STACKS=<file>: SIGUSR1 appends every thread's stack to the file,
+# to see where moto spends its time in a run.
+import faulthandler
+import os
+import signal
+
+if os.environ.get("IMDSGUARD_BENCH_MOTO_STACKS"):
+    _stacks = open(os.environ["IMDSGUARD_BENCH_MOTO_STACKS"], "a")
+    faulthandler.register(signal.SIGUSR1, file=_stacks, all_threads=True)
