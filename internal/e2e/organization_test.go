@@ -43,9 +43,9 @@ type hub struct {
 	members []string
 	// ec2Of and cwOf are the clients of each account-region seeded or checked, by
 	// "account/region".
-	ec2Of map[string]*ec2.Client
-	cwOf  map[string]*cloudwatch.Client
-	verify  *function
+	ec2Of  map[string]*ec2.Client
+	cwOf   map[string]*cloudwatch.Client
+	verify *function
 }
 
 // newHub deploys the hub in the organization's management account with n member
