@@ -383,7 +383,7 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 	var busy sync.Mutex
 	active := 0
 	q := sqs.NewFromConfig(o.queuesCfg)
-	poll := func(url, arn string, proc *fakeaws.LambdaProcess, function string, fifo bool) {
+	poll := func(url, arn string, proc *fakeaws.LambdaProcess, function string) {
 		defer inflight.Done()
 		for {
 			got, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
@@ -453,11 +453,11 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 	}
 	for _, p := range detects {
 		inflight.Add(1)
-		go poll(o.unitsURL, o.unitsARN, p, "detect", true)
+		go poll(o.unitsURL, o.unitsARN, p, "detect")
 	}
 	for _, p := range remediates {
 		inflight.Add(1)
-		go poll(o.res.QueueURL, o.res.QueueARN, p, "remediate", false)
+		go poll(o.res.QueueURL, o.res.QueueARN, p, "remediate")
 	}
 	inflight.Wait()
 	r.wall = time.Since(start)

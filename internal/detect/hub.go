@@ -354,7 +354,7 @@ func (h *Handler) judgeUnits(ctx context.Context, g *unitGroup) (UnitsSummary, e
 		if h.Hub.Trail == nil {
 			return sum, fmt.Errorf("%s/%s: the unit names the trail query %s, and this hub has no trail table", g.account, g.region, q.ID)
 		}
-		ar.clients.Trail = &trailquery.Results{API: h.Hub.Trail.Athena, QueryID: q.ID, Account: g.account, Region: g.region,
+		ar.clients.Trail = &trailquery.Results{API: h.Hub.Trail.Athena, Table: h.Hub.Trail.Table, QueryID: q.ID, Account: g.account, Region: g.region,
 			Window: trailquery.Window{Start: q.Start, End: q.End}}
 	}
 	w := work{continues: true}

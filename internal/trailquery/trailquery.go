@@ -160,7 +160,9 @@ const (
 // the first instance that needs them. It is safe for concurrent use (the guard's lookup
 // workers share it).
 type Results struct {
-	API     API
+	API API
+	// Table is the trail's table: the query must be exactly the one Start runs on it.
+	Table   Table
 	QueryID string
 	// Account and Region are the account-region whose rows are kept; Window is what the
 	// query covers, which must be the guard's lookback ending no earlier than the sweep.
@@ -293,6 +295,9 @@ func (r *Results) wait(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", opGetQueryExecution, err)
 		}
+		if err := r.authentic(out.QueryExecution); err != nil {
+			return err
+		}
 		status := out.QueryExecution.Status
 		switch status.State {
 		case athenatypes.QueryExecutionStateSucceeded:
@@ -312,6 +317,43 @@ func (r *Results) wait(ctx context.Context) error {
 		}
 		delay = min(2*delay, poll)
 	}
+}
+
+var (
+	queriedAccounts = regexp.MustCompile(`WHERE account IN \(([^)]*)\) AND region IN \(([^)]*)\)`)
+	quotedValue     = regexp.MustCompile(`'([^']*)'`)
+)
+
+// authentic checks that the query execution the unit names is the query Start runs on
+// the table, over the unit's window, in the table's work group, and that it covers the
+// unit's account-region: rows of any other query, which anyone allowed to run queries in
+// the account could start, must not stand for the organization trail.
+func (r *Results) authentic(q *athenatypes.QueryExecution) error {
+	if got := aws.ToString(q.WorkGroup); got != r.Table.WorkGroup {
+		return fmt.Errorf("the query %s ran in work group %q, not the trail's %q", r.QueryID, got, r.Table.WorkGroup)
+	}
+	text := aws.ToString(q.Query)
+	m := queriedAccounts.FindStringSubmatch(text)
+	if m == nil {
+		return fmt.Errorf("the query %s is not the organization trail's query", r.QueryID)
+	}
+	values := func(list string) []string {
+		var out []string
+		for _, v := range quotedValue.FindAllStringSubmatch(list, -1) {
+			out = append(out, v[1])
+		}
+		return out
+	}
+	accounts, regions := values(m[1]), values(m[2])
+	want, err := SQL(r.Table, Window{Accounts: accounts, Regions: regions, Start: r.Window.Start, End: r.Window.End})
+	if err != nil || want != text {
+		return fmt.Errorf("the query %s is not the organization trail's query over %s to %s", r.QueryID,
+			r.Window.Start.UTC().Format(time.RFC3339), r.Window.End.UTC().Format(time.RFC3339))
+	}
+	if !slices.Contains(accounts, r.Account) || !slices.Contains(regions, r.Region) {
+		return fmt.Errorf("the query %s does not cover %s/%s", r.QueryID, r.Account, r.Region)
+	}
+	return nil
 }
 
 func rowValues(row athenatypes.Row) []string {

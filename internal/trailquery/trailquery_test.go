@@ -56,12 +56,15 @@ func TestTrailQuerySQL(t *testing.T) {
 // fakeAthena answers GetQueryExecution with states in turn (the last one repeated) and
 // GetQueryResults with pages in turn.
 type fakeAthena struct {
-	states    []athenatypes.QueryExecutionState
-	reason    string
-	pages     []*athena.GetQueryResultsOutput
-	pageErr   error
-	execCalls int
-	pageCalls int
+	// query and workGroup are what GetQueryExecution says was run; empty means the trail's
+	// query over trailWindow in the trail's work group.
+	query, workGroup string
+	states           []athenatypes.QueryExecutionState
+	reason           string
+	pages            []*athena.GetQueryResultsOutput
+	pageErr          error
+	execCalls        int
+	pageCalls        int
 }
 
 func (f *fakeAthena) StartQueryExecution(context.Context, *athena.StartQueryExecutionInput, ...func(*athena.Options)) (*athena.StartQueryExecutionOutput, error) {
@@ -71,7 +74,14 @@ func (f *fakeAthena) StartQueryExecution(context.Context, *athena.StartQueryExec
 func (f *fakeAthena) GetQueryExecution(context.Context, *athena.GetQueryExecutionInput, ...func(*athena.Options)) (*athena.GetQueryExecutionOutput, error) {
 	state := f.states[min(f.execCalls, len(f.states)-1)]
 	f.execCalls++
-	return &athena.GetQueryExecutionOutput{QueryExecution: &athenatypes.QueryExecution{
+	query, workGroup := f.query, f.workGroup
+	if query == "" {
+		query, _ = trailquery.SQL(trailTable, trailWindow)
+	}
+	if workGroup == "" {
+		workGroup = trailTable.WorkGroup
+	}
+	return &athena.GetQueryExecutionOutput{QueryExecution: &athenatypes.QueryExecution{Query: aws.String(query), WorkGroup: aws.String(workGroup),
 		Status: &athenatypes.QueryExecutionStatus{State: state, StateChangeReason: aws.String(f.reason)}}}, nil
 }
 
@@ -107,9 +117,16 @@ func page(next string, rows ...athenatypes.Row) *athena.GetQueryResultsOutput {
 
 const trailInstanceID = "i-0123456789abcdef0"
 
+var trailEnd = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+// trailWindow is what the sweep's query covered.
+var trailWindow = trailquery.Window{Accounts: []string{"111111111111", "222222222222"}, Regions: []string{"us-east-1"},
+	Start: trailEnd.Add(-14 * 24 * time.Hour), End: trailEnd}
+
 func TestTrailResults(t *testing.T) {
-	end := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	window := trailquery.Window{Start: end.Add(-14 * 24 * time.Hour), End: end}
+	end := trailEnd
+	window := trailquery.Window{Start: trailWindow.Start, End: trailWindow.End}
+	otherSQL, _ := trailquery.SQL(trailTable, trailquery.Window{Accounts: []string{"222222222222"}, Regions: []string{"us-east-1"}, Start: window.Start, End: window.End})
 	coverage := row("111111111111", "us-east-1", "", "", "", "", "", "900", "2026-12-01T09:00:00Z", "31")
 	v1 := row("111111111111", "us-east-1", trailInstanceID, "1.0", "GetObject", "aws-cli/1.0", "10.0.0.9", "2", "2026-11-30T09:00:00Z", "0")
 	v2 := row("111111111111", "us-east-1", trailInstanceID, "2.0", "", "", "", "40", "2026-12-01T09:00:00Z", "0")
@@ -146,12 +163,19 @@ func TestTrailResults(t *testing.T) {
 			wantErr: "athena:GetQueryResults"},
 		{name: "page error", api: &fakeAthena{states: ok, pageErr: errors.New("ThrottlingException")}, wantErr: "ThrottlingException"},
 		{name: "window shorter than the lookback", api: &fakeAthena{states: ok}, lookback: 30 * 24 * time.Hour, wantErr: "less than the lookback"},
+		// Rows of another query must not stand for the trail's.
+		{name: "another work group", api: &fakeAthena{states: ok, workGroup: "adhoc"}, wantErr: `work group "adhoc"`},
+		{name: "another query", api: &fakeAthena{states: ok, query: "SELECT '111111111111' AS account_id, 'us-east-1' AS region"},
+			wantErr: "not the organization trail's query"},
+		{name: "the query with a line added", api: &fakeAthena{states: ok, query: strings.Replace(mustSQL(t), "GROUP BY", "UNION ALL SELECT 1 GROUP BY", 1)},
+			wantErr: "not the organization trail's query"},
+		{name: "the query of other accounts", api: &fakeAthena{states: ok, query: otherSQL}, wantErr: "does not cover 111111111111/us-east-1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			r := &trailquery.Results{API: tc.api, QueryID: "q", Account: "111111111111", Region: "us-east-1", Window: window, Poll: 10 * time.Millisecond}
+			r := &trailquery.Results{API: tc.api, Table: trailTable, QueryID: "q", Account: "111111111111", Region: "us-east-1", Window: window, Poll: 10 * time.Millisecond}
 			lookback := tc.lookback
 			if lookback == 0 {
 				lookback = 14 * 24 * time.Hour
@@ -182,4 +206,13 @@ func TestTrailResults(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustSQL(t *testing.T) string {
+	t.Helper()
+	sql, err := trailquery.SQL(trailTable, trailWindow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sql
 }
