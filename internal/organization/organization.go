@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+
+	"github.com/imdsguard/imdsguard/internal/evidence"
 )
 
 // API is the part of the Organizations client the lister uses.
@@ -28,7 +30,8 @@ type Lister struct {
 }
 
 // Accounts lists the active accounts. An organization, or units, without one is an
-// error: a sweep of nothing would look like a clean one.
+// error: a sweep of nothing would look like a clean one. So is a reply without its list
+// (an empty 200): the accounts it would have named must not drop out of a sweep unseen.
 func (l Lister) Accounts(ctx context.Context) ([]string, error) {
 	var out []string
 	add := func(accounts []orgtypes.Account) {
@@ -42,6 +45,9 @@ func (l Lister) Accounts(ctx context.Context) ([]string, error) {
 		pages := organizations.NewListAccountsPaginator(l.API, &organizations.ListAccountsInput{})
 		for pages.HasMorePages() {
 			page, err := pages.NextPage(ctx)
+			if err == nil && page.Accounts == nil {
+				err = &evidence.IncompleteReplyError{Operation: "organizations:ListAccounts", Problem: "no Accounts"}
+			}
 			if err != nil {
 				return nil, fmt.Errorf("listing the organization's accounts (organizations:ListAccounts, from the management account or a delegated administrator): %w", err)
 			}
@@ -61,6 +67,9 @@ func (l Lister) Accounts(ctx context.Context) ([]string, error) {
 			accounts := organizations.NewListAccountsForParentPaginator(l.API, &organizations.ListAccountsForParentInput{ParentId: aws.String(parent)})
 			for accounts.HasMorePages() {
 				page, err := accounts.NextPage(ctx)
+				if err == nil && page.Accounts == nil {
+					err = &evidence.IncompleteReplyError{Operation: "organizations:ListAccountsForParent", Problem: "no Accounts"}
+				}
 				if err != nil {
 					return nil, fmt.Errorf("listing the accounts of %s (organizations:ListAccountsForParent): %w", parent, err)
 				}
@@ -69,6 +78,9 @@ func (l Lister) Accounts(ctx context.Context) ([]string, error) {
 			units := organizations.NewListOrganizationalUnitsForParentPaginator(l.API, &organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(parent)})
 			for units.HasMorePages() {
 				page, err := units.NextPage(ctx)
+				if err == nil && page.OrganizationalUnits == nil {
+					err = &evidence.IncompleteReplyError{Operation: "organizations:ListOrganizationalUnitsForParent", Problem: "no OrganizationalUnits"}
+				}
 				if err != nil {
 					return nil, fmt.Errorf("listing the units below %s (organizations:ListOrganizationalUnitsForParent): %w", parent, err)
 				}
