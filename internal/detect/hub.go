@@ -296,7 +296,14 @@ func (h *Handler) HandleUnits(ctx context.Context, batch events.SQSEvent) (Units
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			one, err := h.judgeUnits(ctx, g)
+			judge := h.judgeUnits
+			if h.tooLateToStart(ctx) {
+				// Its turn came too close to the end of the invocation's judging time: it is
+				// queued again as it is, for an invocation of its own, rather than judged
+				// on no time and failed.
+				judge = h.requeueUnits
+			}
+			one, err := judge(ctx, g)
 			mu.Lock()
 			defer mu.Unlock()
 			sum.add(one)
@@ -312,6 +319,35 @@ func (h *Handler) HandleUnits(ctx context.Context, batch events.SQSEvent) (Units
 	}
 	wg.Wait()
 	return sum, resp, nil
+}
+
+// minUnitTime is the least judging time an account-region is started with; one whose
+// turn in a batch comes later is queued again.
+const minUnitTime = time.Minute
+
+// tooLateToStart reports whether the invocation's judging time (its deadline less the
+// reserve) has less than minUnitTime left.
+func (h *Handler) tooLateToStart(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && time.Until(deadline.Add(-h.unitReserve())) < minUnitTime
+}
+
+// requeueUnits queues the account-region's units again as they are, each a part further
+// (a new deduplication id), and counts them as continued.
+func (h *Handler) requeueUnits(ctx context.Context, g *unitGroup) (UnitsSummary, error) {
+	sum := UnitsSummary{AccountRegions: 1, Continued: 1, Summary: Summary{Verdicts: map[string]int{}}}
+	again := make([]message.Unit, len(g.units))
+	for i, u := range g.units {
+		u.Part++
+		again[i] = u
+	}
+	sent, err := h.queueUnits(ctx, again)
+	sum.Units = sent
+	if err != nil {
+		return sum, fmt.Errorf("%s/%s: queueing its units again: %w", g.account, g.region, err)
+	}
+	h.Log.InfoContext(ctx, "units queued again: their turn came too late in this invocation", "account_id", g.account, "region", g.region, "units", len(again))
+	return sum, nil
 }
 
 // UnitsSummary is what one invocation over units of work did.

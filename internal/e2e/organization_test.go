@@ -647,3 +647,45 @@ func TestOrganizationAthenaEvidence(t *testing.T) {
 		t.Errorf("%s (its account-region not in the trail): %+v, want a defer for cloudtrail-unavailable saying so", dark[0].ID, v)
 	}
 }
+
+// TestOrganizationLateUnitsQueuedAgain: a batch holds more account-regions than an
+// invocation judges at once (4); those whose turn comes when less than a minute of its
+// judging time is left are queued again as they are, not judged on no time and failed.
+// Across the invocations every instance gets exactly one verdict, and no unit fails.
+func TestOrganizationLateUnitsQueuedAgain(t *testing.T) {
+	h := newHub(t, "report", 6, map[string]string{"IMDSGUARD_ORG_EXCLUDE_ACCOUNTS": account})
+	var seeded []demo.Seeded
+	for _, member := range h.members {
+		seeded = append(seeded, h.seed(member, 10, "web")...)
+	}
+	if sum := decodeResponse[hubSummary](t, h.detect.invoke(t, h.ctx, json.RawMessage(`{"sweep": {}}`))); sum.Units != 6 {
+		t.Fatalf("the sweep queued %d units, want one per member", sum.Units)
+	}
+	// 63 seconds of judging time: the first four account-regions start with more than a
+	// minute of it, and take at least 5 seconds of lookups (10 at 1.8 a second), so the
+	// last two start with less than a minute left.
+	run := h.workUnits(2*time.Minute + 63*time.Second)
+	if len(run.failed) != 0 {
+		t.Errorf("failed units %v", run.failed)
+	}
+	again := 0
+	for _, u := range run.units {
+		if u.Part > 0 && u.Sweep {
+			again++
+		}
+	}
+	if again == 0 {
+		t.Errorf("no unit was queued again: %d units handed over in %d invocations", len(run.units), run.invocations)
+	}
+	verdicts := map[string]int{}
+	for _, r := range h.receive(h.queueURL).Records {
+		if v, err := message.Parse(r.Body); err == nil {
+			verdicts[v.InstanceID]++
+		}
+	}
+	for _, s := range seeded {
+		if verdicts[s.ID] != 1 {
+			t.Errorf("%s got %d verdicts, want exactly 1", s.ID, verdicts[s.ID])
+		}
+	}
+}
