@@ -103,7 +103,7 @@ func BenchmarkOrganization(b *testing.B) {
 var orgRegions = []string{"us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2"}
 
 const (
-	orgScaleEnv         = "IMDSGUARD_BENCH_ORG"
+	orgScaleEnv = "IMDSGUARD_BENCH_ORG"
 	// orgRemediateEnv=0 leaves remediate out: each instance is then checked for exactly
 	// one decision of detect's per sweep. moto serves remediate's five calls per verdict
 	// at about 5 verdicts a second, which makes a 10,000-instance run take over an hour.
