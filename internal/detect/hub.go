@@ -292,15 +292,16 @@ func (h *Handler) HandleUnits(ctx context.Context, batch events.SQSEvent) (Units
 	var mu sync.Mutex
 	slots := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
-	for _, g := range groups {
+	for i, g := range groups {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			judge := h.judgeUnits
-			if h.tooLateToStart(ctx) {
-				// Its turn came too close to the end of the invocation's judging time: it is
-				// queued again as it is, for an invocation of its own, rather than judged
-				// on no time and failed.
+			if i >= concurrency && h.tooLateToStart(ctx) {
+				// It waited for its turn until too close to the end of the invocation's
+				// judging time: it is queued again as it is, to start an invocation of its
+				// own, rather than be judged on no time and failed. (The first ones are
+				// judged whatever the time: they continue, or fail when they judge nothing.)
 				judge = h.requeueUnits
 			}
 			one, err := judge(ctx, g)
