@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
-	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/evidence"
 	"github.com/imdsguard/imdsguard/internal/guard"
 	"github.com/imdsguard/imdsguard/internal/guardrails"
@@ -134,16 +133,7 @@ func runGuardrails(cmd *cobra.Command, env Env, opts guardrailsOptions) error {
 	}
 
 	// As plan: the configuration is loaded before the first AWS call.
-	load := env.AWS
-	load.CallTimeout = settings.CallTimeout
-	if len(regions) > 0 {
-		load.Region = regions[0]
-	}
-	base, err := awsapi.Load(ctx, load)
-	if err != nil {
-		return err
-	}
-	targets, err := planTargets(ctx, base, opts.accounts, regions, wiring.Options{LookupsPerSecond: opts.lookupsPerSec})
+	base, targets, err := loadTargets(ctx, env, settings.CallTimeout, nil, opts.accounts, regions, opts.lookupsPerSec)
 	if err != nil {
 		return err
 	}

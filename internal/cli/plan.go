@@ -137,16 +137,7 @@ func runPlan(cmd *cobra.Command, env Env, opts planOptions) error {
 	// The configuration is loaded before the first AWS call: a profile or region that
 	// cannot be loaded stops the run with nothing written.
 	counter := awsapi.NewCallCounter()
-	load := env.AWS
-	load.Counter, load.CallTimeout = counter, settings.CallTimeout
-	if len(regions) > 0 {
-		load.Region = regions[0]
-	}
-	base, err := awsapi.Load(ctx, load)
-	if err != nil {
-		return err
-	}
-	targets, err := planTargets(ctx, base, opts.accounts, regions, wiring.Options{LookupsPerSecond: opts.lookupsPerSec})
+	base, targets, err := loadTargets(ctx, env, settings.CallTimeout, counter, opts.accounts, regions, opts.lookupsPerSec)
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/spf13/cobra"
 
+	"github.com/imdsguard/imdsguard/internal/awsapi"
 	"github.com/imdsguard/imdsguard/internal/organization"
 	"github.com/imdsguard/imdsguard/internal/policy"
 	"github.com/imdsguard/imdsguard/internal/wiring"
@@ -77,6 +79,26 @@ func (o accountOptions) check(cmd interface{ Changed(string) bool }, regions []s
 		return usagef("--role-name %q is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)", o.roleName)
 	}
 	return nil
+}
+
+// loadTargets loads the configuration (in the first of regions, when given; counter,
+// when set, counts its calls) and lists the account-regions to judge with it.
+func loadTargets(ctx context.Context, env Env, callTimeout time.Duration, counter *awsapi.CallCounter, o accountOptions, regions []string,
+	lookupsPerSec float64) (aws.Config, []scopeTarget, error) {
+	load := env.AWS
+	load.CallTimeout = callTimeout
+	if counter != nil {
+		load.Counter = counter
+	}
+	if len(regions) > 0 {
+		load.Region = regions[0]
+	}
+	base, err := awsapi.Load(ctx, load)
+	if err != nil {
+		return aws.Config{}, nil, err
+	}
+	targets, err := planTargets(ctx, base, o, regions, wiring.Options{LookupsPerSecond: lookupsPerSec})
+	return base, targets, err
 }
 
 // planTargets lists the account-regions to plan and builds their clients. Without
