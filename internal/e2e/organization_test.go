@@ -124,7 +124,7 @@ func (h *hub) clientsOf(account, region string) (*ec2.Client, *cloudwatch.Client
 	key := account + "/" + region
 	if _, ok := h.ec2Of[key]; !ok {
 		cfg := h.cfg.Copy()
-		if account != h.hubAccount() {
+		if account != hubAccountID {
 			cfg = memberConfig(h.cfg, account)
 		}
 		cfg.Region = region
@@ -133,7 +133,8 @@ func (h *hub) clientsOf(account, region string) (*ec2.Client, *cloudwatch.Client
 	return h.ec2Of[key], h.cwOf[key]
 }
 
-func (h *hub) hubAccount() string { return account }
+// hubAccountID is the hub's own account: moto's default, the pipeline's account.
+const hubAccountID = account
 
 // seed seeds copies of the named kinds in account, in the demo's region.
 func (h *hub) seed(account string, copies int, kinds ...string) []demo.Seeded {

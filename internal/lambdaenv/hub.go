@@ -24,10 +24,6 @@ const (
 	EnvTrailOutput    = "IMDSGUARD_TRAIL_OUTPUT"
 )
 
-// HubEnv are the hub's environment variables, for the template's check.
-var HubEnv = []string{EnvUnitsQueueURL, EnvOrgRegions, EnvOrgUnits, EnvOrgInclude, EnvOrgExclude, EnvMemberReadRole, EnvMemberEnforceRole,
-	EnvTrailDatabase, EnvTrailTable, EnvTrailWorkGroup, EnvTrailOutput}
-
 // Hub is what a function of the organization's hub reads from its environment.
 type Hub struct {
 	Organization policy.Organization
