@@ -240,18 +240,31 @@ var testRetries = awsapi.Options{RetryMaxBackoff: 20 * time.Millisecond}
 // enforced that fault-free is not remediated, every queued decision ends in exactly one
 // outcome in the ledger or on the dead-letter queue, and no decision is recorded twice.
 func TestPipelineUnderFaults(t *testing.T) {
+	enforced := 0
 	for seed := range uint64(faultSeeds) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			w := newFaultWorld(t)
-			runPipelineUnderFaults(t, w, seed)
+			enforced += runPipelineUnderFaults(t, w, seed).enforced
 		})
 	}
+	requireEnforcements(t, enforced)
+}
+
+// requireEnforcements fails a fault run that enforced nothing in any seed: its safety
+// checks would then hold of a pipeline that never reaches ModifyInstanceMetadataOptions
+// (as when remediate had no enforcement budget and deferred everything).
+func requireEnforcements(t *testing.T, enforced int) {
+	t.Helper()
+	if enforced == 0 {
+		t.Error("no seed enforced any instance: the run never tested enforcement under faults")
+	}
+	t.Logf("%d instances enforced over all seeds", enforced)
 }
 
 // maxReceives is the remediation queue's maxReceiveCount (template.yaml).
 const maxReceives = 5
 
-func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
+func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) runTally {
 	ctx := w.ctx
 	direct := fakeaws.AWSConfig(demo.Region)
 	direct.BaseEndpoint = aws.String(w.moto.URL)
@@ -296,6 +309,7 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 	remediator := &remediate.Handler{
 		Settings: settings, Limits: policy.RecheckLimits{MaxAge: time.Hour, MaxClockSkew: time.Minute},
 		ClaimTTL: 15 * time.Minute, Region: demo.Region, Clients: clients,
+		Rollout:  policy.RolloutSettings{MaxPerHour: 100},
 		Enforcer: &enforce.Enforcer{EC2: ec2Client, MaxWait: 5 * time.Second, FirstDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
 		Ledger:   &ledger.Ledger{API: db, Table: res.Table},
 		Tickets:  &ticket.SNS{API: sns.NewFromConfig(cfg), TopicARN: res.TopicARN},
@@ -353,7 +367,7 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 	for id, s := range w.fleet {
 		kinds[id] = s.Kind
 	}
-	recorded, lost := checkRun(t, kinds, queued, pending, func(id string) []ledger.Outcome {
+	tally := checkRun(t, kinds, queued, pending, func(id string) []ledger.Outcome {
 		hist, err := book.History(ctx, ledger.Ref{AccountID: account, Region: demo.Region, InstanceID: id})
 		if err != nil {
 			t.Fatal(err)
@@ -366,10 +380,18 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 		}
 		return string(out.Reservations[0].Instances[0].MetadataOptions.HttpTokens)
 	})
-	t.Logf("seed %d: %d messages queued, %d decisions recorded, %d on the dead-letter queue after %d receives; faults injected: %d",
-		seed, len(queued), recorded, lost, receives,
+	t.Logf("seed %d: %d messages queued, %d decisions recorded (%d enforced), %d on the dead-letter queue after %d receives; faults injected: %d",
+		seed, len(queued), tally.recorded, tally.enforced, tally.onDLQ, receives,
 		awsProxy.Faults("", fakeaws.FaultNone)+ec2Proxy.Faults("", fakeaws.FaultNone)+
 			cwProxy.Faults("", fakeaws.FaultNone)+ctProxy.Faults("", fakeaws.FaultNone))
+	return tally
+}
+
+// runTally counts what a run under faults came to.
+type runTally struct {
+	recorded int // decisions with an outcome
+	onDLQ    int // decisions on the dead-letter queue
+	enforced int // enforced outcomes
 }
 
 // checkRun holds a run under faults to the pipeline's invariants, given the fault-free
@@ -377,10 +399,9 @@ func runPipelineUnderFaults(t *testing.T, w *faultWorld, seed uint64) {
 // receive limit (on the dead-letter queue), and each instance's history and HttpTokens
 // as they are now: no instance is enforced that fault-free is not remediated, every
 // queued decision ends in exactly one outcome or on the dead-letter queue, no outcome
-// belongs to a decision never queued. It returns how many decisions have an outcome and
-// how many are on the dead-letter queue.
+// belongs to a decision never queued.
 func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQSMessage,
-	history func(id string) []ledger.Outcome, tokens func(id string) string) (recorded, onDLQ int) {
+	history func(id string) []ledger.Outcome, tokens func(id string) string) runTally {
 	t.Helper()
 	// The sources the messages are about, by ledger subject, with their names.
 	sourceNames := map[string]string{}
@@ -406,7 +427,7 @@ func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQ
 	}
 	// A reply lost after SendMessageBatch worked queues a message twice: copies > 1.
 	copies, dlq := decisionsOf(queued), decisionsOf(dead)
-	outcomes := map[string]int{}
+	outcomes, enforced := map[string]int{}, 0
 	t.Logf("%d sources in the queued messages: %v", len(sourceNames), sourceNames)
 	for subject, name := range sourceNames {
 		for _, o := range history(subject) {
@@ -422,6 +443,9 @@ func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQ
 		remediable := expected.Action == policy.ActionRemediate
 		for _, o := range history(id) {
 			outcomes[o.DecisionID]++
+			if o.Result == ledger.ResultEnforced {
+				enforced++
+			}
 			if o.Result == ledger.ResultEnforced && !remediable {
 				t.Errorf("UNSAFE: %s (%s) enforced under faults; fault-free it is %s", id, kind.Name, expected.Action)
 			}
@@ -445,7 +469,7 @@ func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQ
 			t.Errorf("an outcome for decision %s, which was never queued", decision)
 		}
 	}
-	return len(outcomes), len(dlq)
+	return runTally{recorded: len(outcomes), onDLQ: len(dlq), enforced: enforced}
 }
 
 // TestBootstrapsUnderFaults runs the built detect and remediate bootstraps, under the
@@ -453,6 +477,7 @@ func checkRun(t *testing.T, kinds map[string]demo.Kind, queued, dead []events.SQ
 // behind a fault proxy: the same invariants as TestPipelineUnderFaults, on the binaries
 // as deployed. Fewer faults than in process: the production retryer backs off for real.
 func TestBootstrapsUnderFaults(t *testing.T) {
+	enforced := 0
 	for seed := range uint64(2) {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			plan := randomPlan(100+seed, 0.12, "ec2:*", "cloudwatch:*", "cloudtrail:*", "dynamodb:*", "sqs:*", "sns:*")
@@ -505,18 +530,20 @@ func TestBootstrapsUnderFaults(t *testing.T) {
 			for _, seeded := range p.fleet {
 				kinds[seeded.ID] = seeded.Kind
 			}
-			recorded, lost := checkRun(t, kinds, queued, pending, p.history, func(id string) string {
+			tally := checkRun(t, kinds, queued, pending, p.history, func(id string) string {
 				tokens, _ := p.options(id)
 				return tokens
 			})
+			enforced += tally.enforced
 			injected := 0
 			for _, px := range proxies {
 				injected += px.Faults("", fakeaws.FaultNone)
 			}
-			t.Logf("seed %d: %d messages queued, %d decisions recorded, %d on the dead-letter queue; faults injected: %d",
-				seed, len(queued), recorded, lost, injected)
+			t.Logf("seed %d: %d messages queued, %d decisions recorded (%d enforced), %d on the dead-letter queue; faults injected: %d",
+				seed, len(queued), tally.recorded, tally.enforced, tally.onDLQ, injected)
 		})
 	}
+	requireEnforcements(t, enforced)
 }
 
 // TestPlanOnBrokenReplies: the symptoms the guard was once fooled by, each made to last

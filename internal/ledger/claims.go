@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -39,16 +40,19 @@ func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, digest s
 		return fmt.Errorf("ledger: claim decision %s: now is the zero time", decisionID)
 	}
 	nowMS := now.UnixMilli()
+	// The token tells this claim from any other: when its reply is lost and the SDK's retry
+	// finds the item claimed, the claim it finds is this one if the token is.
+	token := rand.Text()
 	in := &dynamodb.UpdateItemInput{
 		TableName:        aws.String(l.Table),
 		Key:              decisionKey(decisionID),
-		UpdateExpression: aws.String("SET #status = :claimed, #claimed_at = :claimed_at, #until = :until, #exp = :exp ADD #attempts :one"),
+		UpdateExpression: aws.String("SET #status = :claimed, #claimed_at = :claimed_at, #until = :until, #token = :token, #exp = :exp ADD #attempts :one"),
 		ConditionExpression: aws.String("attribute_exists(#pk) AND #digest = :digest AND #acct = :acct AND #region = :region AND #inst = :inst " +
 			"AND #status <> :done AND #until <= :now"),
 		ExpressionAttributeNames: map[string]string{
 			"#pk": attrPK, "#digest": "digest", "#acct": "account_id", "#region": "region",
 			"#inst": "instance_id", "#status": "status", "#claimed_at": "claimed_at", "#until": "claim_until",
-			"#exp": TTLAttribute, "#attempts": "attempts",
+			"#exp": TTLAttribute, "#attempts": "attempts", "#token": "claim_token",
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":digest":     str(digest),
@@ -58,6 +62,7 @@ func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, digest s
 			":claimed":    str(statusClaimed),
 			":claimed_at": str(formatTime(now)),
 			":until":      num(now.Add(ttl).UnixMilli()),
+			":token":      str(token),
 			":exp":        num(expiry(now)),
 			":one":        num(1),
 			":done":       str(statusDone),
@@ -92,6 +97,8 @@ func (l *Ledger) Claim(ctx context.Context, decisionID string, ref Ref, digest s
 		case d.Digest != digest || d.AccountID != ref.AccountID || d.Region != ref.Region || d.InstanceID != ref.InstanceID:
 			return fmt.Errorf("ledger: decision %s in table %s was recorded about %s/%s/%s with digest %.12s, the message is about %s with digest %.12s: %w",
 				decisionID, l.Table, d.AccountID, d.Region, d.InstanceID, d.Digest, ref.Name(), digest, ErrAltered)
+		case d.Status == statusClaimed && d.ClaimToken == token:
+			return nil // this claim took effect; only its reply was lost
 		case d.Status == statusDone:
 			return fmt.Errorf("ledger: decision %s in table %s was recorded %s as %s: %w",
 				decisionID, l.Table, d.RecordedAt, d.Result, ErrDone)
@@ -222,6 +229,12 @@ func (l *Ledger) Record(ctx context.Context, o Outcome) error {
 			var d decisionItem
 			earlier := ""
 			if attributevalue.UnmarshalMap(tce.CancellationReasons[1].Item, &d) == nil && d.Result != "" {
+				if d.OutcomeSK == hist.SK && d.Result == o.Result {
+					// This very outcome is recorded: a retry of the transaction, whose first
+					// reply was lost, found its own write (DynamoDB's request token does
+					// this for a retry within 10 minutes; not every implementation does).
+					return nil
+				}
 				earlier = fmt.Sprintf(" (recorded %s as %s)", d.RecordedAt, d.Result)
 			}
 			return fmt.Errorf("ledger: record %s for decision %s of %s in table %s: already done%s: %w",

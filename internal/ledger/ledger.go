@@ -160,6 +160,7 @@ type decisionItem struct {
 	decisionlog.Item
 	Attempts   int64  `dynamodbav:"attempts"`
 	ClaimedAt  string `dynamodbav:"claimed_at"`
+	ClaimToken string `dynamodbav:"claim_token"`
 	Result     string `dynamodbav:"result"`
 	RecordedAt string `dynamodbav:"recorded_at"`
 	OutcomeSK  string `dynamodbav:"outcome_sk"`

@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/imdsguard/imdsguard/internal/fakeaws"
 	"github.com/imdsguard/imdsguard/internal/ledger"
 	"github.com/imdsguard/imdsguard/internal/ledger/decisionlog"
 	"github.com/imdsguard/imdsguard/internal/policy"
+	"github.com/imdsguard/imdsguard/internal/testsupport"
 )
 
 var (
@@ -674,6 +676,53 @@ func TestInvalidInputIsRefused(t *testing.T) {
 			err := tc.call(&ledger.Ledger{API: refusingAPI{t}, Table: testTable})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLostRepliesAreRecognised loses the reply of a claim and of a record after each
+// took effect (the connection is reset once the table has the write): the SDK's retry
+// finds the write already made, and the ledger knows it for its own. Neither call fails,
+// the claim still keeps every other invocation out, and the history has the outcome once.
+func TestLostRepliesAreRecognised(t *testing.T) {
+	for _, v := range apiVariants {
+		t.Run(v.name, func(t *testing.T) {
+			ctx := testContext(t)
+			f := newFixture(t)
+			recordDecision(t, ctx, f.ledger)
+			proxy := testsupport.FaultProxyFor(t, aws.ToString(f.client.Options().BaseEndpoint), fakeaws.FaultPlan{Ops: map[string]fakeaws.OpFaults{
+				"dynamodb:UpdateItem":         {Script: []fakeaws.FaultKind{fakeaws.FaultResetAfterUpstream}},
+				"dynamodb:TransactWriteItems": {Script: []fakeaws.FaultKind{fakeaws.FaultResetAfterUpstream}},
+			}})
+			lossy := &ledger.Ledger{API: v.wrap(dynamodb.NewFromConfig(fakeaws.AWSConfig(testRegion), func(o *dynamodb.Options) {
+				o.BaseEndpoint = aws.String(proxy.URL)
+			})), Table: testTable}
+
+			if err := lossy.Claim(ctx, decisionID, ref, digest, t0, ttl); err != nil {
+				t.Fatalf("a claim whose reply was lost: %v, want nil", err)
+			}
+			if err := f.ledger.Claim(ctx, decisionID, ref, digest, t0.Add(time.Second), ttl); !errors.Is(err, ledger.ErrInProgress) {
+				t.Fatalf("another invocation's claim: %v, want ErrInProgress", err)
+			}
+			if err := lossy.Record(ctx, outcome(ledger.ResultEnforced, t0.Add(2*time.Second))); err != nil {
+				t.Fatalf("a record whose reply was lost: %v, want nil", err)
+			}
+			if err := f.ledger.Record(ctx, outcome(ledger.ResultTicketed, t0.Add(3*time.Second))); !errors.Is(err, ledger.ErrDone) {
+				t.Fatalf("another outcome of the done decision: %v, want ErrDone", err)
+			}
+			if n := proxy.Faults("", fakeaws.FaultResetAfterUpstream); n != 2 {
+				t.Fatalf("%d replies lost, want 2 (the claim's and the record's)", n)
+			}
+			hist, err := f.ledger.History(ctx, ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hist) != 1 || hist[0].Result != ledger.ResultEnforced {
+				t.Fatalf("history %+v, want the one enforced outcome", hist)
+			}
+			if err := f.ledger.Claim(ctx, decisionID, ref, digest, t0.Add(time.Hour), ttl); !errors.Is(err, ledger.ErrDone) {
+				t.Fatalf("a redelivery's claim: %v, want ErrDone", err)
 			}
 		})
 	}
