@@ -88,7 +88,7 @@ bench: build moto
 ## bench-org: sweep an organization of 50 accounts x 2 regions x 100 instances from its hub,
 ## with LookupEvents and then with the Athena query; IMDSGUARD_BENCH_ORG=AxRxN sets the size
 bench-org: build moto
-	$(GO) test -run '^$$' -bench '^BenchmarkOrganization$$' -benchtime 1x -timeout 100m ./internal/bench/
+	$(GO) test -run '^$$' -bench '^BenchmarkOrganization$$' -benchtime 1x -timeout 180m ./internal/bench/
 
 # build-DetectFunction, build-RemediateFunction, build-VerifyFunction: called by `sam build` (Metadata BuildMethod
 # makefile in template.yaml) with ARTIFACTS_DIR set; each writes the function's bootstrap.

@@ -53,7 +53,8 @@ import (
 // deletes, which the event source mappings make, are not.
 func BenchmarkOrganization(b *testing.B) {
 	accounts, regionsPer, perRegion := orgScale(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
+	// At the full size moto serves the two sweeps, remediate included, in over an hour.
+	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Minute)
 	defer cancel()
 	root := moduleRoot(b)
 	// moto's TransactWriteItems deep-copies the whole ledger table once per item, which

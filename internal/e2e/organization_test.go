@@ -43,17 +43,25 @@ type hub struct {
 	members []string
 	// ec2Of and cwOf are the clients of each account-region seeded or checked, by
 	// "account/region".
-	ec2Of  map[string]*ec2.Client
-	cwOf   map[string]*cloudwatch.Client
-	verify *function
+	ec2Of map[string]*ec2.Client
+	cwOf  map[string]*cloudwatch.Client
+	// cloudWatch serves every account's metrics. moto's GetMetricData reads every
+	// datapoint of the account for each query, so 30 instances of two weeks' hourly
+	// metrics took it 5 seconds, and twice that under the CI's load: the time of a unit's
+	// part went to the emulator. Instance ids are unique across accounts, so one
+	// stand-in keeps each account's metrics apart as CloudWatch does.
+	cloudWatch *fakeaws.CloudWatch
+	verify     *function
 }
 
 // newHub deploys the hub in the organization's management account with n member
 // accounts, and hubEnv added to its functions' environment.
 func newHub(t *testing.T, mode string, n int, hubEnv map[string]string) *hub {
 	t.Helper()
-	h := &hub{ec2Of: map[string]*ec2.Client{}, cwOf: map[string]*cloudwatch.Client{}}
+	h := &hub{ec2Of: map[string]*ec2.Client{}, cwOf: map[string]*cloudwatch.Client{}, cloudWatch: fakeaws.NewCloudWatch()}
+	t.Cleanup(h.cloudWatch.Close)
 	h.pipeline = newPipelineWith(t, mode, func(p *pipeline, env map[string]string) {
+		env["AWS_ENDPOINT_URL_CLOUDWATCH"] = h.cloudWatch.URL
 		org := organizations.NewFromConfig(p.cfg)
 		if _, err := org.CreateOrganization(p.ctx, &organizations.CreateOrganizationInput{FeatureSet: orgtypes.OrganizationFeatureSetAll}); err != nil {
 			t.Fatal(err)
@@ -128,7 +136,8 @@ func (h *hub) clientsOf(account, region string) (*ec2.Client, *cloudwatch.Client
 			cfg = memberConfig(h.cfg, account)
 		}
 		cfg.Region = region
-		h.ec2Of[key], h.cwOf[key] = ec2.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
+		h.ec2Of[key] = ec2.NewFromConfig(cfg)
+		h.cwOf[key] = cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(h.cloudWatch.URL) })
 	}
 	return h.ec2Of[key], h.cwOf[key]
 }
@@ -401,14 +410,15 @@ func TestOrganizationEventsEndToEnd(t *testing.T) {
 func TestOrganizationUnitContinues(t *testing.T) {
 	h := newHub(t, "report", 1, nil)
 	member := h.members[0]
-	seeded := h.seed(member, 30, "web") // each needs a CloudTrail lookup, 2 a second: 15 seconds of them
+	seeded := h.seed(member, 30, "web") // each needs a CloudTrail lookup, 1.8 a second: 17 seconds of them
 	sum := decodeResponse[hubSummary](t, h.detect.invoke(t, h.ctx, json.RawMessage(`{"sweep": {}}`)))
 	if sum.Units != 2 {
 		t.Fatalf("the sweep queued %d units, want 2 (the hub's account and the member)", sum.Units)
 	}
-	// Each invocation has two minutes and 8 seconds: 8 seconds of judging, at most 17
-	// lookups, so the member's 30 need at least two parts however fast the rest is.
-	run := h.workUnits(2*time.Minute + 8*time.Second)
+	// Each invocation has two minutes and 10 seconds: 10 seconds of judging, at most 19
+	// lookups at 1.8 a second, so the member's 30 need at least two parts however fast
+	// the rest is.
+	run := h.workUnits(2*time.Minute + 10*time.Second)
 	parts := map[int]bool{}
 	for _, u := range run.units {
 		if u.AccountID == member {
