@@ -391,10 +391,30 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 	}
 	record("detect (sweep)", time.Since(start), "")
 
-	var inflight sync.WaitGroup
+	var inflight, detecting sync.WaitGroup
 	var busy sync.Mutex
-	active := 0
+	active := map[string]int{} // invocations running, by function
+	detectsDone := make(chan struct{})
 	q := sqs.NewFromConfig(o.queuesCfg)
+	// A poller stops when its queue is empty and none of its function's invocations runs:
+	// detect's units come only from the sweep and from detect itself, remediate's verdicts
+	// only from detect, so remediate stops only after detect. The queue is asked only
+	// then: moto counts a queue's messages by scanning all of them, and ten detect pollers
+	// asking about 10,000 waiting verdicts once a second kept its CPU busy, slowing
+	// remediate to 2 verdicts a second.
+	finished := func(url, function string) bool {
+		if function == "remediate" {
+			select {
+			case <-detectsDone:
+			default:
+				return false
+			}
+		}
+		busy.Lock()
+		idle := active[function] == 0
+		busy.Unlock()
+		return idle && o.empty(ctx, q, url)
+	}
 	// moto's ReceiveMessage is not atomic: two at once can both hand out a message of one
 	// FIFO group (seen once in a small run: one account-region judged twice at once). SQS
 	// and Lambda's FIFO mapping never do, so the units are received one call at a time.
@@ -415,16 +435,13 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 				return
 			}
 			if len(got.Messages) == 0 {
-				busy.Lock()
-				idle := active == 0
-				busy.Unlock()
-				if idle && o.drained(ctx, q, remediateBin != "") {
+				if finished(url, function) {
 					return
 				}
 				continue
 			}
 			busy.Lock()
-			active++
+			active[function]++
 			busy.Unlock()
 			var batch events.SQSEvent
 			for _, m := range got.Messages {
@@ -469,14 +486,22 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 				_, _ = q.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle})
 			}
 			busy.Lock()
-			active--
+			active[function]--
 			busy.Unlock()
 		}
 	}
 	for _, p := range detects {
 		inflight.Add(1)
-		go poll(o.unitsURL, o.unitsARN, p, "detect")
+		detecting.Add(1)
+		go func() {
+			defer detecting.Done()
+			poll(o.unitsURL, o.unitsARN, p, "detect")
+		}()
 	}
+	go func() {
+		detecting.Wait()
+		close(detectsDone)
+	}()
 	for _, p := range remediates {
 		inflight.Add(1)
 		go poll(o.res.QueueURL, o.res.QueueARN, p, "remediate")
@@ -630,24 +655,15 @@ func (o *org) decisions(ctx context.Context) (map[string][]outcomeRow, error) {
 	return out, nil
 }
 
-// drained reports whether the queues worked hold no message, visible or in flight.
-func (o *org) drained(ctx context.Context, q *sqs.Client, verdicts bool) bool {
-	urls := []string{o.unitsURL}
-	if verdicts {
-		urls = append(urls, o.res.QueueURL)
+// empty reports whether the queue holds no message, visible or in flight.
+func (o *org) empty(ctx context.Context, q *sqs.Client, url string) bool {
+	out, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{
+		sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		return false
 	}
-	for _, url := range urls {
-		out, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
-		if err != nil {
-			return false
-		}
-		if out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)] != "0" ||
-			out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)] != "0" {
-			return false
-		}
-	}
-	return true
+	return out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)] == "0" &&
+		out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)] == "0"
 }
 
 func hubARN(function string) string {

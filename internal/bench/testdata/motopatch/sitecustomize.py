@@ -104,6 +104,41 @@ Table.all_items = all_items
 Table.query = query
 
 
+# moto's SendMessage reads the queue's attributes to learn ContentBasedDeduplication,
+# and building them counts the visible, delayed and in-flight messages, each a scan of
+# the whole queue with a clock read per message: with the hub's 10,000 verdicts queued
+# that is about a tenth of a second per message sent, and make bench-org's stack dumps
+# found every busy thread there. Within a send the attributes hold only that flag, as
+# moto computes it; everywhere else (GetQueueAttributes) they are moto's own.
+import moto.sqs.models as sqs_models
+
+_sqs_local = threading.local()
+_queue_attributes = sqs_models.Queue.attributes
+
+
+def queue_attributes(self):
+    if getattr(_sqs_local, "sending", False):
+        if self.fifo_queue and getattr(self, "content_based_deduplication", False):
+            return {"ContentBasedDeduplication": "true"}
+        return {}
+    return _queue_attributes.fget(self)
+
+
+_send_message = sqs_models.SQSBackend.send_message
+
+
+def send_message(self, *args, **kwargs):
+    _sqs_local.sending = True
+    try:
+        return _send_message(self, *args, **kwargs)
+    finally:
+        _sqs_local.sending = False
+
+
+sqs_models.Queue.attributes = property(queue_attributes)
+sqs_models.SQSBackend.send_message = send_message
+
+
 # IMDSGUARD_BENCH_MOTO_STACKS=<file>: SIGUSR1 appends every thread's stack to the file,
 # to see where moto spends its time in a run.
 import faulthandler
