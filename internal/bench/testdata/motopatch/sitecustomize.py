@@ -139,6 +139,18 @@ sqs_models.Queue.attributes = property(queue_attributes)
 sqs_models.SQSBackend.send_message = send_message
 
 
+# ReceiveMessage checks each message it hands out against the queue's retention period,
+# which moto reads through GetQueueAttributes: the same three scans, for every message
+# received. The period is read from the queue itself; the check is moto's.
+def is_message_valid_based_on_retention_period(self, queue_name, message):
+    queue = self.get_queue(queue_name)
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    return retain_until > sqs_models.unix_time()
+
+
+sqs_models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+
 # IMDSGUARD_BENCH_MOTO_STACKS=<file>: SIGUSR1 appends every thread's stack to the file,
 # to see where moto spends its time in a run.
 import faulthandler
