@@ -555,9 +555,7 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 			}
 		}
 	}
-	// Every instance ends with exactly one more outcome. The ledger is read with one
-	// Scan: moto answers a Query by reading the whole table, which 10,000 Histories would
-	// each pay.
+	// Every instance ends with exactly one more outcome (ledgerRows).
 	read, verb := o.outcomes, "reported"
 	if remediateBin == "" {
 		read, verb = o.decisions, "decided"
@@ -604,9 +602,10 @@ func (o *org) run(b *testing.B, ctx context.Context, name, detectBin, remediateB
 	return r
 }
 
-// outcomeRow is what the bench reads of an outcome in the ledger.
+// outcomeRow is what the bench reads of an outcome, or of a decision, in the ledger.
 type outcomeRow struct {
 	SK         string `dynamodbav:"sk"`
+	DecisionID string `dynamodbav:"decision_id"`
 	InstanceID string `dynamodbav:"instance_id"`
 	Action     string `dynamodbav:"action"`
 	Result     string `dynamodbav:"result"`
@@ -614,11 +613,31 @@ type outcomeRow struct {
 
 // outcomes reads every outcome in the ledger, by instance, oldest first.
 func (o *org) outcomes(ctx context.Context) (map[string][]outcomeRow, error) {
+	return o.ledgerRows(ctx, "sk", "OUTCOME#", func(r outcomeRow) string { return r.SK })
+}
+
+// decisions reads every decision detect recorded in the ledger, by instance, oldest
+// first (a decision id sorts by its time), as outcome rows without a result.
+func (o *org) decisions(ctx context.Context) (map[string][]outcomeRow, error) {
+	out, err := o.ledgerRows(ctx, "pk", "DECISION#", func(r outcomeRow) string { return r.DecisionID })
+	for _, rows := range out {
+		for i := range rows {
+			rows[i].Result = ""
+		}
+	}
+	return out, err
+}
+
+// ledgerRows reads the ledger's items whose key attribute begins with prefix, with one
+// Scan (moto answers a Query by reading the whole table, which 10,000 would each pay),
+// by instance, in the order of orderBy.
+func (o *org) ledgerRows(ctx context.Context, attribute, prefix string, orderBy func(outcomeRow) string) (map[string][]outcomeRow, error) {
 	out := map[string][]outcomeRow{}
 	pages := dynamodb.NewScanPaginator(dynamodb.NewFromConfig(o.queuesCfg), &dynamodb.ScanInput{
 		TableName:                 aws.String(o.res.Table),
-		FilterExpression:          aws.String("begins_with(sk, :outcome)"),
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":outcome": &ddbtypes.AttributeValueMemberS{Value: "OUTCOME#"}},
+		FilterExpression:          aws.String("begins_with(#key, :prefix)"),
+		ExpressionAttributeNames:  map[string]string{"#key": attribute},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":prefix": &ddbtypes.AttributeValueMemberS{Value: prefix}},
 	})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -634,39 +653,7 @@ func (o *org) outcomes(ctx context.Context) (map[string][]outcomeRow, error) {
 		}
 	}
 	for _, rows := range out {
-		slices.SortFunc(rows, func(a, b outcomeRow) int { return strings.Compare(a.SK, b.SK) })
-	}
-	return out, nil
-}
-
-// decisions reads every decision detect recorded in the ledger, by instance, oldest
-// first (a decision id sorts by its time), as outcome rows without a result.
-func (o *org) decisions(ctx context.Context) (map[string][]outcomeRow, error) {
-	out := map[string][]outcomeRow{}
-	pages := dynamodb.NewScanPaginator(dynamodb.NewFromConfig(o.queuesCfg), &dynamodb.ScanInput{
-		TableName:                 aws.String(o.res.Table),
-		FilterExpression:          aws.String("begins_with(pk, :decision)"),
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":decision": &ddbtypes.AttributeValueMemberS{Value: "DECISION#"}},
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		var rows []struct {
-			DecisionID string `dynamodbav:"decision_id"`
-			InstanceID string `dynamodbav:"instance_id"`
-			Action     string `dynamodbav:"action"`
-		}
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &rows); err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			out[r.InstanceID] = append(out[r.InstanceID], outcomeRow{SK: r.DecisionID, InstanceID: r.InstanceID, Action: r.Action})
-		}
-	}
-	for _, rows := range out {
-		slices.SortFunc(rows, func(a, b outcomeRow) int { return strings.Compare(a.SK, b.SK) })
+		slices.SortFunc(rows, func(a, b outcomeRow) int { return strings.Compare(orderBy(a), orderBy(b)) })
 	}
 	return out, nil
 }
